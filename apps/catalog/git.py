@@ -1,0 +1,130 @@
+"""The few git operations the portal needs, on a bare mirror of each source."""
+
+import hashlib
+import io
+import os
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+# Folders that hold roles, variables and collections, never playbooks.
+NOT_PLAYBOOK_DIRS = {
+    "roles",
+    "group_vars",
+    "host_vars",
+    "collections",
+    "files",
+    "templates",
+    "vars",
+}
+
+
+class GitError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    committed_at: datetime
+    author: str
+    message: str
+
+
+def _git(*args: str, git_dir: Path | None = None, stdin: bytes | None = None) -> bytes:
+    cmd = ["git"]
+    if git_dir is not None:
+        cmd.append(f"--git-dir={git_dir}")
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false"}
+    result = subprocess.run(
+        [*cmd, *args], input=stdin, capture_output=True, env=env, timeout=300, check=False
+    )
+    if result.returncode != 0:
+        raise GitError(result.stderr.decode(errors="replace").strip() or f"git {args[0]} failed")
+    return result.stdout
+
+
+def mirror_update(url: str, mirror: Path) -> None:
+    """Clone the repository as a bare mirror, or fetch what is new."""
+    if url.startswith("-"):
+        raise GitError("A repository URL cannot start with '-'.")
+    if (mirror / "HEAD").exists():
+        _git("remote", "update", "--prune", git_dir=mirror)
+    else:
+        mirror.parent.mkdir(parents=True, exist_ok=True)
+        _git("clone", "--quiet", "--mirror", "--", url, str(mirror))
+
+
+def commit_resolve(mirror: Path, ref: str) -> str:
+    if ref.startswith("-"):
+        raise GitError(f"Not a commit: {ref}")
+    return (
+        _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", git_dir=mirror)
+        .decode()
+        .strip()
+    )
+
+
+def commits_list(mirror: Path, branch: str, limit: int = 50) -> list[Commit]:
+    out = _git("log", f"-n{limit}", "--format=%H%x00%cI%x00%an%x00%s", branch, "--", git_dir=mirror)
+    commits = []
+    for line in out.decode(errors="replace").splitlines():
+        sha, when, author, message = line.split("\0", 3)
+        commits.append(Commit(sha, datetime.fromisoformat(when), author, message))
+    return commits
+
+
+def file_read(mirror: Path, commit: str, path: str) -> bytes:
+    return _git("show", f"{commit}:{path}", git_dir=mirror)
+
+
+def playbooks_list(mirror: Path, commit: str) -> list[str]:
+    """YAML files at `commit` that hold a list of plays."""
+    names = _git("ls-tree", "-r", "--name-only", "-z", commit, git_dir=mirror).decode().split("\0")
+    found = []
+    for name in names:
+        parts = PurePosixPath(name).parts
+        if not name.endswith((".yml", ".yaml")) or NOT_PLAYBOOK_DIRS & set(parts[:-1]):
+            continue
+        try:
+            content = yaml.safe_load(file_read(mirror, commit, name))
+        except yaml.YAMLError:
+            continue
+        if (
+            isinstance(content, list)
+            and content
+            and all(
+                isinstance(play, dict) and ("hosts" in play or "import_playbook" in play)
+                for play in content
+            )
+        ):
+            found.append(name)
+    return found
+
+
+def tree_export(mirror: Path, commit: str, dest: Path) -> None:
+    """Write the files of `commit` into `dest`; links pointing outside it are refused."""
+    archive = _git("archive", "--format=tar", commit, git_dir=mirror)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        try:
+            tar.extractall(dest, filter="data")
+        except tarfile.FilterError as exc:
+            raise GitError(f"Refused to export {commit[:10]}: {exc}") from exc
+
+
+def tree_hash(root: Path) -> str:
+    """SHA-256 over every file's path and content under `root`, in path order."""
+    digest = hashlib.sha256()
+    root = Path(root)
+    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            content = b"symlink:" + os.readlink(path).encode()
+        else:
+            content = path.read_bytes()
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(content).digest())
+    return digest.hexdigest()

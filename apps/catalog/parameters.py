@@ -1,0 +1,223 @@
+"""An action's form: checking its definition, and validating parameters against it.
+
+The definition is a list of fields (dicts). The same Django form, built from
+that definition, renders the page and validates both page and API input.
+"""
+
+import re
+from collections.abc import Mapping
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+
+from apps.catalog.constants import FieldType
+
+NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+FIELD_KEYS = {
+    "name",
+    "label",
+    "type",
+    "required",
+    "default",
+    "choices",
+    "pattern",
+    "min",
+    "max",
+    "help",
+}
+MASK = "••••"
+
+
+class ParameterError(Exception):
+    """Parameters that do not fit the form: a list of messages per field."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def form_definition_errors(form) -> list[str]:
+    """What is wrong with a form definition, as messages Ops can act on."""
+    if not isinstance(form, list):
+        return ["The form must be a list of fields."]
+    errors: list[str] = []
+    seen: set[str] = set()
+    for index, field in enumerate(form, start=1):
+        where = f"Field {index}"
+        if not isinstance(field, dict):
+            errors.append(f"{where} must be an object.")
+            continue
+        name = field.get("name")
+        if not isinstance(name, str) or not NAME.match(name):
+            errors.append(
+                f"{where}: name must be lower-case letters, digits and '_' (got {name!r})."
+            )
+        else:
+            where = f"Field {name!r}"
+            if name.startswith("ansible_") or name.startswith("pushbutton_"):
+                errors.append(
+                    f"{where}: names starting with 'ansible_' or 'pushbutton_' are reserved."
+                )
+            if name in seen:
+                errors.append(f"{where} is defined twice.")
+            seen.add(name)
+        if unknown := set(field) - FIELD_KEYS:
+            errors.append(f"{where}: unknown keys {', '.join(sorted(unknown))}.")
+        kind = field.get("type")
+        if kind not in FieldType.values:
+            errors.append(
+                f"{where}: type must be one of {', '.join(FieldType.values)} (got {kind!r})."
+            )
+            continue
+        if "required" in field and not isinstance(field["required"], bool):
+            errors.append(f"{where}: required must be true or false.")
+        for key in ("label", "help"):
+            if key in field and not isinstance(field[key], str):
+                errors.append(f"{where}: {key} must be text.")
+        choices = field.get("choices")
+        if kind in (FieldType.CHOICE, FieldType.MULTI_CHOICE):
+            if not (
+                isinstance(choices, list) and choices and all(isinstance(c, str) for c in choices)
+            ):
+                errors.append(f"{where}: a {kind} field needs a non-empty list of text choices.")
+            elif len(set(choices)) != len(choices):
+                errors.append(f"{where}: choices repeat.")
+        elif choices is not None:
+            errors.append(f"{where}: only choice fields have choices.")
+        if "pattern" in field:
+            if kind not in (FieldType.STRING, FieldType.SECRET):
+                errors.append(f"{where}: only string and secret fields have a pattern.")
+            else:
+                try:
+                    re.compile(field["pattern"])
+                except (re.error, TypeError) as exc:
+                    errors.append(f"{where}: pattern is not a valid regular expression ({exc}).")
+        for key in ("min", "max"):
+            if key in field:
+                if kind != FieldType.INTEGER:
+                    errors.append(f"{where}: only integer fields have {key}.")
+                elif not isinstance(field[key], int) or isinstance(field[key], bool):
+                    errors.append(f"{where}: {key} must be an integer.")
+        low, high = field.get("min"), field.get("max")
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            errors.append(f"{where}: min is greater than max.")
+        if "default" in field and not errors:
+            if kind == FieldType.SECRET:
+                errors.append(f"{where}: a secret field cannot have a default.")
+            else:
+                try:
+                    _django_field({**field, "required": False}).clean(field["default"])
+                except ValidationError as exc:
+                    errors.append(f"{where}: default is not valid ({' '.join(exc.messages)}).")
+    return errors
+
+
+class StrictBooleanField(forms.BooleanField):
+    """true/false from JSON or a checkbox; anything else is an error, not a guess."""
+
+    TRUE = {"true", "on", "1", "yes"}
+    FALSE = {"false", "off", "0", "no", ""}
+
+    def to_python(self, value):
+        if isinstance(value, bool):
+            return value
+        if value is None:
+            return False
+        if isinstance(value, str) and value.lower() in self.TRUE | self.FALSE:
+            return value.lower() in self.TRUE
+        raise ValidationError("Must be true or false.", code="invalid")
+
+
+class StrictIntegerField(forms.IntegerField):
+    def to_python(self, value):
+        if isinstance(value, bool | float | list | dict):
+            raise ValidationError("Enter a whole number.", code="invalid")
+        return super().to_python(value)
+
+
+class TextField(forms.CharField):
+    def to_python(self, value):
+        if value is not None and not isinstance(value, str):
+            raise ValidationError("Must be text.", code="invalid")
+        return super().to_python(value)
+
+
+class ListChoiceField(forms.MultipleChoiceField):
+    def to_python(self, value):
+        if isinstance(value, str):
+            raise ValidationError("Must be a list of choices.", code="invalid_list")
+        return super().to_python(value)
+
+
+def _django_field(field: dict) -> forms.Field:
+    kind = field["type"]
+    common = {
+        "label": field.get("label") or field["name"].replace("_", " ").capitalize(),
+        "help_text": field.get("help", ""),
+        "required": bool(field.get("required", False)),
+        "initial": field.get("default"),
+    }
+    pattern_validators = []
+    if field.get("pattern"):
+        pattern_validators.append(
+            RegexValidator(field["pattern"], f"Must match the pattern {field['pattern']}.")
+        )
+    if kind == FieldType.STRING:
+        return TextField(max_length=1000, validators=pattern_validators, **common)
+    if kind == FieldType.SECRET:
+        return TextField(
+            max_length=4000,
+            validators=pattern_validators,
+            widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+            **common,
+        )
+    if kind == FieldType.INTEGER:
+        return StrictIntegerField(min_value=field.get("min"), max_value=field.get("max"), **common)
+    if kind == FieldType.BOOLEAN:
+        # A checkbox left empty is "false", so a boolean is never missing.
+        return StrictBooleanField(**{**common, "required": False})
+    choices = [(c, c) for c in field["choices"]]
+    if kind == FieldType.CHOICE:
+        return forms.ChoiceField(choices=choices, **common)
+    return ListChoiceField(choices=choices, widget=forms.CheckboxSelectMultiple, **common)
+
+
+def parameters_form_class(fields: list[dict]) -> type[forms.Form]:
+    """A Django form class for an action's form definition."""
+    return type("ParametersForm", (forms.Form,), {f["name"]: _django_field(f) for f in fields})
+
+
+def parameters_clean(fields: list[dict], data, *, from_api: bool) -> dict:
+    """Validate parameters against the form; return clean values or raise ParameterError.
+
+    From the API, `data` is a JSON object: unknown keys are refused and missing
+    optional fields take their default. From a page, `data` is the POST.
+    """
+    if from_api:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ParameterError({"parameters": ["Must be an object of field names to values."]})
+        known = {f["name"] for f in fields}
+        errors = {key: ["Unknown parameter."] for key in data if key not in known}
+        if errors:
+            raise ParameterError(errors)
+        data = {
+            **{f["name"]: f["default"] for f in fields if "default" in f and f["name"] not in data},
+            **data,
+        }
+    form = parameters_form_class(fields)(data=data)
+    if not form.is_valid():
+        raise ParameterError({k: list(v) for k, v in form.errors.items()})
+    return {f["name"]: form.cleaned_data.get(f["name"]) for f in fields}
+
+
+def secret_names(fields: list[dict]) -> set[str]:
+    return {f["name"] for f in fields if f.get("type") == FieldType.SECRET}
+
+
+def parameters_masked(fields: list[dict], values: dict) -> dict:
+    """Parameters as they may be shown and stored: secret values replaced by a mask."""
+    secrets = secret_names(fields)
+    return {k: (MASK if k in secrets and v not in (None, "") else v) for k, v in values.items()}

@@ -1,0 +1,133 @@
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.catalog import git
+from apps.catalog.models import PlaybookSource, PlaybookVersion, SourceCommit
+
+
+def source_sync(*, source: PlaybookSource, acting_user, via: str) -> list[SourceCommit]:
+    """Fetch the source; record its recent commits and offer its playbooks at the branch head.
+
+    New playbook versions are created unapproved: Ops approves each one.
+    """
+    try:
+        git.mirror_update(source.url, source.mirror_path)
+        commits = git.commits_list(source.mirror_path, source.branch)
+    except git.GitError as exc:
+        source.sync_error = str(exc)
+        source.save(update_fields=["sync_error"])
+        raise ValidationError(f"Sync of {source} failed: {exc}") from exc
+    head_playbooks = git.playbooks_list(source.mirror_path, commits[0].sha) if commits else []
+    with transaction.atomic():
+        rows = []
+        for index, commit in enumerate(commits):
+            row, _ = SourceCommit.objects.update_or_create(
+                source=source,
+                sha=commit.sha,
+                defaults={
+                    "committed_at": commit.committed_at,
+                    "author": commit.author[:200],
+                    "message": commit.message[:500],
+                    **({"playbooks": head_playbooks} if index == 0 else {}),
+                },
+            )
+            rows.append(row)
+        created = [
+            playbook_version_create(
+                source=source, commit=commits[0].sha, path=path, via=via, audit=False
+            )
+            for path in head_playbooks
+            if not PlaybookVersion.objects.filter(
+                source=source, commit=commits[0].sha, path=path
+            ).exists()
+        ]
+        source.synced_at = timezone.now()
+        source.sync_error = ""
+        source.save(update_fields=["synced_at", "sync_error"])
+        audit_record(
+            actor=acting_user,
+            via=via,
+            verb="source.sync",
+            obj=source,
+            details={
+                "head": commits[0].sha if commits else None,
+                "playbooks": head_playbooks,
+                "new_versions": [v.pk for v in created],
+            },
+        )
+    return rows
+
+
+def playbook_version_pin(*, source: PlaybookSource, commit: str, path: str) -> tuple[str, str]:
+    """Resolve `commit` and hash the tree that will run; return (sha, content hash)."""
+    pure = PurePosixPath(path)
+    if not path or pure.is_absolute() or ".." in pure.parts:
+        raise ValidationError({"path": "A path inside the repository, without '..'."})
+    try:
+        sha = git.commit_resolve(source.mirror_path, commit)
+        if path not in git.playbooks_list(source.mirror_path, sha):
+            raise ValidationError({"path": f"{path} is not a playbook at {sha[:10]}."})
+        with tempfile.TemporaryDirectory(prefix="pushbutton-hash-") as tmp:
+            git.tree_export(source.mirror_path, sha, Path(tmp))
+            return sha, git.tree_hash(Path(tmp))
+    except git.GitError as exc:
+        raise ValidationError({"commit": f"Cannot read {commit} from {source}: {exc}"}) from exc
+
+
+def playbook_version_create(
+    *,
+    source: PlaybookSource,
+    commit: str,
+    path: str,
+    acting_user=None,
+    via: str,
+    audit: bool = True,
+) -> PlaybookVersion:
+    """Pin `path` at `commit` as a new, not yet approved, playbook version."""
+    sha, content_hash = playbook_version_pin(source=source, commit=commit, path=path)
+    with transaction.atomic():
+        version = PlaybookVersion.objects.create(
+            source=source, commit=sha, path=path, content_hash=content_hash
+        )
+        if audit:
+            playbook_version_audit_created(version=version, acting_user=acting_user, via=via)
+    return version
+
+
+def playbook_version_audit_created(*, version: PlaybookVersion, acting_user, via: str) -> None:
+    audit_record(
+        actor=acting_user,
+        via=via,
+        verb="playbook_version.create",
+        obj=version,
+        details={
+            "commit": version.commit,
+            "path": version.path,
+            "content_hash": version.content_hash,
+        },
+    )
+
+
+def playbook_version_approve(*, version: PlaybookVersion, acting_user, via: str) -> PlaybookVersion:
+    """Approve a version so actions may run it; who and when are kept."""
+    with transaction.atomic():
+        version.approved_by = acting_user
+        version.approved_at = timezone.now()
+        version.save(update_fields=["approved_by", "approved_at"])
+        audit_record(
+            actor=acting_user,
+            via=via,
+            verb="playbook_version.approve",
+            obj=version,
+            details={
+                "commit": version.commit,
+                "path": version.path,
+                "content_hash": version.content_hash,
+            },
+        )
+    return version

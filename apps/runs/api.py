@@ -1,0 +1,171 @@
+from django.urls import path
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from apps.audit.models import Via
+from apps.catalog.models import Action, Service
+from apps.catalog.parameters import ParameterError
+from apps.environments.models import Environment
+from apps.runs import selectors, services
+from apps.runs.models import RunEvent
+
+
+class RunSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    url = serializers.CharField(source="get_absolute_url")
+    status = serializers.CharField()
+    service = serializers.CharField(source="service.slug")
+    action = serializers.CharField(source="action_slug")
+    environment = serializers.CharField(source="environment.slug")
+    parameters = serializers.JSONField()
+    check = serializers.BooleanField(source="check_mode")
+    version = serializers.CharField()
+    requested_by = serializers.CharField(source="requested_by_name")
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField()
+    rc = serializers.IntegerField()
+    host_summary = serializers.JSONField()
+    error = serializers.CharField()
+    playbook = serializers.SerializerMethodField()
+
+    def get_playbook(self, run) -> dict:
+        return {
+            "path": run.playbook_path,
+            "commit": run.playbook_commit,
+            "content_hash": run.content_hash,
+        }
+
+
+class LaunchSerializer(serializers.Serializer):
+    service = serializers.SlugField()
+    action = serializers.SlugField()
+    environment = serializers.SlugField()
+    parameters = serializers.JSONField(required=False, default=dict)
+    check = serializers.BooleanField(required=False, default=False)
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RunEvent
+        fields = [
+            "counter",
+            "event",
+            "created",
+            "host",
+            "play",
+            "task",
+            "start_line",
+            "end_line",
+            "stdout",
+            "failed",
+            "changed",
+        ]
+
+
+def _not_found(field: str, value: str) -> Response:
+    return Response(
+        {"detail": f"No {field} {value!r}.", "errors": {field: [f"No {field} {value!r}."]}},
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+@extend_schema(request=LaunchSerializer, responses={201: RunSerializer})
+@api_view(["POST"])
+def run_create(request):
+    """Launch an action: 201 with the run, or 400/403/409 with the reason."""
+    data = LaunchSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    values = data.validated_data
+    service = Service.objects.filter(slug=values["service"]).first()
+    if service is None:
+        return _not_found("service", values["service"])
+    action = (
+        Action.objects.select_related("playbook_version")
+        .filter(service=service, slug=values["action"])
+        .first()
+    )
+    if action is None:
+        return _not_found("action", values["action"])
+    environment = Environment.objects.filter(slug=values["environment"]).first()
+    if environment is None:
+        return _not_found("environment", values["environment"])
+    try:
+        run = services.run_launch(
+            user=request.user,
+            service=service,
+            action=action,
+            environment=environment,
+            parameters=values["parameters"],
+            check=values["check"],
+            from_api=True,
+            via=Via.API,
+            request=request,
+        )
+    except ParameterError as exc:
+        return Response(
+            {"detail": "Parameters do not fit the form.", "errors": {"parameters": exc.errors}},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    except services.LaunchRefused as exc:
+        return Response({"detail": exc.reason}, status=exc.status)
+    return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+def _run(request, run_id):
+    run = selectors.run_get(user=request.user, run_id=run_id)
+    if run is None:
+        raise NotFound("No such run.")
+    return run
+
+
+@extend_schema(responses=RunSerializer)
+@api_view(["GET"])
+def run_detail(request, run_id: int):
+    return Response(RunSerializer(_run(request, run_id)).data)
+
+
+@extend_schema(responses=EventSerializer(many=True))
+@api_view(["GET"])
+def run_events(request, run_id: int):
+    """Events after counter `after`, in order (at most `limit`, default 1000)."""
+    run = _run(request, run_id)
+    try:
+        after = int(request.query_params.get("after", 0))
+        limit = min(int(request.query_params.get("limit", 1000)), 5000)
+    except ValueError:
+        return Response(
+            {
+                "detail": "after and limit are whole numbers.",
+                "errors": {"after": ["Enter a whole number."]},
+            },
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    events = RunEvent.objects.filter(run=run, counter__gt=after).order_by("counter")[
+        : max(limit, 1)
+    ]
+    return Response(
+        {"run": run.pk, "status": run.status, "events": EventSerializer(events, many=True).data}
+    )
+
+
+@extend_schema(request=None, responses=RunSerializer)
+@api_view(["POST"])
+def run_cancel(request, run_id: int):
+    run = _run(request, run_id)
+    try:
+        run = services.run_cancel(run=run, user=request.user, via=Via.API, request=request)
+    except services.LaunchRefused as exc:
+        return Response({"detail": exc.reason}, status=exc.status)
+    return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+urlpatterns = [
+    path("runs/", run_create, name="api-run-create"),
+    path("runs/<int:run_id>/", run_detail, name="api-run-detail"),
+    path("runs/<int:run_id>/events/", run_events, name="api-run-events"),
+    path("runs/<int:run_id>/cancel/", run_cancel, name="api-run-cancel"),
+]

@@ -1,0 +1,109 @@
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.runs.constants import FINAL_STATUSES, RunStatus
+
+
+class Run(models.Model):
+    """One press of a button. Everything it runs with is copied onto it at launch,
+    so later edits of the action or environment do not change it."""
+
+    service = models.ForeignKey("catalog.Service", on_delete=models.PROTECT, related_name="runs")
+    action = models.ForeignKey(
+        "catalog.Action", null=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    environment = models.ForeignKey(
+        "environments.Environment", on_delete=models.PROTECT, related_name="runs"
+    )
+    action_slug = models.CharField(max_length=100)
+    action_label = models.CharField(max_length=100)
+    action_kind = models.CharField(max_length=16)
+    playbook_version = models.ForeignKey(
+        "catalog.PlaybookVersion", on_delete=models.PROTECT, related_name="runs"
+    )
+    playbook_commit = models.CharField(max_length=40)
+    playbook_path = models.CharField(max_length=300)
+    content_hash = models.CharField(max_length=64)
+    form = models.JSONField(default=list)
+    inventory = models.JSONField(default=dict)
+    timeout = models.PositiveIntegerField()
+    queue = models.CharField(max_length=100)
+
+    parameters = models.JSONField(default=dict, help_text="Secret values masked.")
+    secret_parameters = models.TextField(
+        blank=True, help_text="Encrypted; erased when the run ends."
+    )
+    version = models.CharField(max_length=200, blank=True)
+    check_mode = models.BooleanField(default=False)
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    requested_by_name = models.CharField(max_length=150)
+    status = models.CharField(
+        max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    rc = models.IntegerField(null=True, blank=True)
+    host_summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, help_text="Why the run ended as it did, when not obvious.")
+    worker = models.CharField(max_length=200, blank=True)
+    worker_pid = models.IntegerField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    canceled_by_name = models.CharField(max_length=150, blank=True)
+    line_count = models.PositiveIntegerField(default=0)
+    event_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["service", "environment", "status"])]
+
+    def __str__(self) -> str:
+        return f"Run #{self.pk} {self.action_label} on {self.environment_id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("runs:detail", args=[self.pk])
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def duration(self):
+        if not self.started_at:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+
+class RunEvent(models.Model):
+    """One ansible-runner event, with the stdout lines it printed."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    counter = models.PositiveIntegerField()
+    event = models.CharField(max_length=64)
+    created = models.DateTimeField(null=True)
+    host = models.CharField(max_length=200, blank=True)
+    play = models.CharField(max_length=500, blank=True)
+    task = models.CharField(max_length=500, blank=True)
+    start_line = models.PositiveIntegerField(default=0)
+    end_line = models.PositiveIntegerField(default=0)
+    stdout = models.TextField(blank=True)
+    failed = models.BooleanField(default=False)
+    changed = models.BooleanField(default=False)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["run", "counter"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "counter"], name="uniq_run_event_counter")
+        ]
+        indexes = [models.Index(fields=["run", "end_line"])]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.counter} {self.event}"
