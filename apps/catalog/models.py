@@ -1,3 +1,5 @@
+import hashlib
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
@@ -21,7 +23,8 @@ class PlaybookSource(models.Model):
 
     @property
     def mirror_path(self):
-        return settings.SOURCES_DIR / f"{self.pk}.git"
+        # Keyed by URL: a mirror always belongs to the repository it was cloned from.
+        return settings.SOURCES_DIR / f"{hashlib.sha256(self.url.encode()).hexdigest()[:20]}.git"
 
 
 class SourceCommit(models.Model):

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
@@ -28,6 +29,10 @@ def validate_inventory(value) -> None:
             validate_inventory(body["children"] or {"_": {}})
 
 
+def default_queue() -> str:
+    return settings.CELERY_TASK_DEFAULT_QUEUE
+
+
 class Environment(models.Model):
     """Where a service runs: test, qa, production. Lower `order` comes first."""
 
@@ -44,7 +49,7 @@ class Environment(models.Model):
     )
     queue = models.CharField(
         max_length=100,
-        default="runs",
+        default=default_queue,
         validators=[QUEUE_NAME],
         help_text="Celery queue its runs go to; only workers consuming it run them.",
     )

@@ -107,21 +107,38 @@ def run_processes(marker: str) -> list[psutil.Process]:
     return list(found.values())
 
 
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+    return alive
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    # Polls instead of psutil.wait_procs: waiting would reap ansible-playbook,
+    # which is pexpect's child to reap, not ours.
+    deadline = time.monotonic() + timeout
+    while (alive := _alive(procs)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive
+
+
 def run_processes_kill(marker: str, grace: float = 3.0) -> int:
     """Stop the whole process tree of a run: SIGTERM, then SIGKILL what is left."""
     killed = 0
     for _ in range(5):
-        procs = run_processes(marker)
+        procs = _alive(run_processes(marker))
         if not procs:
             break
         for proc in procs:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.terminate()
-        _, alive = psutil.wait_procs(procs, timeout=grace)
-        for proc in alive:
+        for proc in _wait_gone(procs, grace):
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-        psutil.wait_procs(alive, timeout=grace)
+        _wait_gone(procs, grace)
         killed += len(procs)
     return killed
 

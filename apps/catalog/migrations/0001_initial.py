@@ -7,99 +7,218 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('environments', '0001_initial'),
+        ("environments", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PlaybookSource',
+            name="PlaybookSource",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('url', models.CharField(help_text='Git URL or local path of the repository.', max_length=500)),
-                ('branch', models.CharField(default='main', max_length=100)),
-                ('synced_at', models.DateTimeField(blank=True, null=True)),
-                ('sync_error', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                (
+                    "url",
+                    models.CharField(
+                        help_text="Git URL or local path of the repository.", max_length=500
+                    ),
+                ),
+                ("branch", models.CharField(default="main", max_length=100)),
+                ("synced_at", models.DateTimeField(blank=True, null=True)),
+                ("sync_error", models.TextField(blank=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Service',
+            name="Service",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('slug', models.SlugField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("slug", models.SlugField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='PlaybookVersion',
+            name="PlaybookVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('commit', models.CharField(max_length=40)),
-                ('path', models.CharField(help_text='Playbook file, relative to the repository root.', max_length=300)),
-                ('content_hash', models.CharField(editable=False, help_text='SHA-256 of the project tree at the commit.', max_length=64)),
-                ('approved_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('approved_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='catalog.playbooksource')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("commit", models.CharField(max_length=40)),
+                (
+                    "path",
+                    models.CharField(
+                        help_text="Playbook file, relative to the repository root.", max_length=300
+                    ),
+                ),
+                (
+                    "content_hash",
+                    models.CharField(
+                        editable=False,
+                        help_text="SHA-256 of the project tree at the commit.",
+                        max_length=64,
+                    ),
+                ),
+                ("approved_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "approved_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="versions",
+                        to="catalog.playbooksource",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Action',
+            name="Action",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=100)),
-                ('label', models.CharField(max_length=100)),
-                ('description', models.TextField(blank=True)),
-                ('kind', models.CharField(choices=[('deploy', 'Deploy'), ('rollback', 'Rollback'), ('verify', 'Verify'), ('other', 'Other')], default='other', max_length=16)),
-                ('timeout', models.PositiveIntegerField(default=1800, help_text='Seconds before the run is timed out.', validators=[django.core.validators.MinValueValidator(1)])),
-                ('form', models.JSONField(blank=True, default=list, help_text='A list of fields: {"name", "label", "type" (string, integer, boolean, choice, multi-choice, secret), "required", "default", "choices", "pattern", "min", "max", "help"}.')),
-                ('version_field', models.CharField(blank=True, help_text='Name of the form field that holds the version deployed.', max_length=100)),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('environments', models.ManyToManyField(related_name='actions', to='environments.environment')),
-                ('playbook_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='actions', to='catalog.playbookversion')),
-                ('service', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='actions', to='catalog.service')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=100)),
+                ("label", models.CharField(max_length=100)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("deploy", "Deploy"),
+                            ("rollback", "Rollback"),
+                            ("verify", "Verify"),
+                            ("other", "Other"),
+                        ],
+                        default="other",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "timeout",
+                    models.PositiveIntegerField(
+                        default=1800,
+                        help_text="Seconds before the run is timed out.",
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                (
+                    "form",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='A list of fields: {"name", "label", "type" (string, integer, boolean, choice, multi-choice, secret), "required", "default", "choices", "pattern", "min", "max", "help"}.',
+                    ),
+                ),
+                (
+                    "version_field",
+                    models.CharField(
+                        blank=True,
+                        help_text="Name of the form field that holds the version deployed.",
+                        max_length=100,
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0)),
+                (
+                    "environments",
+                    models.ManyToManyField(related_name="actions", to="environments.environment"),
+                ),
+                (
+                    "playbook_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="actions",
+                        to="catalog.playbookversion",
+                    ),
+                ),
+                (
+                    "service",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="actions",
+                        to="catalog.service",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['service', 'position', 'label'],
+                "ordering": ["service", "position", "label"],
             },
         ),
         migrations.CreateModel(
-            name='SourceCommit',
+            name="SourceCommit",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sha', models.CharField(max_length=40)),
-                ('committed_at', models.DateTimeField()),
-                ('author', models.CharField(max_length=200)),
-                ('message', models.CharField(max_length=500)),
-                ('playbooks', models.JSONField(default=list, help_text='Playbook files at this commit.')),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='commits', to='catalog.playbooksource')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sha", models.CharField(max_length=40)),
+                ("committed_at", models.DateTimeField()),
+                ("author", models.CharField(max_length=200)),
+                ("message", models.CharField(max_length=500)),
+                (
+                    "playbooks",
+                    models.JSONField(default=list, help_text="Playbook files at this commit."),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="commits",
+                        to="catalog.playbooksource",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-committed_at'],
+                "ordering": ["-committed_at"],
             },
         ),
         migrations.AddConstraint(
-            model_name='playbookversion',
-            constraint=models.UniqueConstraint(fields=('source', 'commit', 'path'), name='uniq_playbook_version'),
+            model_name="playbookversion",
+            constraint=models.UniqueConstraint(
+                fields=("source", "commit", "path"), name="uniq_playbook_version"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='action',
-            constraint=models.UniqueConstraint(fields=('service', 'slug'), name='uniq_action_slug'),
+            model_name="action",
+            constraint=models.UniqueConstraint(fields=("service", "slug"), name="uniq_action_slug"),
         ),
         migrations.AddConstraint(
-            model_name='sourcecommit',
-            constraint=models.UniqueConstraint(fields=('source', 'sha'), name='uniq_source_commit'),
+            model_name="sourcecommit",
+            constraint=models.UniqueConstraint(fields=("source", "sha"), name="uniq_source_commit"),
         ),
     ]

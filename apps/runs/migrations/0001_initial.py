@@ -7,92 +7,184 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('catalog', '0001_initial'),
-        ('environments', '0001_initial'),
+        ("catalog", "0001_initial"),
+        ("environments", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Run',
+            name="Run",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action_slug', models.CharField(max_length=100)),
-                ('action_label', models.CharField(max_length=100)),
-                ('action_kind', models.CharField(max_length=16)),
-                ('playbook_commit', models.CharField(max_length=40)),
-                ('playbook_path', models.CharField(max_length=300)),
-                ('content_hash', models.CharField(max_length=64)),
-                ('form', models.JSONField(default=list)),
-                ('inventory', models.JSONField(default=dict)),
-                ('timeout', models.PositiveIntegerField()),
-                ('queue', models.CharField(max_length=100)),
-                ('parameters', models.JSONField(default=dict, help_text='Secret values masked.')),
-                ('secret_parameters', models.TextField(blank=True, help_text='Encrypted; erased when the run ends.')),
-                ('version', models.CharField(blank=True, max_length=200)),
-                ('check_mode', models.BooleanField(default=False)),
-                ('requested_by_name', models.CharField(max_length=150)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('successful', 'Successful'), ('failed', 'Failed'), ('canceled', 'Canceled'), ('timed_out', 'Timed out'), ('lost', 'Lost')], db_index=True, default='queued', max_length=16)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('rc', models.IntegerField(blank=True, null=True)),
-                ('host_summary', models.JSONField(blank=True, default=dict)),
-                ('error', models.TextField(blank=True, help_text='Why the run ended as it did, when not obvious.')),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('worker_pid', models.IntegerField(blank=True, null=True)),
-                ('cancel_requested_at', models.DateTimeField(blank=True, null=True)),
-                ('canceled_by_name', models.CharField(blank=True, max_length=150)),
-                ('line_count', models.PositiveIntegerField(default=0)),
-                ('event_count', models.PositiveIntegerField(default=0)),
-                ('action', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='runs', to='catalog.action')),
-                ('environment', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='environments.environment')),
-                ('playbook_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='catalog.playbookversion')),
-                ('requested_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='runs', to=settings.AUTH_USER_MODEL)),
-                ('rerun_of', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='runs.run')),
-                ('service', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='catalog.service')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("action_slug", models.CharField(max_length=100)),
+                ("action_label", models.CharField(max_length=100)),
+                ("action_kind", models.CharField(max_length=16)),
+                ("playbook_commit", models.CharField(max_length=40)),
+                ("playbook_path", models.CharField(max_length=300)),
+                ("content_hash", models.CharField(max_length=64)),
+                ("form", models.JSONField(default=list)),
+                ("inventory", models.JSONField(default=dict)),
+                ("timeout", models.PositiveIntegerField()),
+                ("queue", models.CharField(max_length=100)),
+                ("parameters", models.JSONField(default=dict, help_text="Secret values masked.")),
+                (
+                    "secret_parameters",
+                    models.TextField(blank=True, help_text="Encrypted; erased when the run ends."),
+                ),
+                ("version", models.CharField(blank=True, max_length=200)),
+                ("check_mode", models.BooleanField(default=False)),
+                ("requested_by_name", models.CharField(max_length=150)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("successful", "Successful"),
+                            ("failed", "Failed"),
+                            ("canceled", "Canceled"),
+                            ("timed_out", "Timed out"),
+                            ("lost", "Lost"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("rc", models.IntegerField(blank=True, null=True)),
+                ("host_summary", models.JSONField(blank=True, default=dict)),
+                (
+                    "error",
+                    models.TextField(
+                        blank=True, help_text="Why the run ended as it did, when not obvious."
+                    ),
+                ),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("worker_pid", models.IntegerField(blank=True, null=True)),
+                ("cancel_requested_at", models.DateTimeField(blank=True, null=True)),
+                ("canceled_by_name", models.CharField(blank=True, max_length=150)),
+                ("line_count", models.PositiveIntegerField(default=0)),
+                ("event_count", models.PositiveIntegerField(default=0)),
+                (
+                    "action",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="runs",
+                        to="catalog.action",
+                    ),
+                ),
+                (
+                    "environment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="runs",
+                        to="environments.environment",
+                    ),
+                ),
+                (
+                    "playbook_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="runs",
+                        to="catalog.playbookversion",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="runs",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "rerun_of",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="runs.run",
+                    ),
+                ),
+                (
+                    "service",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="runs",
+                        to="catalog.service",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='RunEvent',
+            name="RunEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('counter', models.PositiveIntegerField()),
-                ('event', models.CharField(max_length=64)),
-                ('created', models.DateTimeField(null=True)),
-                ('host', models.CharField(blank=True, max_length=200)),
-                ('play', models.CharField(blank=True, max_length=500)),
-                ('task', models.CharField(blank=True, max_length=500)),
-                ('start_line', models.PositiveIntegerField(default=0)),
-                ('end_line', models.PositiveIntegerField(default=0)),
-                ('stdout', models.TextField(blank=True)),
-                ('failed', models.BooleanField(default=False)),
-                ('changed', models.BooleanField(default=False)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("counter", models.PositiveIntegerField()),
+                ("event", models.CharField(max_length=64)),
+                ("created", models.DateTimeField(null=True)),
+                ("host", models.CharField(blank=True, max_length=200)),
+                ("play", models.CharField(blank=True, max_length=500)),
+                ("task", models.CharField(blank=True, max_length=500)),
+                ("start_line", models.PositiveIntegerField(default=0)),
+                ("end_line", models.PositiveIntegerField(default=0)),
+                ("stdout", models.TextField(blank=True)),
+                ("failed", models.BooleanField(default=False)),
+                ("changed", models.BooleanField(default=False)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'counter'],
+                "ordering": ["run", "counter"],
             },
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['service', 'environment', 'status'], name='runs_run_service_8c21bf_idx'),
+            model_name="run",
+            index=models.Index(
+                fields=["service", "environment", "status"], name="runs_run_service_8c21bf_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='runevent',
-            index=models.Index(fields=['run', 'end_line'], name='runs_runeve_run_id_31a89a_idx'),
+            model_name="runevent",
+            index=models.Index(fields=["run", "end_line"], name="runs_runeve_run_id_31a89a_idx"),
         ),
         migrations.AddConstraint(
-            model_name='runevent',
-            constraint=models.UniqueConstraint(fields=('run', 'counter'), name='uniq_run_event_counter'),
+            model_name="runevent",
+            constraint=models.UniqueConstraint(
+                fields=("run", "counter"), name="uniq_run_event_counter"
+            ),
         ),
     ]

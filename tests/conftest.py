@@ -1,0 +1,181 @@
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+
+from apps.accounts.models import Role
+from apps.audit.models import Via
+from apps.catalog.models import Action, PlaybookSource, Service
+from apps.catalog.services import playbook_version_approve, playbook_version_create, source_sync
+from apps.environments.models import Environment
+from tests.factories import EnvironmentFactory, UserFactory
+
+BASE = Path(__file__).resolve().parent.parent
+PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_var_dir():
+    # Mirrors and targets of an earlier test session would be stale here.
+    for name in ("sources", "targets", "runs-tmp", "demo-playbooks", "test-playbooks"):
+        shutil.rmtree(settings.VAR_DIR / name, ignore_errors=True)
+
+
+# --- people ---------------------------------------------------------------
+@pytest.fixture
+def dev(db):
+    return UserFactory(username="dev", role=Role.DEVELOPER)
+
+
+@pytest.fixture
+def ops(db):
+    return UserFactory(username="ops", role=Role.OPS, is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def auditor(db):
+    return UserFactory(username="auditor", role=Role.AUDITOR)
+
+
+# --- playbooks ------------------------------------------------------------
+def git_repo(path: Path, files: dict[str, str | Path]) -> Path:
+    """A git repository at `path` whose head commit holds `files`."""
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / ".git").exists():
+        subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    for name, content in files.items():
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            shutil.copy(content, target)
+        else:
+            target.write_text(content)
+    subprocess.run(["git", "-C", str(path), "add", "-A"], check=True)
+    subprocess.run(
+        ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@example.com",
+         "commit", "-q", "--allow-empty", "-m", "test playbooks"],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+@pytest.fixture
+def test_playbooks(db, ops):
+    """The playbooks of tests/playbooks as an approved source; returns {name: version}."""
+    repo = git_repo(
+        settings.VAR_DIR / "test-playbooks", {p.name: p for p in PLAYBOOKS.glob("*.yml")}
+    )
+    source = PlaybookSource.objects.create(name="tests", url=str(repo))
+    source_sync(source=source, acting_user=ops, via=Via.CLI)
+    versions = {}
+    for version in source.versions.all():
+        versions[version.path.removesuffix(".yml")] = playbook_version_approve(
+            version=version, acting_user=ops, via=Via.CLI
+        )
+    return versions
+
+
+@pytest.fixture
+def local_env(db):
+    return EnvironmentFactory(slug="local", name="Local", queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+@pytest.fixture
+def demo(db, tmp_path):
+    """The demo as `make run` loads it, with targets under this test's tmp_path."""
+    call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    envs = {}
+    for env in Environment.objects.all():
+        env.inventory["web"]["vars"]["target_root"] = str(tmp_path / env.slug)
+        env.save()
+        envs[env.slug] = env
+    service = Service.objects.get(slug="hello-web")
+    from apps.accounts.models import User
+
+    return SimpleNamespace(
+        service=service,
+        envs=envs,
+        deploy=Action.objects.get(service=service, slug="deploy"),
+        rollback=Action.objects.get(service=service, slug="rollback"),
+        smoke=Action.objects.get(service=service, slug="smoke-test"),
+        dev=User.objects.get(username="dev"),
+        ops=User.objects.get(username="ops"),
+        auditor=User.objects.get(username="auditor"),
+        targets=tmp_path,
+    )
+
+
+__all__ = ["git_repo", "playbook_version_create"]
+
+
+# --- a real Celery worker ---------------------------------------------------
+def _database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real `celery worker` process on the test database and this session's queue."""
+    log_path = settings.VAR_DIR / f"worker-{uuid.uuid4().hex[:8]}.log"
+    log = open(log_path, "w+")  # noqa: SIM115
+    env = {**os.environ, "DATABASE_URL": _database_url()}
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "celery"), "-A", "portal", "worker",
+            "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--concurrency", "2",
+            "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--loglevel", "INFO",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ],
+        cwd=BASE, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while "ready." not in log_path.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"The Celery worker did not start:\n{log_path.read_text()}")
+        time.sleep(0.2)
+    yield SimpleNamespace(process=proc, log=log_path)
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, message: str = ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(message or f"Timed out after {timeout}s waiting for {predicate}")
+
+
+# --- browser ------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (CI installs it)")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--disable-sync",
+        ],
+    }  # fmt: skip

@@ -1,0 +1,17 @@
+"""Loaded first (`-p tests.environment`): the test run's own var/ folder and queue.
+
+Set before Django reads its settings, so the Celery worker the tests start
+inherits the same values.
+"""
+
+import os
+import uuid
+from pathlib import Path
+
+BASE = Path(__file__).resolve().parent.parent
+os.environ.setdefault("VAR_DIR", str(BASE / "var" / "test"))
+# A queue of this test session's own, so no stale message from an earlier run is taken.
+os.environ.setdefault("CELERY_DEFAULT_QUEUE", f"test-{uuid.uuid4().hex[:12]}")
+# Playwright's sync API keeps an event loop running in the test thread.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")

@@ -1,0 +1,83 @@
+import datetime
+
+import factory
+
+from apps.accounts.models import Role, User
+from apps.catalog.constants import ActionKind
+from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service
+from apps.environments.models import Environment
+
+PASSWORD = "correct horse battery staple"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    role = Role.DEVELOPER
+    password = factory.django.Password(PASSWORD)
+
+
+class EnvironmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Environment
+        django_get_or_create = ("slug",)
+
+    name = factory.LazyAttribute(lambda e: e.slug.capitalize())
+    slug = factory.Sequence(lambda n: f"env{n}")
+    order = factory.Sequence(lambda n: n * 10)
+    inventory = factory.LazyFunction(
+        lambda: {"all": {"hosts": {"localhost": {"ansible_connection": "local"}}}}
+    )
+
+
+class ServiceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Service
+        django_get_or_create = ("slug",)
+
+    name = factory.LazyAttribute(lambda s: s.slug)
+    slug = factory.Sequence(lambda n: f"service{n}")
+
+
+class PlaybookSourceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PlaybookSource
+
+    name = factory.Sequence(lambda n: f"source{n}")
+    url = "/nonexistent"
+
+
+class PlaybookVersionFactory(factory.django.DjangoModelFactory):
+    """A pinned version without a repository behind it: for tests that never run it."""
+
+    class Meta:
+        model = PlaybookVersion
+
+    source = factory.SubFactory(PlaybookSourceFactory)
+    commit = factory.Sequence(lambda n: f"{n:040x}")
+    path = "site.yml"
+    content_hash = "0" * 64
+    approved_at = factory.Faker("date_time", tzinfo=datetime.UTC)
+
+
+class ActionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Action
+        skip_postgeneration_save = True
+
+    service = factory.SubFactory(ServiceFactory)
+    slug = factory.Sequence(lambda n: f"action{n}")
+    label = factory.LazyAttribute(lambda a: a.slug.capitalize())
+    kind = ActionKind.DEPLOY
+    playbook_version = factory.SubFactory(PlaybookVersionFactory)
+    timeout = 300
+    form = factory.LazyFunction(list)
+
+    @factory.post_generation
+    def environments(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.environments.set(extracted)

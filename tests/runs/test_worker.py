@@ -1,0 +1,125 @@
+"""Runs through a real Celery worker process and real ansible-runner."""
+
+import psutil
+import pytest
+from django.conf import settings
+
+from apps.audit.models import AuditEvent, Via
+from apps.runs import services
+from apps.runs.constants import RunStatus
+from apps.runs.models import Run, RunEvent
+from tests.conftest import wait_for
+from tests.factories import ActionFactory
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def _launch(user, action, env, parameters=None):
+    return services.run_launch(
+        user=user,
+        service=action.service,
+        action=action,
+        environment=env,
+        parameters=parameters or {},
+        from_api=True,
+        via=Via.API,
+    )
+
+
+def _processes(cmdline):
+    return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == cmdline]
+
+
+def _final(run, timeout=120):
+    def done():
+        run.refresh_from_db()
+        return run.is_final
+
+    wait_for(done, timeout=timeout, message=f"run {run.pk} stayed {run.status}")
+    return run
+
+
+def test_it_deploys_the_demo_through_the_worker(celery_worker, demo):
+    run = _final(_launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.0.0"}))
+
+    assert run.status == RunStatus.SUCCESSFUL, run.error
+    assert run.rc == 0
+    assert run.version == "1.0.0"
+    assert run.host_summary["localhost"]["failed"] == 0
+    assert run.host_summary["localhost"]["changed"] >= 3
+    current = demo.targets / "test" / "current"
+    assert current.is_symlink() and current.readlink().as_posix() == "releases/1.0.0"
+    assert (current / "VERSION").read_text() == "1.0.0\n"
+    assert "hello-web 1.0.0" in (current / "index.html").read_text()
+    events = list(RunEvent.objects.filter(run=run).order_by("counter"))
+    assert [e.counter for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].event == "playbook_on_stats"
+    assert any("TASK [Switch current to the new release atomically]" in e.stdout for e in events)
+    assert run.started_at and run.finished_at and run.worker
+    verbs = list(
+        AuditEvent.objects.filter(object_type="runs.run", object_id=str(run.pk))
+        .order_by("id")
+        .values_list("verb", flat=True)
+    )
+    assert verbs == ["run.requested", "run.started", "run.finished"]
+    assert list(settings.RUNS_TMP_DIR.iterdir()) == [], "the private data dir was left behind"
+
+
+def test_cancel_stops_every_process_of_the_run(celery_worker, test_playbooks, local_env, dev):
+    action = ActionFactory(
+        playbook_version=test_playbooks["sleep"],
+        environments=[local_env],
+        form=[{"name": "seconds", "type": "integer", "default": 317}],
+    )
+    run = _launch(dev, action, local_env, {"seconds": 317})
+
+    def sleeping():
+        return _processes(["sleep", "317"])
+
+    wait_for(sleeping, timeout=60, message="the playbook's sleep never started")
+    services.run_cancel(run=run, user=dev, via=Via.API)
+    run = _final(run, timeout=30)
+
+    assert run.status == RunStatus.CANCELED
+    assert run.canceled_by_name == "dev"
+    assert sleeping() == []
+    leftovers = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if p.info["cmdline"] and any("ansible-playbook" in part for part in p.info["cmdline"])
+    ]
+    assert leftovers == []
+
+
+def test_a_play_that_matched_no_host_has_failed(celery_worker, test_playbooks, local_env, dev):
+    action = ActionFactory(playbook_version=test_playbooks["nohosts"], environments=[local_env])
+    run = _final(_launch(dev, action, local_env))
+
+    assert run.status == RunStatus.FAILED
+    assert "No host matched" in run.error
+
+
+def test_a_run_past_its_timeout_is_timed_out(celery_worker, test_playbooks, local_env, dev):
+    action = ActionFactory(
+        playbook_version=test_playbooks["sleep"],
+        environments=[local_env],
+        timeout=3,
+        form=[{"name": "seconds", "type": "integer"}],
+    )
+    run = _final(_launch(dev, action, local_env, {"seconds": 318}), timeout=60)
+
+    assert run.status == RunStatus.TIMED_OUT
+    assert _processes(["sleep", "318"]) == []
+
+
+def test_a_redelivered_task_does_not_run_the_playbook_twice(celery_worker, demo):
+    run = _final(_launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.0.1"}))
+    events = RunEvent.objects.filter(run=run).count()
+
+    services.run_enqueue(run=Run.objects.get(pk=run.pk))  # as a broker redelivery would
+    wait_for(lambda: "is not queued any more" in celery_worker.log.read_text(), timeout=30)
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCESSFUL
+    assert RunEvent.objects.filter(run=run).count() == events
+    assert AuditEvent.objects.filter(verb="run.started", object_id=str(run.pk)).count() == 1
