@@ -48,9 +48,12 @@ def run_form(request, service_slug, action_slug, environment_slug):
                 rerun_of=Run.objects.filter(pk=request.POST.get("rerun_of") or None).first(),
             )
         except ParameterError as exc:
+            # The bound form finds the same field errors itself; add only the others.
+            form.is_valid()
             for name, errors in exc.errors.items():
-                for error in errors:
-                    form.add_error(name if name in form.fields else None, error)
+                if name not in form.errors:
+                    for error in errors:
+                        form.add_error(name if name in form.fields else None, error)
         except services.LaunchRefused as exc:
             messages.error(request, exc.reason)
         else:
