@@ -31,7 +31,7 @@ class Command(BaseCommand):
         ]  # fmt: skip
         web = [
             os.path.join(bindir, "gunicorn"), "portal.wsgi", "--bind", bind,
-            "--workers", "1", "--threads", "8", "--access-logfile", "-",
+            "--workers", "1", "--threads", "8", "--access-logfile", "-", "--graceful-timeout", "5",
         ]  # fmt: skip
         procs = [subprocess.Popen(worker), subprocess.Popen(web)]
         self.stdout.write(f"\nPushbutton is running on http://{bind}/\n")
@@ -44,6 +44,8 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
+            # A second Ctrl-C must not leave the children behind.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             for proc in procs:
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
