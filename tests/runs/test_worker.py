@@ -123,3 +123,39 @@ def test_a_redelivered_task_does_not_run_the_playbook_twice(celery_worker, demo)
     assert run.status == RunStatus.SUCCESSFUL
     assert RunEvent.objects.filter(run=run).count() == events
     assert AuditEvent.objects.filter(verb="run.started", object_id=str(run.pk)).count() == 1
+
+
+def test_the_demo_rolls_back_to_the_previous_release_and_smoke_tests_it(celery_worker, demo):
+    test = demo.envs["test"]
+    for version in ("1.0.0", "1.1.0"):
+        run = _final(_launch(demo.dev, demo.deploy, test, {"version": version}))
+        assert run.status == RunStatus.SUCCESSFUL, run.error
+
+    rollback = _final(_launch(demo.dev, demo.rollback, test))
+
+    assert rollback.status == RunStatus.SUCCESSFUL, rollback.error
+    assert rollback.version == "1.0.0"  # reported by the playbook
+    current = demo.targets / "test" / "current"
+    assert current.readlink().as_posix() == "releases/1.0.0"
+    smoke = _final(_launch(demo.dev, demo.smoke, test))
+    assert smoke.status == RunStatus.SUCCESSFUL
+    assert RunEvent.objects.filter(run=smoke, stdout__contains="hello-web 1.0.0 is up").exists()
+
+
+def test_a_dry_run_changes_nothing_on_disk(celery_worker, demo):
+    run = services.run_launch(
+        user=demo.dev,
+        service=demo.service,
+        action=demo.deploy,
+        environment=demo.envs["qa"],
+        parameters={"version": "2.0.0"},
+        check=True,
+        from_api=True,
+        via=Via.API,
+    )
+    run = _final(run)
+
+    assert run.status == RunStatus.SUCCESSFUL, run.error
+    assert run.check_mode
+    assert not (demo.targets / "qa" / "releases" / "2.0.0").exists()
+    assert not (demo.targets / "qa" / "current").exists()

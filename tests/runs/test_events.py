@@ -1,0 +1,109 @@
+"""The event sink: masking, batching and what it learns from the events."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.runs.events import MASK, EventSink
+from apps.runs.models import RunEvent
+from tests.runs.test_services_helpers import make_run
+
+
+def _event(counter, name="runner_on_ok", stdout="ok: [web1]", **data):
+    return {
+        "counter": counter,
+        "event": name,
+        "stdout": stdout,
+        "start_line": counter - 1,
+        "end_line": counter,
+        "created": "2026-11-27T10:00:00.000000+00:00",
+        "event_data": {"host": "web1", "task": "Install", "play": "Deploy", **data},
+    }
+
+
+@pytest.fixture
+def run(db):
+    return make_run()
+
+
+def test_it_stores_events_in_batches_not_one_insert_per_event(run):
+    sink = EventSink(run.pk, batch_size=500, flush_seconds=3600)
+    with CaptureQueriesContext(connection) as queries:
+        for counter in range(1, 1201):
+            assert sink.add(_event(counter)) is False  # the runner keeps no copy on disk
+        sink.flush()
+
+    inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert RunEvent.objects.filter(run=run).count() == 1200
+    # Three batches; SQLite splits each into statements of at most 999 parameters.
+    assert 1 <= len(inserts) <= 1200 / 50
+    run.refresh_from_db()
+    assert run.event_count == 1200
+    assert run.line_count == 1200
+
+
+def test_it_masks_every_secret_in_stdout_and_data(run):
+    sink = EventSink(run.pk, secrets=["hunter2-secret", "xy"])
+    sink.add(
+        _event(1, stdout="password is hunter2-secret", res={"msg": "got hunter2-secret"}, cmd="xy")
+    )
+    sink.flush()
+
+    event = RunEvent.objects.get(run=run)
+    assert event.stdout == f"password is {MASK}"
+    assert event.data["res"]["msg"] == f"got {MASK}"
+    assert "hunter2-secret" not in str(event.data)
+
+
+def test_a_retried_batch_does_not_duplicate_events(run):
+    sink = EventSink(run.pk)
+    sink.add(_event(1))
+    sink.add(_event(2))
+    batch = list(sink.buffer)
+    sink.flush()
+    sink.buffer = batch  # as if the connection dropped after the INSERT and it was retried
+    sink.flush()
+
+    assert list(RunEvent.objects.filter(run=run).values_list("counter", flat=True)) == [1, 2]
+
+
+def test_it_reads_the_host_summary_and_reported_version(run):
+    sink = EventSink(run.pk)
+    sink.add(
+        _event(
+            1,
+            "playbook_on_stats",
+            ok={"web1": 5, "web2": 4},
+            changed={"web1": 2},
+            failures={"web2": 1},
+            dark={},
+            skipped={"web2": 1},
+            processed={"web1": 1, "web2": 1},
+            artifact_data={"version": "1.2.3"},
+        )
+    )
+    assert sink.host_summary["web1"] == {
+        "ok": 5, "changed": 2, "failed": 0, "unreachable": 0,
+        "skipped": 0, "rescued": 0, "ignored": 0,
+    }  # fmt: skip
+    assert sink.host_summary["web2"]["failed"] == 1
+    assert sink.artifact_data == {"version": "1.2.3"}
+
+
+def test_it_notices_a_play_that_matched_no_host(run):
+    sink = EventSink(run.pk)
+    sink.add(_event(1, "playbook_on_no_hosts_matched", stdout="skipping: no hosts matched"))
+    assert sink.no_hosts_matched
+
+
+def test_failed_tasks_are_marked_unless_ignored(run):
+    sink = EventSink(run.pk)
+    sink.add(_event(1, "runner_on_failed"))
+    sink.add(_event(2, "runner_on_failed", ignore_errors=True))
+    sink.add(_event(3, "runner_on_unreachable"))
+    sink.flush()
+    assert list(RunEvent.objects.filter(run=run).values_list("failed", flat=True)) == [
+        True,
+        False,
+        True,
+    ]
