@@ -1,4 +1,5 @@
 from django.urls import path
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -40,6 +41,7 @@ class ServiceSerializer(serializers.Serializer):
     actions = ActionSerializer(many=True)
 
 
+@extend_schema(responses=ServiceSerializer(many=True))
 @api_view(["GET"])
 def catalog(request):
     """Services the user may see, each with its actions and their forms."""

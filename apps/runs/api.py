@@ -66,6 +66,17 @@ class EventSerializer(serializers.ModelSerializer):
         ]
 
 
+class EventPageSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    status = serializers.CharField()
+    events = EventSerializer(many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    errors = serializers.DictField(required=False)
+
+
 def _not_found(field: str, value: str) -> Response:
     return Response(
         {"detail": f"No {field} {value!r}.", "errors": {field: [f"No {field} {value!r}."]}},
@@ -73,7 +84,15 @@ def _not_found(field: str, value: str) -> Response:
     )
 
 
-@extend_schema(request=LaunchSerializer, responses={201: RunSerializer})
+@extend_schema(
+    request=LaunchSerializer,
+    responses={
+        201: RunSerializer,
+        400: ErrorSerializer,
+        403: ErrorSerializer,
+        409: ErrorSerializer,
+    },
+)
 @api_view(["POST"])
 def run_create(request):
     """Launch an action: 201 with the run, or 400/403/409 with the reason."""
@@ -128,7 +147,7 @@ def run_detail(request, run_id: int):
     return Response(RunSerializer(_run(request, run_id)).data)
 
 
-@extend_schema(responses=EventSerializer(many=True))
+@extend_schema(responses={200: EventPageSerializer, 400: ErrorSerializer})
 @api_view(["GET"])
 def run_events(request, run_id: int):
     """Events after counter `after`, in order (at most `limit`, default 1000)."""
@@ -152,7 +171,9 @@ def run_events(request, run_id: int):
     )
 
 
-@extend_schema(request=None, responses=RunSerializer)
+@extend_schema(
+    request=None, responses={202: RunSerializer, 403: ErrorSerializer, 409: ErrorSerializer}
+)
 @api_view(["POST"])
 def run_cancel(request, run_id: int):
     run = _run(request, run_id)

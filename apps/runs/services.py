@@ -1,6 +1,7 @@
 """Launching, starting, finishing and canceling runs."""
 
 import logging
+from typing import NoReturn
 
 from django.db import transaction
 from django.utils import timezone
@@ -33,8 +34,21 @@ class LaunchRefused(Exception):
         self.field = field
 
 
-def _refuse(exc: LaunchRefused, *, user, service, action, environment, via, request, details=None):
-    # The refusal is kept even though nothing else is written.
+def _refuse(
+    exc: LaunchRefused | ParameterError,
+    *,
+    user,
+    service,
+    action,
+    environment,
+    via,
+    request,
+) -> NoReturn:
+    """Record the refusal in the audit log (even though nothing else is written), then raise."""
+    if isinstance(exc, ParameterError):
+        details = {"reason": "Parameters do not fit the form.", "errors": exc.errors}
+    else:
+        details = {"reason": exc.reason}
     audit_record(
         actor=user,
         via=via,
@@ -44,7 +58,7 @@ def _refuse(exc: LaunchRefused, *, user, service, action, environment, via, requ
         object_repr=str(action) if action else "",
         service=service.slug if service else "",
         environment=environment.slug if environment else "",
-        details={"reason": exc.reason, **(details or {})},
+        details=details,
         outcome=AuditOutcome.REFUSED,
         request=request,
     )
@@ -88,12 +102,8 @@ def run_launch(
     try:
         clean = parameters_clean(action.form, parameters, from_api=from_api)
     except ParameterError as exc:
-        _refuse(
-            LaunchRefused("Parameters do not fit the form.", status=400),
-            **refusal,
-            details={"errors": exc.errors},
-        )
-        raise exc from None
+        # Raised as is, so pages and the API can show each field's errors.
+        _refuse(exc, **refusal)
     secrets = {k: clean[k] for k in secret_names(action.form) if clean.get(k) not in (None, "")}
     masked = parameters_masked(action.form, clean)
     run_version = str(clean.get(action.version_field) or "") if action.version_field else ""

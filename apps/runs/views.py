@@ -19,6 +19,11 @@ from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
 
 
+def _rerun_of(value: str) -> Run | None:
+    # A hidden field a user can edit: anything but a run id is ignored.
+    return Run.objects.filter(pk=int(value)).first() if value.isdigit() else None
+
+
 @login_required
 def run_form(request, service_slug, action_slug, environment_slug):
     action = action_get(service_slug=service_slug, action_slug=action_slug)
@@ -45,7 +50,7 @@ def run_form(request, service_slug, action_slug, environment_slug):
                 from_api=False,
                 via=Via.WEB,
                 request=request,
-                rerun_of=Run.objects.filter(pk=request.POST.get("rerun_of") or None).first(),
+                rerun_of=_rerun_of(request.POST.get("rerun_of", "")),
             )
         except ParameterError as exc:
             # The bound form finds the same field errors itself; add only the others.
@@ -91,7 +96,7 @@ def run_list(request):
     page = Paginator(selectors.run_list(user=request.user, filters=filters), 25).get_page(
         request.GET.get("page")
     )
-    query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+    query = urlencode({k: v for k, v in filters.items() if v})
     return render(
         request,
         "runs/run_list.html",

@@ -1,0 +1,561 @@
+"""The portal pages, through the Django test client: catalog, action form, run, runs."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.audit.models import AuditEvent
+from apps.runs.constants import RunStatus
+from apps.runs.models import Run, RunEvent
+from tests.factories import PASSWORD, ActionFactory, PlaybookVersionFactory, UserFactory
+
+SECRET = "hunter2-do-not-show"
+FORM_URL = "/services/hello-web/deploy/{}/"
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _run(demo, *, action=None, environment="test", user=None, **fields) -> Run:
+    """A Run row as the launch service would write it, without launching anything."""
+    action = action or demo.deploy
+    env = demo.envs[environment]
+    user = user or demo.dev
+    version = action.playbook_version
+    values = {
+        "service": action.service,
+        "action": action,
+        "environment": env,
+        "action_slug": action.slug,
+        "action_label": action.label,
+        "action_kind": action.kind,
+        "playbook_version": version,
+        "playbook_commit": version.commit,
+        "playbook_path": version.path,
+        "content_hash": version.content_hash,
+        "form": action.form,
+        "timeout": action.timeout,
+        "queue": env.queue,
+        "requested_by": user,
+        "requested_by_name": user.username,
+        **fields,
+    }
+    return Run.objects.create(**values)
+
+
+def _events(run, *lines):
+    """One stored event per output line, counters from 1."""
+    RunEvent.objects.bulk_create(
+        RunEvent(
+            run=run,
+            counter=n,
+            event="runner_on_ok",
+            stdout=text,
+            start_line=n - 1,
+            end_line=n,
+        )
+        for n, text in enumerate(lines, start=1)
+    )
+    Run.objects.filter(pk=run.pk).update(line_count=len(lines), event_count=len(lines))
+    run.refresh_from_db()
+
+
+def _row(html: str, environment: str) -> str:
+    """The catalog table row of one environment."""
+    match = re.search(rf'<tr data-environment="{environment}">(.*?)</tr>', html, re.S)
+    assert match, f"no row for {environment}"
+    return match.group(1)
+
+
+def _run_ids(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'<td><a href="/runs/(\d+)/">#\d+</a></td>', html)]
+
+
+@pytest.fixture
+def secret_action(demo):
+    return ActionFactory(
+        service=demo.service,
+        slug="migrate",
+        label="Migrate",
+        form=[
+            {"name": "version", "type": "string", "required": True},
+            {"name": "db_password", "type": "secret", "required": True},
+        ],
+        version_field="version",
+        environments=list(demo.envs.values()),
+    )
+
+
+# --- signing in ---------------------------------------------------------------
+def test_it_shows_the_sign_in_page(db):
+    response = Client().get("/accounts/login/")
+
+    assert response.status_code == 200
+    assert b'name="login"' in response.content
+    assert b'name="password"' in response.content
+
+
+def test_it_signs_in_with_a_password(dev):
+    client = Client()
+
+    response = client.post("/accounts/login/", {"login": "dev", "password": PASSWORD})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    assert client.get("/").status_code == 200
+
+
+def test_it_refuses_a_wrong_password(dev):
+    client = Client()
+
+    response = client.post("/accounts/login/", {"login": "dev", "password": "wrong"})
+
+    assert response.status_code == 200
+    assert client.get("/").status_code == 302
+
+
+def test_it_has_closed_sign_up(db):
+    client = Client()
+
+    page = client.get("/accounts/signup/")
+    client.post(
+        "/accounts/signup/",
+        {
+            "username": "mallory",
+            "email": "mallory@example.com",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        },
+    )
+
+    assert b"Sign Up Closed" in page.content
+    assert b'name="password1"' not in page.content
+    assert not User.objects.filter(username="mallory").exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/runs/", "/runs/1/", "/runs/1/log/", "/runs/1/again/", "/services/hello-web/deploy/qa/"],
+)
+def test_it_sends_anonymous_users_to_sign_in(demo, path):
+    response = Client().get(path)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(f"/accounts/login/?next={path}")
+
+
+def test_it_does_not_launch_for_anonymous_users(demo):
+    response = Client().post(FORM_URL.format("test"), {"version": "1.2.3"})
+
+    assert response.status_code == 302
+    assert not Run.objects.exists()
+
+
+# --- catalog --------------------------------------------------------------------
+def test_it_shows_a_deploy_button_per_environment(demo):
+    response = _client(demo.dev).get("/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="service-hello-web"' in html
+    for env in ("test", "qa", "production"):
+        row = _row(html, env)
+        assert f'href="{FORM_URL.format(env)}">Deploy</a>' in row
+        assert f'href="/services/hello-web/rollback/{env}/">Rollback</a>' in row
+        assert f'href="/services/hello-web/smoke-test/{env}/">Smoke test</a>' in row
+        assert "none yet" in row
+
+
+def test_it_shows_the_version_now_on_each_environment(demo):
+    now = timezone.now()
+    deployed = _run(
+        demo,
+        environment="qa",
+        status=RunStatus.SUCCESSFUL,
+        version="1.2.3",
+        finished_at=now - timedelta(hours=1),
+    )
+    # Neither a failed deploy nor a dry run changes what runs there.
+    _run(demo, environment="qa", status=RunStatus.FAILED, version="1.3.0", finished_at=now)
+    _run(
+        demo,
+        environment="qa",
+        status=RunStatus.SUCCESSFUL,
+        version="1.4.0",
+        check_mode=True,
+        finished_at=now,
+    )
+
+    html = _client(demo.dev).get("/").content.decode()
+
+    qa = _row(html, "qa")
+    assert f'<a href="/runs/{deployed.pk}/">1.2.3</a>' in qa
+    assert "by dev" in qa
+    assert "1.3.0" not in qa and "1.4.0" not in qa
+    assert "none yet" in _row(html, "test")
+    assert "1.2.3" not in _row(html, "production")
+
+
+def test_it_shows_the_latest_successful_deploy(demo):
+    now = timezone.now()
+    _run(demo, status=RunStatus.SUCCESSFUL, version="1.2.3", finished_at=now - timedelta(days=1))
+    _run(demo, status=RunStatus.SUCCESSFUL, version="1.2.4", finished_at=now)
+
+    row = _row(_client(demo.dev).get("/").content.decode(), "test")
+
+    assert "1.2.4" in row
+    assert "1.2.3" not in row
+
+
+def test_it_shows_an_auditor_no_buttons(demo):
+    response = _client(demo.auditor).get("/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="service-hello-web"' in html
+    assert "/services/hello-web/" not in html
+    assert ">Deploy</a>" not in html
+
+
+# --- action form ------------------------------------------------------------------
+def test_it_renders_the_action_form(demo):
+    response = _client(demo.dev).get(FORM_URL.format("qa"))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert re.search(r'<input type="text" name="version"[^>]*required', html)
+    assert "Release number, e.g. 1.0.0" in html
+    assert 'name="check"' in html
+    assert "Deploy hello-web on QA</button>" in html
+    assert demo.deploy.playbook_version.commit[:10] in html
+
+
+def test_it_shows_a_bad_version_beside_the_field(demo):
+    response = _client(demo.dev).post(FORM_URL.format("test"), {"version": "latest"})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert re.search(r'<p class="error" id="version-error">Must match the pattern \^\\d\+', html), (
+        html
+    )
+    assert html.count("Must match the pattern") == 1
+    assert 'value="latest"' in html
+    assert not Run.objects.exists()
+    assert AuditEvent.objects.filter(verb="run.refused", via="web").count() == 1
+
+
+def test_it_never_shows_a_secret_back_in_the_form(demo, secret_action):
+    response = _client(demo.dev).post(
+        "/services/hello-web/migrate/test/", {"version": "", "db_password": SECRET}
+    )
+
+    assert response.status_code == 200
+    assert b'id="version-error">This field is required.' in response.content
+    assert SECRET not in response.content.decode()
+    assert not Run.objects.exists()
+
+
+def test_it_shows_why_an_unapproved_action_cannot_run(demo):
+    ActionFactory(
+        service=demo.service,
+        slug="migrate",
+        label="Migrate",
+        playbook_version=PlaybookVersionFactory(approved_at=None),
+        environments=[demo.envs["test"]],
+    )
+
+    response = _client(demo.dev).post("/services/hello-web/migrate/test/", {})
+
+    assert response.status_code == 200
+    assert b"The playbook version of Migrate is not approved." in response.content
+    assert not Run.objects.exists()
+
+
+def test_it_launches_and_shows_the_run(demo):
+    response = _client(demo.dev).post(FORM_URL.format("test"), {"version": "1.2.3"})
+
+    run = Run.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/runs/{run.pk}/"
+    assert run.status == RunStatus.QUEUED
+    assert run.version == "1.2.3"
+    assert run.requested_by == demo.dev
+    assert run.check_mode is False
+    assert AuditEvent.objects.get(verb="run.requested").via == "web"
+
+
+def test_it_launches_a_dry_run(demo):
+    _client(demo.dev).post(FORM_URL.format("test"), {"version": "1.2.3", "check": "1"})
+
+    assert Run.objects.get().check_mode is True
+
+
+def test_it_refuses_the_form_to_an_auditor(demo):
+    client = _client(demo.auditor)
+
+    page = client.get(FORM_URL.format("test"))
+    posted = client.post(FORM_URL.format("test"), {"version": "1.2.3"})
+
+    assert page.status_code == 403
+    assert b"Auditors can read everything but run nothing." in page.content
+    assert b'name="version"' not in page.content
+    assert posted.status_code == 403
+    assert not Run.objects.exists()
+
+
+def test_it_answers_404_for_an_unknown_action_or_environment(demo):
+    client = _client(demo.dev)
+
+    assert client.get("/services/hello-web/destroy/test/").status_code == 404
+    assert client.get("/services/hello-web/deploy/moon/").status_code == 404
+    assert client.get("/services/nope/deploy/test/").status_code == 404
+
+
+def test_it_ignores_a_malformed_rerun_of(demo):
+    response = _client(demo.dev).post(
+        FORM_URL.format("test"), {"version": "1.2.3", "rerun_of": "abc"}
+    )
+
+    assert response.status_code == 302
+    assert Run.objects.get().rerun_of is None
+
+
+# --- run page -------------------------------------------------------------------
+def test_it_shows_a_run_with_its_secret_masked(demo, secret_action):
+    client = _client(demo.dev)
+    launched = client.post(
+        "/services/hello-web/migrate/test/", {"version": "2.0.0", "db_password": SECRET}
+    )
+    assert launched.status_code == 302
+    run = Run.objects.get()
+    version = secret_action.playbook_version
+
+    response = client.get(launched["Location"])
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f"Run #{run.pk}: Migrate hello-web on Test" in html
+    assert 'data-status="queued">Queued</span>' in html
+    assert "<dt>Requested by</dt><dd>dev</dd>" in html
+    assert '<th scope="row">version</th><td><code>2.0.0</code></td>' in html
+    assert '<th scope="row">db_password</th><td>••••</td>' in html
+    assert SECRET not in html
+    assert version.commit[:10] in html
+    assert version.content_hash in html
+
+
+def test_it_shows_the_output_and_the_buttons_of_a_running_run(demo):
+    run = _run(
+        demo, status=RunStatus.RUNNING, parameters={"version": "1.2.3"}, started_at=timezone.now()
+    )
+    _events(run, "PLAY [Deploy hello-web]", "TASK [Install release]", "ok: [localhost]")
+
+    html = _client(demo.dev).get(f"/runs/{run.pk}/").content.decode()
+
+    assert 'data-status="running">Running</span>' in html
+    assert "PLAY [Deploy hello-web]" in html
+    assert "TASK [Install release]" in html
+    assert 'id="L3"' in html
+    assert f'action="/runs/{run.pk}/cancel/"' in html
+    assert ">Cancel</button>" in html
+    assert f'href="/runs/{run.pk}/again/">Run again</a>' in html
+    # The live log asks only for what came after the last event shown.
+    assert f'hx-get="/runs/{run.pk}/log/?after=3"' in html
+
+
+def test_it_offers_no_cancel_for_a_finished_run(demo):
+    run = _run(demo, status=RunStatus.SUCCESSFUL, finished_at=timezone.now(), rc=0)
+
+    html = _client(demo.dev).get(f"/runs/{run.pk}/").content.decode()
+
+    assert 'data-status="successful">Successful</span>' in html
+    assert ">Cancel</button>" not in html
+    assert "Run again" in html
+    assert 'id="log-poller"' not in html
+
+
+def test_it_offers_no_cancel_to_another_developer(demo):
+    run = _run(demo, status=RunStatus.RUNNING)
+    other = UserFactory(username="dev2")
+
+    html = _client(other).get(f"/runs/{run.pk}/").content.decode()
+
+    assert ">Cancel</button>" not in html
+
+
+def test_it_offers_an_auditor_neither_cancel_nor_run_again(demo):
+    run = _run(demo, status=RunStatus.RUNNING)
+
+    response = _client(demo.auditor).get(f"/runs/{run.pk}/")
+
+    assert response.status_code == 200
+    assert b">Cancel</button>" not in response.content
+    assert b"Run again" not in response.content
+
+
+def test_it_answers_404_for_a_missing_run(demo):
+    assert _client(demo.dev).get("/runs/999999/").status_code == 404
+
+
+def test_it_cancels_a_queued_run_from_its_page(demo):
+    run = _run(demo)
+
+    response = _client(demo.dev).post(f"/runs/{run.pk}/cancel/")
+
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELED
+    assert run.canceled_by_name == "dev"
+
+
+def test_it_refuses_a_cancel_by_another_developer(demo):
+    run = _run(demo)
+
+    response = _client(UserFactory(username="dev2")).post(f"/runs/{run.pk}/cancel/", follow=True)
+
+    assert "Only the person who started a run, or Ops, can cancel it." in response.content.decode()
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED
+
+
+def test_it_returns_only_the_log_lines_after_a_counter(demo):
+    run = _run(demo, status=RunStatus.RUNNING)
+    _events(run, "first line", "second line", "third line", "fourth line")
+
+    response = _client(demo.dev).get(reverse("runs:log", args=[run.pk]) + "?after=2")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "first line" not in html
+    assert "second line" not in html
+    assert "third line" in html
+    assert "fourth line" in html
+    assert html.index("third line") < html.index("fourth line")
+    assert f'hx-get="/runs/{run.pk}/log/?after=4"' in html
+
+
+def test_it_returns_no_lines_when_nothing_is_new(demo):
+    run = _run(demo, status=RunStatus.RUNNING)
+    _events(run, "first line", "second line")
+
+    html = _client(demo.dev).get(f"/runs/{run.pk}/log/?after=2").content.decode()
+
+    assert "line" not in html.replace("hx-get", "")
+    assert f'hx-get="/runs/{run.pk}/log/?after=2"' in html
+
+
+def test_it_escapes_the_output(demo):
+    run = _run(demo, status=RunStatus.RUNNING)
+    _events(run, "<script>alert(1)</script>")
+
+    html = _client(demo.dev).get(f"/runs/{run.pk}/").content.decode()
+
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+# --- run again -------------------------------------------------------------------
+def test_it_prefills_run_again_but_never_the_secret(demo, secret_action):
+    client = _client(demo.dev)
+    client.post("/services/hello-web/migrate/qa/", {"version": "2.0.0", "db_password": SECRET})
+    run = Run.objects.get()
+
+    again = client.get(f"/runs/{run.pk}/again/")
+
+    assert again.status_code == 302
+    location = again["Location"]
+    assert location.startswith("/services/hello-web/migrate/qa/?")
+    assert "version=2.0.0" in location
+    assert f"rerun_of={run.pk}" in location
+    assert "db_password" not in location
+    form = client.get(location).content.decode()
+    assert re.search(r'<input type="text" name="version" value="2.0.0"', form)
+    password = re.search(r'<input type="password" name="db_password"[^>]*>', form).group(0)
+    assert "value=" not in password
+    assert SECRET not in form
+    assert "••••" not in form
+    assert f'<input type="hidden" name="rerun_of" value="{run.pk}">' in form
+
+
+def test_it_links_a_run_again_to_the_run_it_repeats(demo):
+    first = _run(demo, status=RunStatus.FAILED, parameters={"version": "1.2.3"})
+    client = _client(demo.dev)
+
+    response = client.post(FORM_URL.format("test"), {"version": "1.2.3", "rerun_of": first.pk})
+
+    again = Run.objects.exclude(pk=first.pk).get()
+    assert response["Location"] == f"/runs/{again.pk}/"
+    assert again.rerun_of == first
+    assert (
+        f'href="/runs/{first.pk}/">#{first.pk}</a>'
+        in client.get(f"/runs/{again.pk}/").content.decode()
+    )
+
+
+# --- runs list ----------------------------------------------------------------------
+def test_it_lists_runs_newest_first_25_a_page(demo):
+    runs = [_run(demo, version=f"1.0.{n}") for n in range(30)]
+    client = _client(demo.dev)
+
+    first = client.get("/runs/").content.decode()
+    second = client.get("/runs/?page=2").content.decode()
+
+    newest_first = [run.pk for run in reversed(runs)]
+    assert _run_ids(first) == newest_first[:25]
+    assert _run_ids(second) == newest_first[25:]
+    assert "Page 1 of 2" in first
+    assert 'href="?page=2">Older' in first
+    assert 'href="?page=1">← Newer' in second
+    assert "Older" not in second
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("service=other", ["other"]),
+        ("environment=qa", ["qa"]),
+        ("status=failed", ["failed"]),
+        ("user=ops", ["ops"]),
+        ("environment=qa&status=failed", []),
+        ("", ["other", "qa", "failed", "ops", "plain"]),
+    ],
+)
+def test_it_filters_runs(demo, query, expected):
+    other = ActionFactory(service__slug="other", environments=[demo.envs["test"]])
+    made = {
+        "plain": _run(demo),
+        "ops": _run(demo, user=demo.ops),
+        "failed": _run(demo, status=RunStatus.FAILED),
+        "qa": _run(demo, environment="qa"),
+        "other": _run(demo, action=other),
+    }
+
+    html = _client(demo.dev).get(f"/runs/?{query}").content.decode()
+
+    assert _run_ids(html) == [made[name].pk for name in expected]
+    if not expected:
+        assert "No runs match." in html
+
+
+def test_it_keeps_the_filters_across_pages(demo):
+    ci = UserFactory(username="ci+bot")
+    for _ in range(30):
+        _run(demo, user=ci)
+    _run(demo)
+    client = _client(demo.dev)
+
+    first = client.get("/runs/", {"user": "ci+bot"}).content.decode()
+    older = re.search(r'<a href="([^"]+)">Older', first).group(1).replace("&amp;", "&")
+    second = client.get(f"/runs/{older}").content.decode()
+
+    assert len(_run_ids(first)) == 25
+    assert len(_run_ids(second)) == 5
+    assert 'value="ci+bot"' in first
