@@ -1,10 +1,13 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from apps.audit.models import Via
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service, SourceCommit
 from apps.catalog.services import (
+    action_audit_saved,
+    action_delete,
     playbook_version_approve,
     playbook_version_audit_created,
     playbook_version_pin,
@@ -88,9 +91,10 @@ class PlaybookVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve the selected versions")
     def approve(self, request, queryset):
-        for version in queryset.filter(approved_at__isnull=True):
+        versions = list(queryset.filter(approved_at__isnull=True))
+        for version in versions:
             playbook_version_approve(version=version, acting_user=request.user, via=Via.ADMIN)
-        self.message_user(request, "Approved.")
+        self.message_user(request, f"Approved {len(versions)} playbook version(s).")
 
 
 class ActionAdminForm(forms.ModelForm):
@@ -117,6 +121,27 @@ class ActionAdmin(admin.ModelAdmin):
     list_filter = ("service", "kind")
     filter_horizontal = ("environments",)
     prepopulated_fields = {"slug": ("label",)}
+
+    # An action is what may run: every change to it is kept in the audit log.
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        action_audit_saved(
+            action=form.instance,
+            created=not change,
+            acting_user=request.user,
+            via=Via.ADMIN,
+            request=request,
+        )
+
+    def delete_model(self, request, obj):
+        action_delete(action=obj, acting_user=request.user, via=Via.ADMIN, request=request)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for action in queryset:
+                action_delete(
+                    action=action, acting_user=request.user, via=Via.ADMIN, request=request
+                )
 
 
 class ActionInline(admin.TabularInline):

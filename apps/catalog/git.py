@@ -60,16 +60,21 @@ def mirror_update(url: str, mirror: Path) -> None:
 
 
 def commit_resolve(mirror: Path, ref: str) -> str:
+    """The full sha of the commit `ref` names (a sha, a short sha, a branch or a tag)."""
     if ref.startswith("-"):
         raise GitError(f"Not a commit: {ref}")
-    return (
-        _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", git_dir=mirror)
-        .decode()
-        .strip()
-    )
+    try:
+        out = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", git_dir=mirror)
+    except GitError as exc:
+        # --quiet leaves git's stderr empty when the commit is simply not there.
+        raise GitError(f"No commit {ref!r} in the repository. {exc}".strip()) from exc
+    return out.decode().strip()
 
 
 def commits_list(mirror: Path, branch: str, limit: int = 50) -> list[Commit]:
+    if branch.startswith("-"):
+        # It would be read as an option of `git log` (--output=FILE writes a file).
+        raise GitError(f"A branch name cannot start with '-': {branch}")
     out = _git("log", f"-n{limit}", "--format=%H%x00%cI%x00%an%x00%s", branch, "--", git_dir=mirror)
     commits = []
     for line in out.decode(errors="replace").splitlines():
@@ -82,16 +87,35 @@ def file_read(mirror: Path, commit: str, path: str) -> bytes:
     return _git("show", f"{commit}:{path}", git_dir=mirror)
 
 
+class _PlaybookLoader(yaml.SafeLoader):
+    """Safe YAML that reads Ansible's own tags (!vault, !unsafe) as plain values."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node):
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_mapping(node)
+
+
+_PlaybookLoader.add_multi_constructor("!", _tagged)
+
+
 def playbooks_list(mirror: Path, commit: str) -> list[str]:
     """YAML files at `commit` that hold a list of plays."""
-    names = _git("ls-tree", "-r", "--name-only", "-z", commit, git_dir=mirror).decode().split("\0")
+    raw = _git("ls-tree", "-r", "--name-only", "-z", commit, git_dir=mirror)
     found = []
-    for name in names:
+    for raw_name in raw.split(b"\0"):
+        try:
+            name = raw_name.decode()
+        except UnicodeDecodeError:
+            continue  # not a name the portal could store or show
         parts = PurePosixPath(name).parts
         if not name.endswith((".yml", ".yaml")) or NOT_PLAYBOOK_DIRS & set(parts[:-1]):
             continue
         try:
-            content = yaml.safe_load(file_read(mirror, commit, name))
+            content = yaml.load(file_read(mirror, commit, name), Loader=_PlaybookLoader)  # noqa: S506
         except yaml.YAMLError:
             continue
         if (

@@ -9,11 +9,10 @@ from collections.abc import Mapping
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
 
 from apps.catalog.constants import FieldType
 
-NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 FIELD_KEYS = {
     "name",
     "label",
@@ -45,11 +44,12 @@ def form_definition_errors(form) -> list[str]:
     seen: set[str] = set()
     for index, field in enumerate(form, start=1):
         where = f"Field {index}"
+        errors_before = len(errors)
         if not isinstance(field, dict):
             errors.append(f"{where} must be an object.")
             continue
         name = field.get("name")
-        if not isinstance(name, str) or not NAME.match(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             errors.append(
                 f"{where}: name must be lower-case letters, digits and '_' (got {name!r})."
             )
@@ -102,7 +102,8 @@ def form_definition_errors(form) -> list[str]:
         low, high = field.get("min"), field.get("max")
         if isinstance(low, int) and isinstance(high, int) and low > high:
             errors.append(f"{where}: min is greater than max.")
-        if "default" in field and not errors:
+        # A default is only worth checking once the rest of its field is sound.
+        if "default" in field and len(errors) == errors_before:
             if kind == FieldType.SECRET:
                 errors.append(f"{where}: a secret field cannot have a default.")
             else:
@@ -113,19 +114,45 @@ def form_definition_errors(form) -> list[str]:
     return errors
 
 
+BOOLEAN_TRUE = {"true", "on", "1", "yes"}
+BOOLEAN_FALSE = {"false", "off", "0", "no", ""}
+
+
+def _checked(value) -> bool:
+    if isinstance(value, str):
+        return value.lower() in BOOLEAN_TRUE
+    return value is True
+
+
+class StrictCheckboxInput(forms.CheckboxInput):
+    """A checkbox that hands the value sent to the field as it is.
+
+    Django's checkbox turns any non-empty value ("no", "maybe", 1) into True
+    before the field sees it; here only a box left unchecked (nothing sent)
+    means false, and the field decides the rest.
+    """
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs, check_test=_checked)
+
+    def value_from_datadict(self, data, files, name):
+        if name not in data:
+            return False
+        return data.get(name)
+
+
 class StrictBooleanField(forms.BooleanField):
     """true/false from JSON or a checkbox; anything else is an error, not a guess."""
 
-    TRUE = {"true", "on", "1", "yes"}
-    FALSE = {"false", "off", "0", "no", ""}
+    widget = StrictCheckboxInput
 
     def to_python(self, value):
         if isinstance(value, bool):
             return value
         if value is None:
             return False
-        if isinstance(value, str) and value.lower() in self.TRUE | self.FALSE:
-            return value.lower() in self.TRUE
+        if isinstance(value, str) and value.lower() in BOOLEAN_TRUE | BOOLEAN_FALSE:
+            return value.lower() in BOOLEAN_TRUE
         raise ValidationError("Must be true or false.", code="invalid")
 
 
@@ -150,6 +177,18 @@ class ListChoiceField(forms.MultipleChoiceField):
         return super().to_python(value)
 
 
+def _pattern_validator(pattern: str):
+    # The whole value must match, as in an HTML pattern attribute: "[0-9.]+"
+    # must not let "1.0; rm -rf /" through because it starts with digits.
+    regex = re.compile(pattern)
+
+    def validate(value):
+        if not regex.fullmatch(value):
+            raise ValidationError(f"Must match the pattern {pattern}.", code="invalid")
+
+    return validate
+
+
 def _django_field(field: dict) -> forms.Field:
     kind = field["type"]
     common = {
@@ -158,16 +197,13 @@ def _django_field(field: dict) -> forms.Field:
         "required": bool(field.get("required", False)),
         "initial": field.get("default"),
     }
-    pattern_validators = []
-    if field.get("pattern"):
-        pattern_validators.append(
-            RegexValidator(field["pattern"], f"Must match the pattern {field['pattern']}.")
-        )
+    pattern_validators = [_pattern_validator(field["pattern"])] if field.get("pattern") else []
     if kind == FieldType.STRING:
         return TextField(max_length=1000, validators=pattern_validators, **common)
     if kind == FieldType.SECRET:
         return TextField(
             max_length=4000,
+            strip=False,  # a password's spaces are part of it
             validators=pattern_validators,
             widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
             **common,

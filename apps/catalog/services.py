@@ -7,22 +7,34 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.catalog import git
-from apps.catalog.models import PlaybookSource, PlaybookVersion, SourceCommit
+from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, SourceCommit
 
 
 def source_sync(*, source: PlaybookSource, acting_user, via: str) -> list[SourceCommit]:
     """Fetch the source; record its recent commits and offer its playbooks at the branch head.
 
-    New playbook versions are created unapproved: Ops approves each one.
+    New playbook versions are created unapproved: Ops approves each one. A
+    failure is kept on the source (`sync_error`) and raised as a ValidationError.
     """
+    # The git work happens before the transaction, so no write lock is held
+    # while a repository is fetched, exported and hashed.
     try:
         git.mirror_update(source.url, source.mirror_path)
         commits = git.commits_list(source.mirror_path, source.branch)
+        head = commits[0].sha if commits else None
+        head_playbooks = git.playbooks_list(source.mirror_path, head) if head else []
+        pinned = set(
+            PlaybookVersion.objects.filter(source=source, commit=head).values_list(
+                "path", flat=True
+            )
+        )
+        new_paths = [path for path in head_playbooks if path not in pinned]
+        # One hash per commit: it covers the whole tree, whichever playbook runs.
+        content_hash = _tree_hash_at(source, head) if new_paths else ""
     except git.GitError as exc:
         source.sync_error = str(exc)
         source.save(update_fields=["sync_error"])
         raise ValidationError(f"Sync of {source} failed: {exc}") from exc
-    head_playbooks = git.playbooks_list(source.mirror_path, commits[0].sha) if commits else []
     with transaction.atomic():
         rows = []
         for index, commit in enumerate(commits):
@@ -37,15 +49,14 @@ def source_sync(*, source: PlaybookSource, acting_user, via: str) -> list[Source
                 },
             )
             rows.append(row)
-        created = [
-            playbook_version_create(
-                source=source, commit=commits[0].sha, path=path, via=via, audit=False
+        created = []
+        for path in new_paths:
+            # get_or_create: a sync running at the same time may have pinned it meanwhile.
+            version, is_new = PlaybookVersion.objects.get_or_create(
+                source=source, commit=head, path=path, defaults={"content_hash": content_hash}
             )
-            for path in head_playbooks
-            if not PlaybookVersion.objects.filter(
-                source=source, commit=commits[0].sha, path=path
-            ).exists()
-        ]
+            if is_new:
+                created.append(version)
         source.synced_at = timezone.now()
         source.sync_error = ""
         source.save(update_fields=["synced_at", "sync_error"])
@@ -55,7 +66,7 @@ def source_sync(*, source: PlaybookSource, acting_user, via: str) -> list[Source
             verb="source.sync",
             obj=source,
             details={
-                "head": commits[0].sha if commits else None,
+                "head": head,
                 "playbooks": head_playbooks,
                 "new_versions": [v.pk for v in created],
             },
@@ -63,18 +74,24 @@ def source_sync(*, source: PlaybookSource, acting_user, via: str) -> list[Source
     return rows
 
 
+def _tree_hash_at(source: PlaybookSource, sha: str) -> str:
+    with tempfile.TemporaryDirectory(prefix="pushbutton-hash-") as tmp:
+        git.tree_export(source.mirror_path, sha, Path(tmp))
+        return git.tree_hash(Path(tmp))
+
+
 def playbook_version_pin(*, source: PlaybookSource, commit: str, path: str) -> tuple[str, str]:
     """Resolve `commit` and hash the tree that will run; return (sha, content hash)."""
     pure = PurePosixPath(path)
     if not path or pure.is_absolute() or ".." in pure.parts:
         raise ValidationError({"path": "A path inside the repository, without '..'."})
+    if not (source.mirror_path / "HEAD").exists():
+        raise ValidationError({"source": f"{source} has not been synced yet: sync it first."})
     try:
         sha = git.commit_resolve(source.mirror_path, commit)
         if path not in git.playbooks_list(source.mirror_path, sha):
             raise ValidationError({"path": f"{path} is not a playbook at {sha[:10]}."})
-        with tempfile.TemporaryDirectory(prefix="pushbutton-hash-") as tmp:
-            git.tree_export(source.mirror_path, sha, Path(tmp))
-            return sha, git.tree_hash(Path(tmp))
+        return sha, _tree_hash_at(source, sha)
     except git.GitError as exc:
         raise ValidationError({"commit": f"Cannot read {commit} from {source}: {exc}"}) from exc
 
@@ -131,3 +148,56 @@ def playbook_version_approve(*, version: PlaybookVersion, acting_user, via: str)
             },
         )
     return version
+
+
+def _action_details(action: Action) -> dict:
+    version = action.playbook_version
+    return {
+        "service": action.service.slug,
+        "action": action.slug,
+        "label": action.label,
+        "kind": action.kind,
+        "playbook_version": {
+            "id": version.pk,
+            "path": version.path,
+            "commit": version.commit,
+            "content_hash": version.content_hash,
+        },
+        "environments": sorted(action.environments.values_list("slug", flat=True)),
+        "timeout": action.timeout,
+        "form": action.form,
+        "version_field": action.version_field,
+    }
+
+
+def action_audit_saved(
+    *, action: Action, created: bool, acting_user, via: str, request=None
+) -> None:
+    """Record what an action now runs, and with which form and environments.
+
+    Called after the action and its environments are saved, in the same transaction.
+    """
+    audit_record(
+        actor=acting_user,
+        via=via,
+        verb="action.create" if created else "action.update",
+        obj=action,
+        service=action.service.slug,
+        details=_action_details(action),
+        request=request,
+    )
+
+
+def action_delete(*, action: Action, acting_user, via: str, request=None) -> None:
+    """Delete an action; the audit log keeps what it was."""
+    with transaction.atomic():
+        audit_record(
+            actor=acting_user,
+            via=via,
+            verb="action.delete",
+            obj=action,
+            service=action.service.slug,
+            details=_action_details(action),
+            request=request,
+        )
+        action.delete()
