@@ -141,7 +141,7 @@ def tree_export(mirror: Path, commit: str, dest: Path) -> None:
 
 
 def tree_hash(root: Path) -> str:
-    """SHA-256 over every file's path and content under `root`, in path order."""
+    """SHA-256 over every file's path, executable bit and content under `root`, in path order."""
     digest = hashlib.sha256()
     root = Path(root)
     for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
@@ -149,6 +149,7 @@ def tree_hash(root: Path) -> str:
         if path.is_symlink():
             content = b"symlink:" + os.readlink(path).encode()
         else:
-            content = path.read_bytes()
+            mode = b"x:" if os.access(path, os.X_OK) else b"f:"
+            content = mode + path.read_bytes()
         digest.update(rel.encode() + b"\0" + hashlib.sha256(content).digest())
     return digest.hexdigest()

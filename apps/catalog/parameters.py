@@ -25,6 +25,14 @@ FIELD_KEYS = {
     "max",
     "help",
 }
+# Extra vars override everything: a form field must not shadow Ansible's own variables.
+ANSIBLE_MAGIC_VARS = frozenset(
+    {
+        "hostvars", "groups", "group_names", "inventory_hostname", "inventory_hostname_short",
+        "inventory_dir", "inventory_file", "omit", "play_hosts", "playbook_dir", "role_name",
+        "role_names", "role_path", "environment", "vars", "item", "ansible_facts", "lookup",
+    }
+)  # fmt: skip
 MASK = "••••"
 
 
@@ -55,6 +63,8 @@ def form_definition_errors(form) -> list[str]:
             )
         else:
             where = f"Field {name!r}"
+            if name in ANSIBLE_MAGIC_VARS:
+                errors.append(f"{where}: {name!r} is one of Ansible's own variables.")
             if name.startswith("ansible_") or name.startswith("pushbutton_"):
                 errors.append(
                     f"{where}: names starting with 'ansible_' or 'pushbutton_' are reserved."

@@ -242,3 +242,10 @@ def test_it_says_when_a_commit_is_not_there(tmp_path, ref):
 
     with pytest.raises(git.GitError, match="commit"):
         git.commit_resolve(mirror, ref)
+
+
+def test_tree_hash_changes_when_a_file_becomes_executable(tmp_path):
+    (tmp_path / "deploy.sh").write_text("#!/bin/sh\n")
+    before = git.tree_hash(tmp_path)
+    (tmp_path / "deploy.sh").chmod(0o755)
+    assert git.tree_hash(tmp_path) != before

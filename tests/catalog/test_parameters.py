@@ -476,3 +476,9 @@ def test_it_accepts_good_defaults_of_every_kind():
     ]
 
     assert form_definition_errors(form) == []
+
+
+@pytest.mark.parametrize("name", ["hostvars", "inventory_hostname", "omit", "group_names"])
+def test_it_refuses_a_field_named_like_an_ansible_variable(name):
+    errors = form_definition_errors([{"name": name, "type": "string"}])
+    assert any("one of Ansible's own variables" in e for e in errors)
