@@ -79,3 +79,45 @@ def audit_record(
         head.last_hash = event.hash
         head.save(update_fields=["last_hash"])
     return event
+
+
+SECRET_FIELD_WORDS = ("password", "secret", "key_hash", "private_key", "passphrase", "token")
+REDACTED = "(changed, value not recorded)"
+
+
+def audit_snapshot(obj, *, exclude=()) -> dict:
+    """A model instance's fields (many-to-many as sorted ids) as JSON-safe values.
+
+    Fields whose names say they hold a secret are never copied, only noted.
+    """
+    values = {}
+    opts = obj._meta
+    for field in [*opts.concrete_fields, *opts.many_to_many]:
+        name = field.attname if field.concrete and not field.many_to_many else field.name
+        if field.name in exclude or name in exclude:
+            continue
+        if any(word in field.name for word in SECRET_FIELD_WORDS):
+            values[field.name] = "(secret)"
+            continue
+        if field.many_to_many:
+            related = getattr(obj, field.name).values_list("pk", flat=True) if obj.pk else []
+            values[field.name] = sorted(related)
+        else:
+            value = getattr(obj, name)
+            values[name] = (
+                value
+                if isinstance(value, bool | int | float | str | type(None) | list | dict)
+                else str(value)
+            )
+    return values
+
+
+def audit_changes(before: dict | None, after: dict | None) -> dict:
+    """Field-by-field differences: {field: [before, after]}; secrets only as "changed"."""
+    before, after = before or {}, after or {}
+    changes = {}
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old != new:
+            changes[name] = [REDACTED, REDACTED] if "(secret)" in (old, new) else [old, new]
+    return changes
