@@ -1,0 +1,294 @@
+"""The run page of a run with 200,000 output lines: time, size, and what it holds.
+
+Creates (or reuses) a finished Run whose RunEvents, bulk-inserted, print
+200,000 coloured lines (4 per event, like Ansible's `ok: [host] => {...}`),
+then, through Django's test Client logged in as an auditor (who may read
+every run; in-process, so the time measured is the server's), times:
+
+- the run page GET /runs/<id>/ (first screen; target < 1 s) with its HTML
+  size and the number of line elements in it (it must not hold all lines);
+- the live-log poll GET /runs/<id>/log/?after=<counter>, with nothing new and
+  with 500 events to catch up on;
+- "Show earlier lines" GET /runs/<id>/log/earlier/?before=<line> from the
+  first line shown, from the middle and from near the start;
+- the log download (streams all lines), for scale.
+
+    .venv/bin/python bench/runpage.py [--lines 200000] [--postgres] [--repeat 5] [--fresh]
+"""
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import benchlib
+
+LINES_PER_EVENT = 4
+TARGET_SECONDS = 1.0
+LINE_ELEMENT = re.compile(rb'<div class="line[ "]')
+GREEN, RED, RESET = "\x1b[0;32m", "\x1b[0;31m", "\x1b[0m"
+
+
+def event_stdout(n: int, failed: bool) -> str:
+    """Four lines of Ansible-like output, coloured as ANSIBLE_FORCE_COLOR prints them."""
+    colour, word = (RED, "failed") if failed else (GREEN, "ok")
+    host = f"web{n % 8 + 1}.example.com"
+    return "\r\n".join(
+        [
+            f"{colour}{word}: [{host}] => (item=release-{n}) => {{{RESET}",
+            f'{colour}    "changed": false,{RESET}',
+            f'{colour}    "msg": "Checked release-{n} on {host}: <files> & \\"links\\""{RESET}',
+            f"{colour}}}{RESET}",
+        ]
+    )
+
+
+def fixtures(lines: int, *, fresh: bool):
+    """An auditor, and a finished run with `lines` lines of output (reused when present)."""
+    from django.utils import timezone
+
+    from apps.accounts.models import Role, User
+    from apps.catalog.constants import ActionKind
+    from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service
+    from apps.environments.models import Environment
+    from apps.runs.constants import RunStatus
+    from apps.runs.models import Run, RunEvent
+
+    # An auditor reads every run, whatever teams and grants say.
+    reader, _ = User.objects.get_or_create(
+        username="bench-auditor", defaults={"role": Role.AUDITOR}
+    )
+    source, _ = PlaybookSource.objects.get_or_create(
+        name="bench-runpage", defaults={"url": "/nonexistent"}
+    )
+    version, _ = PlaybookVersion.objects.get_or_create(
+        source=source,
+        commit="0" * 40,
+        path="site.yml",
+        defaults={"content_hash": "0" * 64, "approved_at": timezone.now()},
+    )
+    service, _ = Service.objects.get_or_create(slug="bench-runpage", defaults={"name": "runpage"})
+    environment, _ = Environment.objects.get_or_create(
+        slug="bench-runpage",
+        defaults={
+            "name": "Bench run page",
+            "order": 1001,
+            "inventory": {"all": {"hosts": {"localhost": {"ansible_connection": "local"}}}},
+        },
+    )
+    action, _ = Action.objects.get_or_create(
+        service=service,
+        slug="big-log",
+        defaults={"label": "Big log", "kind": ActionKind.DEPLOY, "playbook_version": version},
+    )
+    action.environments.add(environment)
+    events = lines // LINES_PER_EVENT
+    run = (
+        Run.objects.filter(action=action, line_count=events * LINES_PER_EVENT, event_count=events)
+        .order_by("-pk")
+        .first()
+    )
+    if run and not fresh and RunEvent.objects.filter(run=run).count() == events:
+        return reader, run, None
+
+    now = timezone.now()
+    run = Run.objects.create(
+        service=service,
+        action=action,
+        environment=environment,
+        action_slug=action.slug,
+        action_label=action.label,
+        action_kind=action.kind,
+        playbook_version=version,
+        playbook_commit=version.commit,
+        playbook_path=version.path,
+        content_hash=version.content_hash,
+        inventory=environment.inventory,
+        timeout=600,
+        queue=environment.queue,
+        parameters={"version": "1.2.3"},
+        version="1.2.3",
+        requested_by=reader,
+        requested_by_name=reader.username,
+        status=RunStatus.SUCCESSFUL,
+        started_at=now,
+        finished_at=now,
+        rc=0,
+    )
+    started = time.perf_counter()
+    batch = []
+    for n in range(1, events + 1):
+        failed = n % 997 == 0
+        batch.append(
+            RunEvent(
+                run=run,
+                counter=n,
+                event="runner_item_on_failed" if failed else "runner_item_on_ok",
+                created=now,
+                host=f"web{n % 8 + 1}.example.com",
+                play="Deploy",
+                task=f"Check release (task {n // 1000})",
+                start_line=(n - 1) * LINES_PER_EVENT,
+                end_line=n * LINES_PER_EVENT,
+                stdout=event_stdout(n, failed),
+                failed=failed,
+                data={"res": {"changed": False, "msg": f"Checked release-{n}"}},
+            )
+        )
+        if len(batch) == 5000:
+            RunEvent.objects.bulk_create(batch)
+            batch = []
+    RunEvent.objects.bulk_create(batch)
+    Run.objects.filter(pk=run.pk).update(event_count=events, line_count=events * LINES_PER_EVENT)
+    run.refresh_from_db()
+    return reader, run, time.perf_counter() - started
+
+
+def timed_get(client, url: str, repeat: int) -> dict:
+    """The first (cold) and median server times of GET `url`, its size and line elements."""
+    times = []
+    for _ in range(repeat + 1):
+        started = time.perf_counter()
+        response = client.get(url)
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        times.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {url} answered {response.status_code}")
+    return {
+        "url": url,
+        "cold": times[0],
+        "median": statistics.median(times[1:]),
+        "bytes": len(body),
+        "line_elements": len(LINE_ELEMENT.findall(body)),
+        "body": body,
+    }
+
+
+def backend_main(args) -> None:
+    benchlib.django_setup()
+    from django.conf import settings
+    from django.db import connection
+    from django.test import Client
+
+    from apps.runs.selectors import run_log_tail
+
+    backend = benchlib.backend_label()
+    reader, run, insert_seconds = fixtures(args.lines, fresh=args.fresh)
+    print(
+        f"[{backend}] run #{run.pk}: {run.line_count:,} lines in {run.event_count:,} events"
+        + (f" (inserted in {insert_seconds:.1f} s)" if insert_seconds else " (reused)"),
+        flush=True,
+    )
+    settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns without it
+    client = Client(SERVER_NAME="localhost")
+    client.force_login(reader)
+
+    page = timed_get(client, f"/runs/{run.pk}/", args.repeat)
+    shown = [int(n) for n in re.findall(rb'<div class="line[^"]*" id="L(\d+)"', page["body"])]
+    earlier = re.search(rb"log/earlier/\?before=(\d+)", page["body"])
+    queries = []
+
+    def count(execute, sql, *rest):
+        queries.append(sql)
+        return execute(sql, *rest)
+
+    with connection.execute_wrapper(count):
+        client.get(f"/runs/{run.pk}/")
+    _, last_counter = run_log_tail(run=run)
+
+    endpoints = [
+        ("run page (first screen)", page),
+        ("log poll, nothing new", f"/runs/{run.pk}/log/?after={last_counter}"),
+        ("log poll, 500 events new", f"/runs/{run.pk}/log/?after={last_counter - 500}"),
+        (
+            "earlier lines, from first shown",
+            f"/runs/{run.pk}/log/earlier/?before={int(earlier.group(1)) if earlier else 1}",
+        ),
+        ("earlier lines, middle", f"/runs/{run.pk}/log/earlier/?before={run.line_count // 2}"),
+        ("earlier lines, near start", f"/runs/{run.pk}/log/earlier/?before=2001"),
+        ("log download (all lines)", f"/runs/{run.pk}/log/download/"),
+    ]
+    rows = []
+    for label, target in endpoints:
+        result = target if isinstance(target, dict) else timed_get(client, target, args.repeat)
+        if label.startswith("log download"):
+            result["line_elements"] = result["body"].count(b"\n")
+        result.pop("body")
+        rows.append({"label": label, **result})
+    Path(args.result).write_text(
+        json.dumps(
+            {
+                "backend": backend,
+                "run": run.pk,
+                "lines": run.line_count,
+                "events": run.event_count,
+                "shown_first": min(shown) if shown else None,
+                "shown_last": max(shown) if shown else None,
+                "earlier_button": bool(earlier),
+                "queries": len(queries),
+                "rows": rows,
+            }
+        )
+    )
+
+
+def main(args) -> int:
+    backends = ["sqlite", "postgres"] if args.postgres else ["sqlite"]
+    results = []
+    for backend in backends:
+        env = benchlib.backend_env(backend, name="runpage")
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            options = ["--result", out.name, "--lines", str(args.lines)]
+            options += ["--repeat", str(args.repeat)] + (["--fresh"] if args.fresh else [])
+            done = benchlib.backend_run(str(Path(__file__).resolve()), backend, env, options)
+            if done.returncode != 0:
+                print(f"{backend}: the bench process failed ({done.returncode}).", file=sys.stderr)
+                return done.returncode
+            results.append(json.loads(Path(out.name).read_text()))
+
+    for r in results:
+        page = r["rows"][0]
+        verdict = "meets" if page["median"] < TARGET_SECONDS else "MISSES"
+        print(
+            f"\n{r['backend']}: run #{r['run']} with {r['lines']:,} lines in {r['events']:,} "
+            f"events. The first screen holds lines {r['shown_first']:,}-{r['shown_last']:,} "
+            f"({page['line_elements']:,} line elements, not {r['lines']:,}; "
+            f"'Show earlier lines' button: {'yes' if r['earlier_button'] else 'NO'}), "
+            f"{r['queries']} queries, {page['median'] * 1000:.0f} ms: {verdict} the target "
+            f"of < {TARGET_SECONDS * 1000:.0f} ms.\n"
+        )
+        print(
+            benchlib.table(
+                ["endpoint", "median ms", "cold ms", "KB", "lines"],
+                [
+                    [
+                        row["label"],
+                        f"{row['median'] * 1000:.1f}",
+                        f"{row['cold'] * 1000:.1f}",
+                        f"{row['bytes'] / 1024:,.1f}",
+                        f"{row['line_elements']:,}",
+                    ]
+                    for row in r["rows"]
+                ],
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL too")
+    parser.add_argument("--repeat", type=int, default=5, help="timed requests per endpoint")
+    parser.add_argument("--fresh", action="store_true", help="insert a new run even if one exists")
+    parser.add_argument("--backend", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.backend:
+        backend_main(args)
+    else:
+        sys.exit(main(args))
