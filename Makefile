@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean sshd
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -n "$(PYTHON)" || { echo "No Python 3.11+ found; set PYTHON=" >&2; exit 1; }
@@ -23,9 +23,22 @@ run: $(STAMP)
 	$(BIN)/python manage.py load_demo
 	$(BIN)/python manage.py serve
 
-test: $(STAMP)
+test: $(STAMP) sshd
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The tests deploy over SSH to a real OpenSSH server they start on loopback: install
+# Debian's openssh-server when it is missing and we may (root with apt-get); otherwise
+# those tests are skipped, saying why.
+sshd:
+	@test -x /usr/sbin/sshd || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "--- apt-get install openssh-server (the SSH target of the tests)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null; \
+	  else \
+	    echo "openssh-server is missing and cannot be installed here: SSH tests will skip" >&2; \
+	  fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

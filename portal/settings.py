@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -62,6 +63,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "apps.accounts",
     "apps.audit",
     "apps.catalog",
@@ -117,6 +121,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 
+if os.getenv("CACHE_URL"):
+    # Shared by all web processes, so sign-in rate limits hold across them.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.getenv("CACHE_URL"),
+        }
+    }
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -128,6 +141,8 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
+    # Admin permissions that come with the Ops and auditor roles.
+    "apps.accounts.backends.RolePermissionBackend",
 ]
 
 # --- django-allauth: username or email and password; sign-up closed -------
@@ -140,6 +155,49 @@ LOGIN_REDIRECT_URL = "/"
 LOGIN_URL = "/accounts/login/"
 EMAIL_BACKEND = os.getenv("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "pushbutton@localhost")
+EMAIL_HOST = os.getenv("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", "25")
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "false")
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", "false")
+# Failed sign-ins per IP address and per account (allauth's rate limits; 429 past them).
+ACCOUNT_RATE_LIMITS = {
+    "login": os.getenv("LOGIN_RATE_LIMIT", "30/m/ip"),
+    "login_failed": os.getenv("LOGIN_FAILED_RATE_LIMIT", "10/m/ip,5/5m/key"),
+    "reset_password": "20/m/ip,5/m/key",
+    "reauthenticate": "10/m/user",
+}
+# Two-factor authentication: an authenticator app (TOTP) and recovery codes, set up by
+# each user on their profile. An environment that requires it needs a code entered in
+# the last REAUTHENTICATION_TIMEOUT seconds.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = SITE_NAME
+ACCOUNT_REAUTHENTICATION_TIMEOUT = envint("REAUTHENTICATION_TIMEOUT", "300")
+# Optional single sign-on with OpenID Connect: set OIDC_SERVER_URL (the issuer),
+# OIDC_CLIENT_ID and OIDC_CLIENT_SECRET. Users are created at their first sign-in; the
+# groups in the OIDC_GROUPS_CLAIM claim decide their teams (each team's "SSO group").
+SOCIALACCOUNT_ADAPTER = "apps.accounts.adapters.SsoAdapter"
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "APPS": [
+            {
+                "provider_id": "sso",
+                "name": os.getenv("OIDC_NAME", "Single sign-on"),
+                "client_id": os.getenv("OIDC_CLIENT_ID", ""),
+                "secret": os.getenv("OIDC_CLIENT_SECRET", ""),
+                "settings": {
+                    "server_url": os.getenv("OIDC_SERVER_URL", ""),
+                    "oauth_pkce_enabled": True,
+                },
+            }
+        ]
+        if os.getenv("OIDC_SERVER_URL")
+        else []
+    }
+}
+OIDC_GROUPS_CLAIM = os.getenv("OIDC_GROUPS_CLAIM", "groups")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.getenv("TIME_ZONE", "UTC")
@@ -166,7 +224,8 @@ REST_FRAMEWORK = {
         "apps.accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Signed in, and a token's scope fits the method (read: GET; run: the rest).
+    "DEFAULT_PERMISSION_CLASSES": ["apps.accounts.authentication.ScopedAccess"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -177,9 +236,16 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Pushbutton API",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["apps.accounts.authentication.ScopedAccess"],
 }
 
 # --- Celery ----------------------------------------------------------------
+# The longest a run may take (an action's timeout above it is refused at launch).
+# Celery's soft and hard time limits of a run are its timeout plus these margins;
+# the runner's own timeout fires first and kills the run's whole process tree.
+RUN_TIMEOUT_MAX = envint("RUN_TIMEOUT_MAX", str(4 * 3600))
+RUN_SOFT_TIME_LIMIT_MARGIN = 60
+RUN_HARD_TIME_LIMIT_MARGIN = 120
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -191,27 +257,86 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
+        # The worker looks for new runs this often (the default second adds up to 1 s to each run).
+        "polling_interval": 0.1,
     }
 else:
-    # Long deploys: a message unacknowledged this long goes back to the queue.
+    # Long deploys: a message unacknowledged this long goes back to the queue, so it
+    # must outlast the longest run (a redelivered run finds itself started anyway).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", str(6 * 3600)),
+        "visibility_timeout": envint(
+            "CELERY_VISIBILITY_TIMEOUT", str(RUN_TIMEOUT_MAX + RUN_HARD_TIME_LIMIT_MARGIN + 3600)
+        ),
     }
+    if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= (
+        RUN_TIMEOUT_MAX + RUN_HARD_TIME_LIMIT_MARGIN
+    ):
+        raise ImproperlyConfigured(
+            "CELERY_VISIBILITY_TIMEOUT must be above RUN_TIMEOUT_MAX + "
+            f"{RUN_HARD_TIME_LIMIT_MARGIN} s, or long runs would be delivered twice."
+        )
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.getenv("CELERY_DEFAULT_QUEUE", "runs")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A launch checks the broker answers (503 otherwise) within this many seconds.
+QUEUE_CHECK_TIMEOUT = envint("QUEUE_CHECK_TIMEOUT", "3")
+CELERY_BROKER_CONNECTION_TIMEOUT = QUEUE_CHECK_TIMEOUT
+# A running run's heartbeat is written every RUN_HEARTBEAT_SECONDS; the reaper,
+# every RUN_REAP_SECONDS, ends as lost a run silent for RUN_LOST_AFTER_SECONDS
+# (its worker died), so a dead worker's run is lost within the sum: 45 s by default.
+RUN_HEARTBEAT_SECONDS = envint("RUN_HEARTBEAT_SECONDS", "10")
+RUN_LOST_AFTER_SECONDS = envint("RUN_LOST_AFTER_SECONDS", "30")
+RUN_REAP_SECONDS = envint("RUN_REAP_SECONDS", "15")
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Periodic tasks (`celery beat`, or a worker started with -B).
+CELERY_BEAT_SCHEDULE = {
+    "runs-reap": {
+        "task": "apps.runs.tasks.runs_reap",
+        "schedule": RUN_REAP_SECONDS,
+        # Not worth doing late: the next one comes soon.
+        "options": {"expires": RUN_REAP_SECONDS},
+    },
+    "audit-checkpoint": {
+        "task": "apps.audit.tasks.audit_checkpoint",
+        "schedule": envint("AUDIT_CHECKPOINT_SECONDS", "3600"),
+    },
+    "audit-verify": {
+        "task": "apps.audit.tasks.audit_chain_verify",
+        "schedule": envint("AUDIT_VERIFY_SECONDS", "86400"),
+    },
+}
 
 # --- Runs ------------------------------------------------------------------
 SOURCES_DIR = VAR_DIR / "sources"
 RUNS_TMP_DIR = Path(os.getenv("RUNS_TMP_DIR", VAR_DIR / "runs-tmp"))
 RUN_EVENT_BATCH_SIZE = envint("RUN_EVENT_BATCH_SIZE", "500")
 RUN_EVENT_FLUSH_SECONDS = float(os.getenv("RUN_EVENT_FLUSH_SECONDS", "0.5"))
-# Key for secret values kept between launch and the worker (Fernet, urlsafe base64).
+# Fernet key(s), comma-separated, for credentials and the secrets a run carries
+# between launch and worker: the first encrypts, all decrypt (rotate_encryption_key).
 # Defaults to one derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEY = os.getenv("FIELD_ENCRYPTION_KEY", "")
+# SSH host keys are checked (the worker's ~/.ssh/known_hosts, or the inventory's
+# ansible_ssh_common_args); "false" trusts any host key, as ansible-runner would.
+RUN_SSH_HOST_KEY_CHECKING = envbool("RUN_SSH_HOST_KEY_CHECKING", "true")
+# The portal's own secrets, emptied from the environment the playbook runs in.
+RUN_HIDDEN_ENV = envlist(
+    "RUN_HIDDEN_ENV",
+    "SECRET_KEY,FIELD_ENCRYPTION_KEY,DATABASE_URL,CELERY_BROKER_URL,CACHE_URL,"
+    "AUDIT_SIGNING_KEY,EMAIL_HOST_PASSWORD,OIDC_CLIENT_SECRET",
+)
+
+# --- Audit log ---------------------------------------------------------------
+# The Ed25519 key that signs checkpoints (base64 of its 32 raw bytes, or PEM);
+# `manage.py audit_checkpoint --generate-key` makes one. Without it none is signed.
+AUDIT_SIGNING_KEY = os.getenv("AUDIT_SIGNING_KEY", "")
+# The public key verify_audit checks checkpoints with (default: the signing key's).
+AUDIT_PUBLIC_KEY = os.getenv("AUDIT_PUBLIC_KEY", "")
+# Where checkpoints are published: an append-only file ("" for none) and/or a webhook.
+AUDIT_CHECKPOINT_FILE = os.getenv("AUDIT_CHECKPOINT_FILE", str(VAR_DIR / "audit-checkpoints.jsonl"))
+AUDIT_CHECKPOINT_WEBHOOK = os.getenv("AUDIT_CHECKPOINT_WEBHOOK", "")
 
 LOGGING = {
     "version": 1,
@@ -219,4 +344,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    # At DEBUG, ansible-runner prints the playbook's whole environment.
+    "loggers": {"ansible-runner": {"level": "INFO"}},
 }

@@ -1,5 +1,9 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
+
+# The admin signs in through the portal's sign-in: two-factor authentication, rate limits.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -7,4 +11,9 @@ urlpatterns = [
     path("api/v1/", include("portal.api")),
     path("", include("apps.catalog.urls")),
     path("", include("apps.runs.urls")),
+    path("", include("apps.audit.urls")),
+    path("", include("apps.accounts.urls")),
 ]
+
+# A refused page says why, and the refusal is kept in the audit log.
+handler403 = "apps.accounts.views.permission_denied"

@@ -6,22 +6,43 @@ import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import override_settings
 
-from apps.accounts.models import Role
+from apps.accounts.models import Right, Role
 from apps.audit.models import Via
 from apps.catalog.models import Action, PlaybookSource, Service
 from apps.catalog.services import playbook_version_approve, playbook_version_create, source_sync
 from apps.environments.models import Environment
-from tests.factories import EnvironmentFactory, UserFactory
+from tests.audit.database import flush_past_audit_triggers
+from tests.factories import EnvironmentFactory, GrantFactory, TeamFactory, UserFactory
 
 BASE = Path(__file__).resolve().parent.parent
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
 CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _audit_log_flushable():
+    """The audit log refuses DELETE and TRUNCATE, so the flush after each transactional
+    test empties it the way only the database's owner can (tests/audit/database.py)."""
+    ops = type(connection.ops)
+    flush = flush_past_audit_triggers(ops.execute_sql_flush)
+    with mock.patch.object(ops, "execute_sql_flush", flush):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """A real password hash takes most of a second on a busy machine, and every user a
+    test makes has one: tests hash with a fast (and weak) hasher instead."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -33,8 +54,12 @@ def _fresh_var_dir():
 
 # --- people ---------------------------------------------------------------
 @pytest.fixture
-def dev(db):
-    return UserFactory(username="dev", role=Role.DEVELOPER)
+def dev(db, local_env):
+    """A developer whose team ("developers") may run every service on `local_env`."""
+    user = UserFactory(username="dev", role=Role.DEVELOPER)
+    team = TeamFactory(slug="developers", members=[user])
+    GrantFactory(team=team, service=None, environment=local_env, right=Right.RUN)
+    return user
 
 
 @pytest.fixture
@@ -111,6 +136,7 @@ def demo(db, tmp_path):
         dev=User.objects.get(username="dev"),
         ops=User.objects.get(username="ops"),
         auditor=User.objects.get(username="auditor"),
+        tester=User.objects.get(username="tester"),
         targets=tmp_path,
     )
 
@@ -179,3 +205,113 @@ def browser_type_launch_args(browser_type_launch_args):
             "--disable-component-update", "--no-first-run", "--disable-sync",
         ],
     }  # fmt: skip
+
+
+# --- a real SSH target ----------------------------------------------------------
+SSHD = "/usr/sbin/sshd"
+SSH_VAULT_PASSWORD = "pushbutton-test-vault-password"  # opens tests/playbooks/vault_vars.yml
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ssh_target(tmp_path_factory):
+    """A real OpenSSH server on a loopback port, with a host key of its own, accepting
+    one client key (generated in memory, passphrase-protected, never written to disk)
+    for the current user. `inventory(target_root)` points an environment at it."""
+    import getpass
+    import socket
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if not Path(SSHD).exists():
+        pytest.skip(f"OpenSSH's server is not installed at {SSHD} (make test and CI install it)")
+    root = tmp_path_factory.mktemp("sshd")
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / "host_key")], check=True
+    )
+    passphrase = f"passphrase {uuid.uuid4().hex}"
+    key = Ed25519PrivateKey.generate()
+    private_key = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.BestAvailableEncryption(passphrase.encode()),
+    ).decode()
+    public_key = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    (root / "authorized_keys").write_bytes(public_key + b" pushbutton-tests\n")
+    port, user = free_port(), getpass.getuser()
+    host_public = (root / "host_key.pub").read_text().split()[:2]
+    (root / "known_hosts").write_text(f"[127.0.0.1]:{port} {' '.join(host_public)}\n")
+    (root / "sshd_config").write_text(
+        "\n".join(
+            [
+                f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {root / 'host_key'}",
+                f"PidFile {root / 'sshd.pid'}", f"AuthorizedKeysFile {root / 'authorized_keys'}",
+                "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
+                "StrictModes no", "PermitRootLogin prohibit-password", f"AllowUsers {user}",
+                "LogLevel VERBOSE", "",
+            ]
+        )
+    )  # fmt: skip
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # its privilege separation dir
+    log = root / "sshd.log"
+    proc = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(root / "sshd_config")],
+        stdout=open(log, "w"),  # noqa: SIM115 (sshd writes it for its whole life)
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"sshd did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+
+    def inventory(target_root: str) -> dict:
+        return {
+            "web": {
+                "hosts": {
+                    "ssh-target": {
+                        "ansible_host": "127.0.0.1",
+                        "ansible_port": port,
+                        "ansible_user": user,
+                        # The target is this machine: the worker's own Python is there.
+                        "ansible_python_interpreter": sys.executable,
+                        "ansible_ssh_common_args": (
+                            f"-o UserKnownHostsFile={root / 'known_hosts'} "
+                            "-o StrictHostKeyChecking=yes"
+                        ),
+                    }
+                },
+                "vars": {"target_root": target_root},
+            }
+        }
+
+    yield SimpleNamespace(
+        port=port,
+        user=user,
+        private_key=private_key,
+        passphrase=passphrase,
+        log=log,
+        inventory=inventory,
+        vault_password=SSH_VAULT_PASSWORD,
+    )
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()

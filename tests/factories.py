@@ -2,7 +2,7 @@ import datetime
 
 import factory
 
-from apps.accounts.models import Role, User
+from apps.accounts.models import Grant, Right, Role, Team, User
 from apps.catalog.constants import ActionKind
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service
 from apps.environments.models import Environment
@@ -19,6 +19,36 @@ class UserFactory(factory.django.DjangoModelFactory):
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
     role = Role.DEVELOPER
     password = factory.django.Password(PASSWORD)
+
+
+class TeamFactory(factory.django.DjangoModelFactory):
+    """A team; `members=[users]` puts them in it."""
+
+    class Meta:
+        model = Team
+        django_get_or_create = ("slug",)
+        skip_postgeneration_save = True
+
+    name = factory.LazyAttribute(lambda t: t.slug.capitalize())
+    slug = factory.Sequence(lambda n: f"team{n}")
+
+    @factory.post_generation
+    def members(self, create, extracted, **kwargs):
+        if create and extracted:
+            for user in extracted:
+                self.memberships.get_or_create(user=user)
+
+
+class GrantFactory(factory.django.DjangoModelFactory):
+    """A grant; `service=None` is every service."""
+
+    class Meta:
+        model = Grant
+
+    team = factory.SubFactory(TeamFactory)
+    service = None
+    environment = factory.SubFactory("tests.factories.EnvironmentFactory")
+    right = Right.RUN
 
 
 class EnvironmentFactory(factory.django.DjangoModelFactory):

@@ -1,15 +1,15 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 
+from apps.audit.admin import AuditedModelAdmin
 from apps.audit.models import Via
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service, SourceCommit
 from apps.catalog.services import (
-    action_audit_saved,
-    action_delete,
+    action_snapshot,
     playbook_version_approve,
     playbook_version_audit_created,
+    playbook_version_details,
     playbook_version_pin,
     source_sync,
 )
@@ -27,7 +27,8 @@ class SourceCommitInline(admin.TabularInline):
 
 
 @admin.register(PlaybookSource)
-class PlaybookSourceAdmin(admin.ModelAdmin):
+class PlaybookSourceAdmin(AuditedModelAdmin):
+    audit_noun = "source"
     list_display = ("name", "url", "branch", "synced_at", "sync_error")
     readonly_fields = ("synced_at", "sync_error")
     inlines = [SourceCommitInline]
@@ -65,7 +66,8 @@ class PlaybookVersionAddForm(forms.ModelForm):
 
 
 @admin.register(PlaybookVersion)
-class PlaybookVersionAdmin(admin.ModelAdmin):
+class PlaybookVersionAdmin(AuditedModelAdmin):
+    audit_noun = "playbook_version"
     list_display = ("path", "source", "short_commit", "content_hash", "approved_by", "approved_at")
     list_filter = ("source", "approved_at")
     actions = ["approve"]
@@ -80,10 +82,14 @@ class PlaybookVersionAdmin(admin.ModelAdmin):
             kwargs["form"] = PlaybookVersionAddForm
         return super().get_form(request, obj, change=change, **kwargs)
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if not change:
+    def audit_details(self, obj):
+        return playbook_version_details(obj)
+
+    def audit_saved(self, request, obj, *, before):
+        if before is None:
             playbook_version_audit_created(version=obj, acting_user=request.user, via=Via.ADMIN)
+        else:
+            super().audit_saved(request, obj, before=before)
 
     @admin.display(description="commit")
     def short_commit(self, obj):
@@ -115,33 +121,22 @@ class ActionAdminForm(forms.ModelForm):
 
 
 @admin.register(Action)
-class ActionAdmin(admin.ModelAdmin):
+class ActionAdmin(AuditedModelAdmin):
     form = ActionAdminForm
     list_display = ("label", "service", "kind", "playbook_version", "timeout")
     list_filter = ("service", "kind")
     filter_horizontal = ("environments",)
     prepopulated_fields = {"slug": ("label",)}
 
-    # An action is what may run: every change to it is kept in the audit log.
-    def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        action_audit_saved(
-            action=form.instance,
-            created=not change,
-            acting_user=request.user,
-            via=Via.ADMIN,
-            request=request,
-        )
+    # An action is what may run: its rows say what it runs, where and with which form.
+    def audit_snapshot(self, obj):
+        return action_snapshot(obj)
 
-    def delete_model(self, request, obj):
-        action_delete(action=obj, acting_user=request.user, via=Via.ADMIN, request=request)
+    def audit_details(self, obj):
+        return action_snapshot(obj)
 
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():
-            for action in queryset:
-                action_delete(
-                    action=action, acting_user=request.user, via=Via.ADMIN, request=request
-                )
+    def audit_scope(self, obj):
+        return {"service": obj.service.slug}
 
 
 class ActionInline(admin.TabularInline):
@@ -156,7 +151,11 @@ class ActionInline(admin.TabularInline):
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug")
+class ServiceAdmin(AuditedModelAdmin):
+    list_display = ("name", "slug", "team")
+    list_filter = ("team",)
     prepopulated_fields = {"slug": ("name",)}
     inlines = [ActionInline]
+
+    def audit_scope(self, obj):
+        return {"service": obj.slug}

@@ -1,13 +1,12 @@
 from django.db.models import Prefetch, QuerySet
 
+from apps.accounts.permissions import service_filter
 from apps.catalog.models import Action, Service
 
 
 def service_list(*, user) -> QuerySet[Service]:
     """Services the user may see, with their actions and each action's environments."""
-    if not user.is_authenticated:
-        return Service.objects.none()
-    return Service.objects.prefetch_related(
+    return Service.objects.filter(service_filter(user)).prefetch_related(
         Prefetch(
             "actions",
             queryset=Action.objects.select_related("playbook_version").prefetch_related(

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_changes, audit_record, audit_snapshot
 from apps.catalog import git
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, SourceCommit
 
@@ -116,23 +116,25 @@ def playbook_version_create(
     return version
 
 
+def playbook_version_details(version: PlaybookVersion) -> dict:
+    """What identifies a playbook version in the audit log."""
+    return {"commit": version.commit, "path": version.path, "content_hash": version.content_hash}
+
+
 def playbook_version_audit_created(*, version: PlaybookVersion, acting_user, via: str) -> None:
     audit_record(
         actor=acting_user,
         via=via,
         verb="playbook_version.create",
         obj=version,
-        details={
-            "commit": version.commit,
-            "path": version.path,
-            "content_hash": version.content_hash,
-        },
+        details=playbook_version_details(version),
     )
 
 
 def playbook_version_approve(*, version: PlaybookVersion, acting_user, via: str) -> PlaybookVersion:
     """Approve a version so actions may run it; who and when are kept."""
     with transaction.atomic():
+        before = audit_snapshot(version)
         version.approved_by = acting_user
         version.approved_at = timezone.now()
         version.save(update_fields=["approved_by", "approved_at"])
@@ -142,15 +144,15 @@ def playbook_version_approve(*, version: PlaybookVersion, acting_user, via: str)
             verb="playbook_version.approve",
             obj=version,
             details={
-                "commit": version.commit,
-                "path": version.path,
-                "content_hash": version.content_hash,
+                **playbook_version_details(version),
+                "changes": audit_changes(before, audit_snapshot(version)),
             },
         )
     return version
 
 
-def _action_details(action: Action) -> dict:
+def action_snapshot(action: Action) -> dict:
+    """An action as the audit log compares it: what it runs, where, with which form."""
     version = action.playbook_version
     return {
         "service": action.service.slug,
@@ -171,19 +173,27 @@ def _action_details(action: Action) -> dict:
 
 
 def action_audit_saved(
-    *, action: Action, created: bool, acting_user, via: str, request=None
+    *,
+    action: Action,
+    created: bool,
+    acting_user,
+    via: str,
+    request=None,
+    before: dict | None = None,
 ) -> None:
-    """Record what an action now runs, and with which form and environments.
+    """Record what an action now runs, and with which form and environments, with the
+    changes from `before` (its action_snapshot before the change).
 
     Called after the action and its environments are saved, in the same transaction.
     """
+    after = action_snapshot(action)
     audit_record(
         actor=acting_user,
         via=via,
         verb="action.create" if created else "action.update",
         obj=action,
         service=action.service.slug,
-        details=_action_details(action),
+        details={**after, "changes": audit_changes(None if created else before, after)},
         request=request,
     )
 
@@ -191,13 +201,14 @@ def action_audit_saved(
 def action_delete(*, action: Action, acting_user, via: str, request=None) -> None:
     """Delete an action; the audit log keeps what it was."""
     with transaction.atomic():
+        before = action_snapshot(action)
         audit_record(
             actor=acting_user,
             via=via,
             verb="action.delete",
             obj=action,
             service=action.service.slug,
-            details=_action_details(action),
+            details={**before, "changes": audit_changes(before, None)},
             request=request,
         )
         action.delete()

@@ -1,7 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from apps.accounts.permissions import can_run
+from apps.accounts.permissions import can_run, can_view, mfa_setup_reason, refusal_reason
 from apps.catalog.selectors import service_list
 from apps.environments.models import Environment
 from apps.runs.selectors import current_versions
@@ -15,17 +15,22 @@ def catalog(request):
     for service in service_list(user=request.user):
         rows = []
         for env in environments:
-            buttons = [
-                action
-                for action in service.actions.all()
-                if env in action.environments.all()
-                and can_run(request.user, action=action, environment=env)
-            ]
+            # Only the environments the user may see, and only the buttons they may press.
+            if not can_view(request.user, service=service, environment=env):
+                continue
+            offered = [a for a in service.actions.all() if env in a.environments.all()]
+            buttons = [a for a in offered if can_run(request.user, action=a, environment=env)]
+            note = ""
+            if offered and not buttons and env.require_mfa:
+                # Granted, but no authenticator app yet: say so where the buttons would be.
+                reason = refusal_reason(request.user, action=offered[0], environment=env)
+                note = reason if reason == mfa_setup_reason(env) else ""
             rows.append(
                 {
                     "environment": env,
                     "current": versions.get((service.pk, env.pk)),
                     "actions": buttons,
+                    "note": note,
                 }
             )
         services.append({"service": service, "rows": rows})

@@ -53,9 +53,69 @@ class Environment(models.Model):
         validators=[QUEUE_NAME],
         help_text="Celery queue its runs go to; only workers consuming it run them.",
     )
+    require_mfa = models.BooleanField(
+        "require two-factor authentication",
+        default=False,
+        help_text=(
+            "Running here needs, in the portal, an authenticator app confirmed in the last "
+            "few minutes; through the API, a token limited to this environment."
+        ),
+    )
 
     class Meta:
         ordering = ["order", "name"]
 
     def __str__(self) -> str:
         return self.name
+
+
+class CredentialKind(models.TextChoices):
+    SSH_KEY = "ssh_key", "SSH private key"
+    BECOME_PASSWORD = "become_password", "Become (sudo) password"
+    VAULT_PASSWORD = "vault_password", "Ansible Vault password"
+    SECRET_VARIABLE = "secret_variable", "Secret variable"
+
+
+class Credential(models.Model):
+    """A secret Ops hands to the runs of some environments (and, optionally, only to
+    some actions there). The value is kept encrypted and never shown again; the
+    worker gives it to ansible-runner as an ssh-agent key, a password prompt's
+    answer or an extra variable."""
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=CredentialKind.choices)
+    variable = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Secret variables only: the name the playbook reads it as.",
+    )
+    description = models.TextField(blank=True)
+    environments = models.ManyToManyField(
+        Environment,
+        related_name="credentials",
+        help_text="Runs on these environments get the credential.",
+    )
+    actions = models.ManyToManyField(
+        "catalog.Action",
+        blank=True,
+        related_name="credentials",
+        help_text="Only these actions get it; none chosen: every action on those environments.",
+    )
+    # Fernet tokens (portal.crypto): never the values themselves.
+    secret_encrypted = models.TextField(editable=False)
+    passphrase_encrypted = models.TextField(blank=True, editable=False)
+    fingerprint = models.CharField(
+        max_length=100, blank=True, editable=False, help_text="SSH keys: the public key's SHA256."
+    )
+    secret_set_at = models.DateTimeField(null=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.secret_encrypted)

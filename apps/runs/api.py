@@ -10,7 +10,7 @@ from apps.catalog.models import Action, Service
 from apps.catalog.parameters import ParameterError
 from apps.environments.models import Environment
 from apps.runs import selectors, services
-from apps.runs.models import RunEvent
+from apps.runs.models import Run, RunEvent
 
 
 class RunSerializer(serializers.Serializer):
@@ -72,9 +72,20 @@ class EventPageSerializer(serializers.Serializer):
     events = EventSerializer(many=True)
 
 
+class LockHolderSerializer(serializers.Serializer):
+    """The run that holds the deploy lock of a service and environment."""
+
+    run = serializers.IntegerField(source="pk")
+    url = serializers.CharField(source="get_absolute_url")
+    status = serializers.CharField()
+    action = serializers.CharField(source="action_slug")
+    requested_by = serializers.CharField(source="requested_by_name")
+
+
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     errors = serializers.DictField(required=False)
+    lock = LockHolderSerializer(required=False, help_text="409: the run holding the lock.")
 
 
 def _not_found(field: str, value: str) -> Response:
@@ -91,11 +102,13 @@ def _not_found(field: str, value: str) -> Response:
         400: ErrorSerializer,
         403: ErrorSerializer,
         409: ErrorSerializer,
+        503: ErrorSerializer,
     },
 )
 @api_view(["POST"])
 def run_create(request):
-    """Launch an action: 201 with the run, or 400/403/409 with the reason."""
+    """Launch an action: 201 with the run, or 400/403/409/503 with the reason (409 when
+    another run holds the service's lock on the environment, with that run)."""
     data = LaunchSerializer(data=request.data)
     data.is_valid(raise_exception=True)
     values = data.validated_data
@@ -130,7 +143,10 @@ def run_create(request):
             status=status.HTTP_400_BAD_REQUEST,
         )
     except services.LaunchRefused as exc:
-        return Response({"detail": exc.reason}, status=exc.status)
+        body = {"detail": exc.reason}
+        if exc.holder is not None:
+            body["lock"] = LockHolderSerializer(exc.holder).data
+        return Response(body, status=exc.status)
     return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
@@ -176,7 +192,10 @@ def run_events(request, run_id: int):
 )
 @api_view(["POST"])
 def run_cancel(request, run_id: int):
-    run = _run(request, run_id)
+    # Not looked up through run_get: run_cancel says why not, and records it, itself.
+    run = Run.objects.select_related("service", "environment").filter(pk=run_id).first()
+    if run is None:
+        raise NotFound("No such run.")
     try:
         run = services.run_cancel(run=run, user=request.user, via=Via.API, request=request)
     except services.LaunchRefused as exc:

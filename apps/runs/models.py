@@ -1,9 +1,10 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.runs.constants import FINAL_STATUSES, RunStatus
+from apps.runs.constants import ACTIVE_STATUSES, FINAL_STATUSES, RunStatus
 
 
 class Run(models.Model):
@@ -35,6 +36,12 @@ class Run(models.Model):
     secret_parameters = models.TextField(
         blank=True, help_text="Encrypted; erased when the run ends."
     )
+    credentials = models.JSONField(
+        default=list, blank=True, help_text="Names and kinds of the credentials it got."
+    )
+    secret_credentials = models.TextField(
+        blank=True, help_text="Their values, encrypted; erased when the run ends."
+    )
     version = models.CharField(max_length=200, blank=True)
     check_mode = models.BooleanField(default=False)
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
@@ -55,6 +62,11 @@ class Run(models.Model):
     error = models.TextField(blank=True, help_text="Why the run ended as it did, when not obvious.")
     worker = models.CharField(max_length=200, blank=True)
     worker_pid = models.IntegerField(null=True, blank=True)
+    marker = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Carried in the environment of each of its processes, to find them all.",
+    )
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     canceled_by_name = models.CharField(max_length=150, blank=True)
     line_count = models.PositiveIntegerField(default=0)
@@ -63,6 +75,15 @@ class Run(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["service", "environment", "status"])]
+        constraints = [
+            # The deploy lock: one queued or running run per service and environment.
+            # Dry runs change nothing and never hold it.
+            models.UniqueConstraint(
+                fields=["service", "environment"],
+                condition=Q(status__in=[RunStatus.QUEUED, RunStatus.RUNNING], check_mode=False),
+                name="one_active_run_per_service_environment",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Run #{self.pk} {self.action_label} on {self.environment_id}"
@@ -73,6 +94,10 @@ class Run(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def holds_lock(self) -> bool:
+        return not self.check_mode and self.status in ACTIVE_STATUSES
 
     @property
     def duration(self):

@@ -2,21 +2,32 @@
 
 Each run gets a fresh private data dir (0700) holding the project files of the
 pinned commit, the environment's inventory and the extra vars. It is removed
-in `finally`, with the artifacts ansible-runner keeps there.
+in `finally`, with the artifacts ansible-runner keeps there (its `command` file
+holds the command line and the environment).
+
+Credentials reach Ansible without touching disk in clear where ansible-runner
+allows it: an SSH key through its ssh-agent support (written to a FIFO that
+ssh-add reads), passwords as answers to Ansible's prompts (become, vault, the
+key's passphrase). Secret variables and secret form fields are extra vars, a
+0600 file inside the private dir. ansible-runner is told not to write its
+inputs to env/ (suppress_env_files), and the portal's own secrets are emptied
+from the environment the playbook runs in.
 """
 
 import contextlib
+import glob
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import ansible_runner
 import psutil
@@ -24,6 +35,7 @@ import yaml
 from django.conf import settings
 
 from apps.catalog import git
+from apps.environments.models import CredentialKind
 from apps.runs.constants import RunStatus
 from apps.runs.events import EventSink
 
@@ -31,6 +43,14 @@ log = logging.getLogger(__name__)
 
 MARKER_VAR = "PUSHBUTTON_RUN_MARKER"
 CANCEL_POLL_SECONDS = 1.0
+# Ansible's prompts, answered from the run's credentials (ansible-runner's `passwords`).
+# ansible-runner looks for them in the last 100 characters of output only: ssh-add's
+# "Enter passphrase for <private dir>/artifacts/run/ssh_key_data: " is matched by its end.
+BECOME_PROMPT = r"^BECOME password[^\n]*:\s*$"
+VAULT_PROMPT = r"^Vault password[^\n]*:\s*$"
+PASSPHRASE_PROMPT = r"/ssh_key_data[^\n/]*:\s*$"  # noqa: S105 (a prompt, not a password)
+# ssh-agent puts its socket under TMPDIR: a unix socket path has ~100 bytes at most.
+MAX_TMPDIR_CHARS = 60
 
 
 @dataclass
@@ -143,19 +163,47 @@ def run_processes_kill(marker: str, grace: float = 3.0) -> int:
     return killed
 
 
+def run_secrets(secret_values: dict, credentials: Sequence[dict]) -> list[str]:
+    """Every secret value a run knows of: what its output must never show."""
+    values = [v for v in secret_values.values() if isinstance(v, str)]
+    for credential in credentials:
+        values += [credential["secret"], credential.get("passphrase") or ""]
+    return [v for v in values if v]
+
+
+def private_dirs_remove(run_id: int) -> int:
+    """Remove what a run left in RUNS_TMP_DIR (its worker died before its `finally`)."""
+    removed = 0
+    for path in glob.glob(str(settings.RUNS_TMP_DIR / f"run-{int(run_id)}-*")):
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
 def execute(
     run,
     *,
     secret_values: dict,
+    credentials: Sequence[dict] = (),
     cancel_requested: Callable[[], bool],
-    heartbeat: Callable[[], None],
+    heartbeat: Callable[[], bool | None],
 ) -> Outcome:
-    """Run the pinned playbook of `run` and store its events; return how it ended."""
+    """Run the pinned playbook of `run` and store its events; return how it ended.
+
+    `cancel_requested` and `heartbeat` are called from the runner's loop and must
+    not raise; a heartbeat that returns False is tried again a second later.
+    """
     settings.RUNS_TMP_DIR.mkdir(parents=True, exist_ok=True)
     private = Path(tempfile.mkdtemp(prefix=f"run-{run.pk}-", dir=settings.RUNS_TMP_DIR))
-    marker = f"{run.pk}-{uuid.uuid4().hex}"
-    sink = EventSink(run.pk, secrets=[v for v in secret_values.values() if isinstance(v, str)])
-    state = {"ended_by": None, "last_poll": 0.0, "last_beat": 0.0, "started": time.monotonic()}
+    marker = run.marker or f"{run.pk}-{uuid.uuid4().hex}"
+    sink = EventSink(run.pk, secrets=run_secrets(secret_values, credentials))
+    state = {
+        "ended_by": None,
+        "last_poll": 0.0,
+        "last_beat": time.monotonic(),
+        "started": time.monotonic(),
+        "status": "",
+    }
 
     def cancel_callback() -> bool:
         sink.tick()
@@ -167,47 +215,107 @@ def execute(
                 state["last_poll"] = now
                 if cancel_requested():
                     state["ended_by"] = RunStatus.CANCELED
-            if now - state["last_beat"] >= 10:
-                state["last_beat"] = now
-                heartbeat()
+            if now - state["last_beat"] >= settings.RUN_HEARTBEAT_SECONDS:
+                beat = heartbeat()
+                # A failed heartbeat (database away) is tried again a second later.
+                state["last_beat"] = (
+                    now if beat is not False else now - settings.RUN_HEARTBEAT_SECONDS + 1
+                )
         if state["ended_by"] is not None:
             run_processes_kill(marker)
             return True
         return False
 
+    def status_handler(status_data: dict, runner_config=None) -> None:
+        # The `starting` status carries the command line and the whole environment:
+        # only the status name is kept, nothing is logged or stored from the rest.
+        state["status"] = str(status_data.get("status", ""))
+
     try:
         try:
-            _prepare(run, private, secret_values)
+            _prepare(run, private, secret_values, credentials)
         except (git.GitError, ValueError) as exc:
-            return Outcome(RunStatus.FAILED, error=str(exc))
+            return Outcome(RunStatus.FAILED, error=sink.masker.text(str(exc)))
+        options = _runner_options(run, private, marker, credentials)
         result = ansible_runner.run(
             private_data_dir=str(private),
             playbook=run.playbook_path,
             ident="run",
             quiet=True,
-            cmdline="--check --diff" if run.check_mode else None,
-            envvars={
-                MARKER_VAR: marker,
-                "PATH": os.pathsep.join(
-                    [os.path.dirname(sys.executable), os.environ.get("PATH", "")]
-                ),
-                "ANSIBLE_FORCE_COLOR": "1",
-                "ANSIBLE_RETRY_FILES_ENABLED": "0",
-            },
-            settings={"pexpect_timeout": 0.25},
+            suppress_env_files=True,
+            settings={"pexpect_timeout": 0.25, "suppress_output_file": True},
             event_handler=sink.add,
             cancel_callback=cancel_callback,
-            status_handler=lambda status, runner_config: None,
+            status_handler=status_handler,
+            **options,
         )
         sink.flush()
         return _outcome(result, sink, state["ended_by"])
     finally:
-        sink.flush()
-        run_processes_kill(marker, grace=1.0)
-        shutil.rmtree(private, ignore_errors=True)
+        try:
+            sink.flush()
+        finally:
+            run_processes_kill(marker, grace=1.0)
+            shutil.rmtree(private, ignore_errors=True)
 
 
-def _prepare(run, private: Path, secret_values: dict) -> None:
+def _runner_options(run, private: Path, marker: str, credentials: Sequence[dict]) -> dict:
+    """ansible-runner's command line, environment, prompts' answers and SSH key."""
+    args = ["--check", "--diff"] if run.check_mode else []
+    passwords = {}
+    ssh_key = None
+    for credential in credentials:
+        kind = credential["kind"]
+        if kind == CredentialKind.SSH_KEY:
+            ssh_key = credential["secret"]
+            if credential.get("passphrase"):
+                passwords[PASSPHRASE_PROMPT] = credential["passphrase"]
+        elif kind == CredentialKind.BECOME_PASSWORD:
+            args.append("--ask-become-pass")
+            passwords[BECOME_PROMPT] = credential["secret"]
+        elif kind == CredentialKind.VAULT_PASSWORD:
+            args.append("--ask-vault-pass")
+            passwords[VAULT_PROMPT] = credential["secret"]
+    tmp = private / "tmp"
+    tmp.mkdir(mode=0o700)
+    envvars = {
+        **dict.fromkeys(settings.RUN_HIDDEN_ENV, ""),
+        MARKER_VAR: marker,
+        "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+        "ANSIBLE_FORCE_COLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_HOST_KEY_CHECKING": "True" if settings.RUN_SSH_HOST_KEY_CHECKING else "False",
+        # Module files (with their arguments) are written here, and go with the run.
+        "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible"),
+        # ssh-add must ask its passphrase on the terminal, not through a GUI helper.
+        "DISPLAY": "",
+        "SSH_ASKPASS": "",
+    }
+    if len(str(tmp)) <= MAX_TMPDIR_CHARS:
+        envvars["TMPDIR"] = str(tmp)
+    options = {"envvars": envvars, "cmdline": shlex.join(args) if args else None}
+    if passwords:
+        options["passwords"] = passwords
+    if ssh_key:
+        options["ssh_key"] = ssh_key
+    return options
+
+
+def playbook_path_check(project: Path, path: str) -> None:
+    """Refuse a playbook path that is absolute, climbs out (..) or leads outside the
+    checkout through a symlink, or is not a file there."""
+    pure = PurePosixPath(path)
+    if not path or pure.is_absolute() or ".." in pure.parts:
+        raise ValueError(f"Refused playbook path {path!r}: it must stay inside the checkout.")
+    root = project.resolve()
+    target = (project / path).resolve()
+    if not target.is_relative_to(root):
+        raise ValueError(f"Refused playbook path {path!r}: it leads outside the checkout.")
+    if not target.is_file():
+        raise ValueError(f"No playbook {path!r} in the checkout.")
+
+
+def _prepare(run, private: Path, secret_values: dict, credentials: Sequence[dict] = ()) -> None:
     source = run.playbook_version.source
     try:
         commit = git.commit_resolve(source.mirror_path, run.playbook_commit)
@@ -222,10 +330,16 @@ def _prepare(run, private: Path, secret_values: dict) -> None:
         raise ValueError(
             f"The playbook content changed: expected SHA-256 {run.content_hash}, found {actual}."
         )
+    playbook_path_check(project, run.playbook_path)
     _write_private(private / "inventory" / "hosts.json", json.dumps(_inventory(run.inventory)))
     extravars = {
         **run.parameters,
         **secret_values,
+        **{
+            c["variable"]: c["secret"]
+            for c in credentials
+            if c["kind"] == CredentialKind.SECRET_VARIABLE
+        },
         "pushbutton_run_id": run.pk,
         "pushbutton_service": run.service.slug,
         "pushbutton_environment": run.environment.slug,

@@ -1,9 +1,10 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 
-from apps.accounts.permissions import can_view_run
+from apps.accounts.permissions import run_filter, run_view_refusal
 from apps.catalog.constants import ActionKind
 from apps.runs.ansi import ansi_to_html
 from apps.runs.constants import RunStatus
@@ -23,9 +24,11 @@ class LogLine:
 
 def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
     """Runs the user may see, newest first, narrowed by service, environment, status, user."""
-    runs = Run.objects.select_related("service", "environment").order_by("-id")
-    if not user.is_authenticated:
-        return runs.none()
+    runs = (
+        Run.objects.select_related("service", "environment")
+        .filter(run_filter(user))
+        .order_by("-id")
+    )
     filters = filters or {}
     if filters.get("service"):
         runs = runs.filter(service__slug=filters["service"])
@@ -39,13 +42,15 @@ def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
 
 
 def run_get(*, user, run_id: int) -> Run | None:
+    """The run, or None when there is none; PermissionDenied (with the reason) when
+    the user may not see it."""
     run = (
         Run.objects.select_related("service", "environment", "playbook_version__source")
         .filter(pk=run_id)
         .first()
     )
-    if run is None or not can_view_run(user, run):
-        return None
+    if run is not None and (reason := run_view_refusal(user, run)):
+        raise PermissionDenied(reason)
     return run
 
 

@@ -1,47 +1,146 @@
+import contextlib
 import logging
 import os
+import time
+import traceback
+from datetime import timedelta
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from apps.runs import runner, services
 from apps.runs.constants import RunStatus
+from apps.runs.events import SecretMasker
 from apps.runs.models import Run
+from portal.crypto import DecryptionError
 
 log = logging.getLogger(__name__)
+
+DB_ERRORS = (OperationalError, InterfaceError)
+# Pauses between tries of a write that must happen (a run's end) while the database
+# connection is dropping.
+DB_RETRY_DELAYS = (0.2, 0.5, 1, 2, 4, 8)
+
+
+def _reconnect() -> None:
+    with contextlib.suppress(Exception):
+        connection.close()
+
+
+def _with_db_retry(call, *, what: str):
+    for delay in (*DB_RETRY_DELAYS, None):
+        try:
+            return call()
+        except DB_ERRORS as exc:
+            if delay is None:
+                raise
+            log.warning("%s failed (%s); trying again in %s s.", what, exc, delay)
+            _reconnect()
+            time.sleep(delay)
+    return None  # not reached
+
+
+def _quietly(call, default):
+    """For calls made from the runner's loop: a dropped connection must not end the run."""
+    try:
+        return call()
+    except DB_ERRORS as exc:
+        log.warning("Database call from the runner loop failed: %s", exc)
+        _reconnect()
+        return default
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=False, ignore_result=True)
 def run_execute(self, run_id: int) -> None:
     """Execute a queued run. A redelivered message finds it started and does nothing."""
-    run = services.run_start(run_id=run_id, worker=self.request.hostname or "", pid=os.getpid())
+    run = _with_db_retry(
+        lambda: services.run_start(
+            run_id=run_id, worker=self.request.hostname or "", pid=os.getpid()
+        ),
+        what=f"Starting run {run_id}",
+    )
     if run is None:
         log.info("Run %s is not queued any more; nothing to do.", run_id)
         return
+    masker = SecretMasker([])
     try:
+        try:
+            secret_values = services.run_secret_values(run=run)
+            credentials = services.run_credentials(run=run)
+        except DecryptionError as exc:
+            _finish(run, status=RunStatus.FAILED, error=f"Its secrets cannot be read: {exc}")
+            return
+        masker = SecretMasker(runner.run_secrets(secret_values, credentials))
         outcome = runner.execute(
             run,
-            secret_values=services.run_secret_values(run=run),
-            cancel_requested=lambda: Run.objects.filter(
-                pk=run_id, cancel_requested_at__isnull=False
-            ).exists(),
-            heartbeat=lambda: Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now()),
+            secret_values=secret_values,
+            credentials=credentials,
+            cancel_requested=lambda: _quietly(
+                lambda: Run.objects.filter(pk=run_id, cancel_requested_at__isnull=False).exists(),
+                False,
+            ),
+            heartbeat=lambda: _quietly(
+                lambda: bool(Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())),
+                False,
+            ),
         )
+    except SoftTimeLimitExceeded:
+        # Celery's limit is above the run's own timeout: the runner did not stop it.
+        runner.run_processes_kill(run.marker)
+        _finish(run, status=RunStatus.TIMED_OUT, error="Stopped by the worker's time limit.")
+        return
     except Exception as exc:
-        log.exception("Run %s failed in the worker", run_id)
-        services.run_finish(
-            run=run, status=RunStatus.FAILED, error=f"Internal error: {type(exc).__name__}"
+        # Logged masked, and not raised again: Celery would log it as it is.
+        log.error(
+            "Run %s failed in the worker:\n%s",
+            run_id,
+            masker.text("".join(traceback.format_exception(exc))),
         )
-        raise
-    services.run_finish(
-        run=run,
+        _finish(
+            run,
+            status=RunStatus.FAILED,
+            error=f"Internal error: {type(exc).__name__}: {masker.text(str(exc))}"[:2000],
+        )
+        return
+    _finish(
+        run,
         status=outcome.status,
         rc=outcome.rc,
         host_summary=outcome.host_summary,
-        error=outcome.error,
+        error=masker.text(outcome.error),
         version=outcome.version,
     )
+
+
+def _finish(run: Run, **outcome) -> None:
+    _with_db_retry(lambda: services.run_finish(run=run, **outcome), what=f"Ending run {run.pk}")
+
+
+def runs_clean_up(runs: list[Run]) -> None:
+    """What lost runs left on this host: their processes and private dirs."""
+    for run in runs:
+        if not services.run_on_this_host(run):
+            continue
+        if run.marker:
+            killed = runner.run_processes_kill(run.marker)
+            if killed:
+                log.warning("Killed %s leftover process(es) of run %s.", killed, run.pk)
+        runner.private_dirs_remove(run.pk)
+
+
+@shared_task(ignore_result=True)
+def runs_reap() -> int:
+    """Periodic (beat): runs whose heartbeat went silent end as lost, which frees their
+    lock; what they left on this host is killed and removed."""
+    lost = services.runs_mark_lost(silent_for=settings.RUN_LOST_AFTER_SECONDS)
+    if lost:
+        log.warning("Marked run(s) %s as lost.", ", ".join(f"#{run.pk}" for run in lost))
+    runs_clean_up(lost)
+    return len(lost)
 
 
 @worker_ready.connect
@@ -51,4 +150,11 @@ def _mark_lost_runs(sender, **kwargs):
     if hostname:
         lost = services.runs_mark_lost(worker=hostname)
         if lost:
-            log.warning("Marked %s run(s) of %s as lost.", lost, hostname)
+            log.warning("Marked %s run(s) of %s as lost.", len(lost), hostname)
+        # Runs a reaper elsewhere marked lost meanwhile may have left processes here too.
+        lost += Run.objects.filter(
+            worker=hostname,
+            status=RunStatus.LOST,
+            finished_at__gte=timezone.now() - timedelta(days=1),
+        ).exclude(pk__in=[run.pk for run in lost])
+        runs_clean_up(lost)

@@ -1,14 +1,23 @@
 from urllib.parse import urlencode
 
+from allauth.account.internal.flows.reauthentication import suspend_request
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from apps.accounts.permissions import can_cancel_run, can_run, refusal_reason
+from apps.accounts.permissions import (
+    can_cancel_run,
+    can_run,
+    environment_filter,
+    reauthentication_reason,
+    refusal_reason,
+)
+from apps.accounts.views import refusal_page
 from apps.audit.models import Via
 from apps.catalog.parameters import ParameterError, parameters_form_class, secret_names
 from apps.catalog.selectors import action_get
@@ -30,28 +39,43 @@ def run_form(request, service_slug, action_slug, environment_slug):
     environment = Environment.objects.filter(slug=environment_slug).first()
     if action is None or environment is None:
         raise Http404("No such action or environment.")
-    reason = refusal_reason(request.user, action=action, environment=environment)
     form_class = parameters_form_class(action.form)
     check = (
         request.POST.get("check") == "1"
         if request.method == "POST"
         else request.GET.get("check") == "1"
     )
-    if request.method == "POST" and reason is None:
+
+    def launch():
+        return services.run_launch(
+            user=request.user,
+            service=action.service,
+            action=action,
+            environment=environment,
+            parameters=request.POST,
+            check=check,
+            from_api=False,
+            via=Via.WEB,
+            request=request,
+            rerun_of=_rerun_of(request.POST.get("rerun_of", "")),
+        )
+
+    if reason := refusal_reason(request.user, action=action, environment=environment):
+        if request.method != "POST":
+            raise PermissionDenied(reason)  # said and recorded by the 403 handler
+        try:
+            launch()  # refuses, and records the attempt in the audit log
+        except services.LaunchRefused as exc:
+            reason = exc.reason
+        return refusal_page(request, reason)
+    if reauthentication_reason(request.user, environment=environment, request=request):
+        # Ask for a code of the authenticator app, then come back here (a POST is replayed).
+        return suspend_request(request, reverse("mfa_reauthenticate"))
+    refused = None  # a 409 (the lock, with its holder) or a 503 (the broker is down)
+    if request.method == "POST":
         form = form_class(data=request.POST)
         try:
-            run = services.run_launch(
-                user=request.user,
-                service=action.service,
-                action=action,
-                environment=environment,
-                parameters=request.POST,
-                check=check,
-                from_api=False,
-                via=Via.WEB,
-                request=request,
-                rerun_of=_rerun_of(request.POST.get("rerun_of", "")),
-            )
+            run = launch()
         except ParameterError as exc:
             # The bound form finds the same field errors itself; add only the others.
             form.is_valid()
@@ -60,7 +84,9 @@ def run_form(request, service_slug, action_slug, environment_slug):
                     for error in errors:
                         form.add_error(name if name in form.fields else None, error)
         except services.LaunchRefused as exc:
-            messages.error(request, exc.reason)
+            if exc.status == 403:
+                return refusal_page(request, exc.reason)
+            refused = exc
         else:
             return redirect(run)
     else:
@@ -73,7 +99,6 @@ def run_form(request, service_slug, action_slug, environment_slug):
             ):
                 initial[name] = request.GET.getlist(name)
         form = form_class(initial=initial)
-    status = 403 if reason else 200
     return render(
         request,
         "runs/run_form.html",
@@ -82,11 +107,13 @@ def run_form(request, service_slug, action_slug, environment_slug):
             "service": action.service,
             "environment": environment,
             "form": form,
-            "refusal": reason,
             "check": check,
             "rerun_of": request.GET.get("rerun_of", request.POST.get("rerun_of", "")),
+            "refused": refused,
         },
-        status=status,
+        # The lock (409) and the broker (503) answer as the API does; other refusals
+        # are a message on the form.
+        status=refused.status if refused and (refused.holder or refused.status == 503) else 200,
     )
 
 
@@ -105,7 +132,7 @@ def run_list(request):
             "filters": filters,
             "query": query,
             "statuses": RunStatus.choices,
-            "environments": Environment.objects.all(),
+            "environments": Environment.objects.filter(environment_filter(request.user)),
         },
     )
 
@@ -192,10 +219,15 @@ def run_log_download(request, run_id):
 @login_required
 @require_POST
 def run_cancel(request, run_id):
-    run = _run_or_404(request, run_id)
+    # Not looked up through run_get: run_cancel says why not, and records it, itself.
+    run = Run.objects.select_related("service", "environment").filter(pk=run_id).first()
+    if run is None:
+        raise Http404("No such run.")
     try:
         services.run_cancel(run=run, user=request.user, via=Via.WEB, request=request)
     except services.LaunchRefused as exc:
+        if exc.status == 403:
+            return refusal_page(request, exc.reason)
         messages.error(request, exc.reason)
     else:
         messages.success(request, f"Cancel requested for run #{run.pk}.")

@@ -502,7 +502,7 @@ def test_it_links_a_run_again_to_the_run_it_repeats(demo):
 
 # --- runs list ----------------------------------------------------------------------
 def test_it_lists_runs_newest_first_25_a_page(demo):
-    runs = [_run(demo, version=f"1.0.{n}") for n in range(30)]
+    runs = [_run(demo, version=f"1.0.{n}", status=RunStatus.SUCCESSFUL) for n in range(30)]
     client = _client(demo.dev)
 
     first = client.get("/runs/").content.decode()
@@ -532,7 +532,7 @@ def test_it_filters_runs(demo, query, expected):
     other = ActionFactory(service__slug="other", environments=[demo.envs["test"]])
     made = {
         "plain": _run(demo),
-        "ops": _run(demo, user=demo.ops),
+        "ops": _run(demo, user=demo.ops, status=RunStatus.SUCCESSFUL),
         "failed": _run(demo, status=RunStatus.FAILED),
         "qa": _run(demo, environment="qa"),
         "other": _run(demo, action=other),
@@ -548,7 +548,7 @@ def test_it_filters_runs(demo, query, expected):
 def test_it_keeps_the_filters_across_pages(demo):
     ci = UserFactory(username="ci+bot")
     for _ in range(30):
-        _run(demo, user=ci)
+        _run(demo, user=ci, status=RunStatus.SUCCESSFUL)
     _run(demo)
     client = _client(demo.dev)
 

@@ -83,11 +83,15 @@ def test_cancel_stops_every_process_of_the_run(celery_worker, test_playbooks, lo
     assert run.status == RunStatus.CANCELED
     assert run.canceled_by_name == "dev"
     assert sleeping() == []
-    leftovers = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if p.info["cmdline"] and any("ansible-playbook" in part for part in p.info["cmdline"])
-    ]
+    # Any ansible process of this test session (its private dirs are under RUNS_TMP_DIR),
+    # or any process still carrying the run's marker, would be a leftover.
+    run_dirs = str(settings.RUNS_TMP_DIR)
+    leftovers = []
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        environ = proc.info["environ"] or {}
+        if ("ansible" in cmdline and run_dirs in cmdline) or run.marker in environ.values():
+            leftovers.append(proc)
     assert leftovers == []
 
 

@@ -6,7 +6,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from apps.accounts.models import Role, User
+from apps.accounts.models import Grant, Membership, Right, Role, Team, User
+from apps.accounts.services import grant_save, membership_save, team_save
 from apps.audit.models import Via
 from apps.catalog.constants import ActionKind
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service
@@ -15,11 +16,22 @@ from apps.environments.models import Environment
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo" / "playbooks"
 USERS = [
-    # username, role, password, staff
+    # username, role, password, staff (the admin; ops is also a superuser)
     ("ops", Role.OPS, "pushbutton-ops", True),
     ("dev", Role.DEVELOPER, "pushbutton-dev", False),
-    ("auditor", Role.AUDITOR, "pushbutton-auditor", False),
+    ("tester", Role.DEVELOPER, "pushbutton-tester", False),
+    ("auditor", Role.AUDITOR, "pushbutton-auditor", True),
 ]
+TEAMS = [
+    # slug, name, members, owns hello-web, grants: (service, or None for every one;
+    # environment; right). dev deploys everywhere; tester shows that grants matter:
+    # test and QA, and production only to look at.
+    ("web", "Web", ["dev"], True,
+     [(None, "test", Right.RUN), (None, "qa", Right.RUN), (None, "production", Right.RUN)]),
+    ("qa", "QA", ["tester"], False,
+     [("hello-web", "test", Right.RUN), ("hello-web", "qa", Right.RUN),
+      ("hello-web", "production", Right.VIEW)]),
+]  # fmt: skip
 ENVIRONMENTS = [("Test", "test", 10), ("QA", "qa", 20), ("Production", "production", 30)]
 VERSION_FIELD = {
     "name": "version",
@@ -48,7 +60,10 @@ def _git(repo: Path, *args: str) -> str:
 
 
 class Command(BaseCommand):
-    help = "Load the demo: playbook repository, hello-web, environments and users (idempotent)."
+    help = (
+        "Load the demo: playbook repository, hello-web, environments, users, teams and "
+        "grants (idempotent)."
+    )
 
     def handle(self, *args, **options):
         repo = settings.VAR_DIR / "demo-playbooks"
@@ -71,6 +86,7 @@ class Command(BaseCommand):
                 "description": "A small web page, deployed by the demo playbooks.",
             },
         )
+        self._teams(service, users, {env.slug: env for env in environments})
         for position, (slug, label, kind, playbook, form, version_field, description) in enumerate(
             ACTIONS
         ):
@@ -111,7 +127,7 @@ class Command(BaseCommand):
             defaults={
                 "role": role,
                 "is_staff": staff,
-                "is_superuser": staff,
+                "is_superuser": staff and role == Role.OPS,
                 "email": f"{username}@example.com",
             },
         )
@@ -119,6 +135,32 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save()
         return user
+
+    def _teams(self, service, users, environments) -> None:
+        """The teams and their grants, made once: what Ops change later is left alone."""
+        for slug, name, members, owns, grants in TEAMS:
+            if Team.objects.filter(slug=slug).exists():
+                continue
+            with transaction.atomic():
+                team = team_save(team=Team(slug=slug, name=name), acting_user=None, via=Via.CLI)
+                for username in members:
+                    membership_save(
+                        membership=Membership(team=team, user=users[username]),
+                        acting_user=None,
+                        via=Via.CLI,
+                    )
+                for service_slug, env_slug, right in grants:
+                    grant_save(
+                        grant=Grant(
+                            team=team, service=service if service_slug else None,
+                            environment=environments[env_slug], right=right,
+                        ),
+                        acting_user=None,
+                        via=Via.CLI,
+                    )  # fmt: skip
+                if owns and service.team_id is None:
+                    service.team = team
+                    service.save(update_fields=["team"])
 
     def _environment(self, name, slug, order) -> Environment:
         target = settings.VAR_DIR / "targets" / slug

@@ -11,7 +11,10 @@ from apps.catalog.management.commands.load_demo import USERS
 
 
 class Command(BaseCommand):
-    help = "Start the portal: one web process and one Celery worker; Ctrl-C stops both."
+    help = (
+        "Start the portal: one web process and one Celery worker (with beat, the periodic "
+        "tasks); Ctrl-C stops both."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--bind", default=os.getenv("BIND", "127.0.0.1:8000"))
@@ -28,6 +31,8 @@ class Command(BaseCommand):
             os.path.join(bindir, "celery"), "-A", "portal", "worker", "--loglevel", "INFO",
             "-Q", queues, "--concurrency", os.getenv("WORKER_CONCURRENCY", "2"),
             "-n", "pushbutton@%h", "--without-gossip", "--without-mingle",
+            # Embedded beat: the periodic tasks, among them the reaper of lost runs.
+            "--beat",
         ]  # fmt: skip
         web = [
             os.path.join(bindir, "gunicorn"), "portal.wsgi", "--bind", bind,

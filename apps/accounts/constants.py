@@ -1,0 +1,27 @@
+from django.db import models
+
+
+class Role(models.TextChoices):
+    """What a person does in the portal; where they may run is decided by grants."""
+
+    DEVELOPER = "developer", "Developer"
+    OPS = "ops", "Ops"
+    AUDITOR = "auditor", "Auditor"
+
+
+class Right(models.TextChoices):
+    """What a grant allows on a service in an environment. `run` includes `view`."""
+
+    VIEW = "view", "View"
+    RUN = "run", "Run"
+
+
+class TokenScope(models.TextChoices):
+    """What an API token may be used for: `read` for GET, `run` to launch and cancel."""
+
+    READ = "read", "Read"
+    RUN = "run", "Run"
+
+
+# Both scopes: what a token created without saying otherwise (and every older token) has.
+ALL_TOKEN_SCOPES = [TokenScope.READ.value, TokenScope.RUN.value]

@@ -1,0 +1,197 @@
+"""Reading the audit log: filters, keyset pages, single rows, what exports stream."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db.models import BooleanField, Func, QuerySet, TextField, Value
+from django.db.models.functions import Cast
+
+from apps.audit.chain import FIELDS
+from apps.audit.models import AuditCheckpoint, AuditEvent, AuditVerification
+
+PAGE_SIZE = 50
+
+
+def audit_event_filter(*, filters: dict) -> QuerySet[AuditEvent]:
+    """Rows matching `filters` (AuditFilterForm.filters()), newest first."""
+    events = AuditEvent.objects.all()
+    exact = {
+        "actor": "actor_name",
+        "service": "service",
+        "environment": "environment",
+        "object_type": "object_type",
+        "object_id": "object_id",
+        "outcome": "outcome",
+        "via": "via",
+    }
+    for name, column in exact.items():
+        if filters.get(name):
+            events = events.filter(**{column: filters[name]})
+    if verb := filters.get("verb"):
+        if verb.endswith(".*"):
+            events = events.filter(verb__startswith=verb[:-1])
+        else:
+            events = events.filter(verb=verb)
+    if filters.get("since"):
+        events = events.filter(created_at__gte=filters["since"])
+    if filters.get("until"):
+        events = events.filter(created_at__lt=filters["until"])
+    if text := filters.get("q"):
+        events = events.filter(TextMatch(text))
+    return events.order_by("-id")
+
+
+# The text free-text search looks in; on PostgreSQL a trigram index covers this very
+# expression (migration 0004), so a search does not read the whole log.
+SEARCH_TEXT = (
+    "(actor_name || ' ' || verb || ' ' || object_type || ' ' || object_id || ' ' || "
+    "object_repr || ' ' || service || ' ' || environment || ' ' || details)"
+)
+
+
+class TextMatch(Func):
+    """The row's text contains `text`, whatever the case (ASCII only on SQLite)."""
+
+    output_field = BooleanField()
+
+    def __init__(self, text: str):
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        super().__init__(Value(f"%{escaped}%"))
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler, connection, template=f"{SEARCH_TEXT} ILIKE %(expressions)s", **extra
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler,
+            connection,
+            template=f"{SEARCH_TEXT} LIKE %(expressions)s ESCAPE '\\'",
+            **extra,
+        )
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    events: list[AuditEvent]
+    newer: int | None  # show newer rows with ?after=<newer>
+    older: int | None  # show older rows with ?before=<older>
+
+
+def audit_event_page(
+    *, filters: dict, before: int | None = None, after: int | None = None, size: int = PAGE_SIZE
+) -> AuditPage:
+    """One page of matching rows, newest first, found by keyset (sequence numbers), not
+    by offset: any page costs what the first does."""
+    events = audit_event_filter(filters=filters)
+    if after is not None:
+        # Newer rows: the `size` just above `after`, walked upwards, shown newest first.
+        rows = list(events.filter(id__gt=after).order_by("id")[: size + 1])
+        more_newer = len(rows) > size
+        rows = rows[:size][::-1]
+        return AuditPage(
+            rows,
+            newer=rows[0].id if rows and more_newer else None,
+            older=rows[-1].id if rows else after + 1,
+        )
+    if before is not None:
+        events = events.filter(id__lt=before)
+    rows = list(events[: size + 1])
+    more_older = len(rows) > size
+    rows = rows[:size]
+    return AuditPage(
+        rows,
+        newer=rows[0].id if rows and before is not None else (before - 1 if before else None),
+        older=rows[-1].id if rows and more_older else None,
+    )
+
+
+def audit_event_get(*, event_id: int) -> AuditEvent | None:
+    return AuditEvent.objects.filter(pk=event_id).first()
+
+
+def audit_event_neighbours(*, event: AuditEvent) -> tuple[AuditEvent | None, AuditEvent | None]:
+    """The rows just before and after `event` in the chain."""
+    return (
+        AuditEvent.objects.filter(id__lt=event.id).order_by("-id").first(),
+        AuditEvent.objects.filter(id__gt=event.id).order_by("id").first(),
+    )
+
+
+def audit_head_sequence() -> int:
+    return AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+EXPORT_COLUMNS = (*FIELDS, "hash")
+
+
+class CanonicalTime(Func):
+    """A datetime column as chain.canonical_time writes it, formatted by the database
+    (an export formats a million of them)."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="to_char(%(expressions)s AT TIME ZONE 'UTC', "
+            '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\')',
+            **extra,
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Django keeps naive UTC text there, without the fraction when it is zero.
+        return self.as_sql(
+            compiler,
+            connection,
+            template="replace(CASE WHEN instr(%(expressions)s, '.') = 0 "
+            "THEN %(expressions)s || '.000000' ELSE %(expressions)s END, ' ', 'T') || 'Z'",
+            **extra,
+        )
+
+
+def audit_export_rows(
+    *, filters: dict, up_to: int, oldest_first: bool = False, chunk_size: int = 5000
+) -> Iterator[tuple]:
+    """Matching rows up to sequence `up_to`, streamed in chunks (memory stays flat).
+
+    Tuples in EXPORT_COLUMNS order, canonical (created_at as text, details as its
+    JSON text) except `ip`.
+    """
+    events = audit_event_filter(filters=filters).filter(id__lte=up_to)
+    if oldest_first:
+        events = events.order_by("id")
+    renamed = {"created_at": "created_text", "details": "details_text"}
+    columns = [renamed.get(name, name) for name in EXPORT_COLUMNS]
+    return (
+        events.annotate(
+            created_text=CanonicalTime("created_at"),
+            details_text=Cast("details", TextField()),
+        )
+        .values_list(*columns)
+        .iterator(chunk_size=chunk_size)
+    )
+
+
+def audit_verification_latest() -> AuditVerification | None:
+    return AuditVerification.objects.order_by("-id").first()
+
+
+def audit_checkpoint_latest() -> AuditCheckpoint | None:
+    return AuditCheckpoint.objects.order_by("-id").first()
+
+
+def audit_event_run(*, event: AuditEvent, user):
+    """The run a row is about, when there is one and `user` may see it."""
+    if event.run_id is None:
+        return None
+    from django.core.exceptions import PermissionDenied
+
+    from apps.runs.selectors import run_get
+
+    try:
+        return run_get(user=user, run_id=event.run_id)
+    except PermissionDenied:
+        return None

@@ -1,0 +1,137 @@
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from apps.accounts.permissions import can_read_audit
+from apps.audit import selectors
+from apps.audit.exports import csv_chunks, jsonl_chunks
+from apps.audit.forms import KNOWN_VERBS, AuditFilterForm, CursorForm
+from apps.audit.models import Outcome, Via
+from apps.audit.services import audit_event_hash, audit_record
+
+EXPORT_FORMATS = {
+    "csv": ("text/csv; charset=utf-8", csv_chunks),
+    "jsonl": ("application/x-ndjson; charset=utf-8", jsonl_chunks),
+}
+
+
+def audit_reader_required(view):
+    @wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        if not can_read_audit(request.user):
+            raise PermissionDenied("Only auditors and Ops read the audit log.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _status(context: dict) -> dict:
+    return {
+        "verification": selectors.audit_verification_latest(),
+        "checkpoint": selectors.audit_checkpoint_latest(),
+        **context,
+    }
+
+
+@audit_reader_required
+def audit_list(request):
+    form, cursor = AuditFilterForm(request.GET), CursorForm(request.GET)
+    context = {"form": form, "cursor": cursor, "verbs": KNOWN_VERBS, "outcomes": Outcome}
+    if not (form.is_valid() and cursor.is_valid()):
+        return render(request, "audit/audit_list.html", _status(context), status=400)
+    page = selectors.audit_event_page(
+        filters=form.filters(),
+        before=cursor.cleaned_data["before"],
+        after=cursor.cleaned_data["after"],
+    )
+    raw = form.raw()
+    audit_record(
+        actor=request.user,
+        via=Via.WEB,
+        verb="audit.search",
+        details={
+            "filters": raw,
+            **{k: v for k, v in cursor.cleaned_data.items() if v is not None},
+            "rows": len(page.events),
+        },
+        request=request,
+    )
+    query = urlencode(raw)
+    return render(
+        request,
+        "audit/audit_list.html",
+        _status(
+            {
+                **context,
+                "page": page,
+                "query": query,
+                "paged": any(v is not None for v in cursor.cleaned_data.values()),
+            }
+        ),
+    )
+
+
+@audit_reader_required
+def audit_detail(request, event_id: int):
+    event = selectors.audit_event_get(event_id=event_id)
+    if event is None:
+        raise Http404("No such audit row.")
+    previous, following = selectors.audit_event_neighbours(event=event)
+    audit_record(
+        actor=request.user,
+        via=Via.WEB,
+        verb="audit.view",
+        object_type="audit.auditevent",
+        object_id=str(event.pk),
+        object_repr=f"#{event.pk} {event.verb}",
+        request=request,
+    )
+    details = dict(event.details)
+    changes = details.pop("changes", None)
+    return render(
+        request,
+        "audit/audit_detail.html",
+        {
+            "event": event,
+            "changes": changes if isinstance(changes, dict) else None,
+            "details": details,
+            "hash_ok": audit_event_hash(event) == event.hash,
+            "chained": event.prev_hash == (previous.hash if previous else "0" * 64)
+            and (previous is None or previous.id == event.id - 1),
+            "previous": previous,
+            "following": following,
+            "run": selectors.audit_event_run(event=event, user=request.user),
+        },
+    )
+
+
+@audit_reader_required
+def audit_export(request):
+    form = AuditFilterForm(request.GET)
+    kind = request.GET.get("format", "csv")
+    if kind not in EXPORT_FORMATS:
+        form.is_valid()
+        form.add_error(None, "Export as csv or jsonl.")
+    if not form.is_valid():
+        context = {"form": form, "cursor": CursorForm(), "verbs": KNOWN_VERBS}
+        return render(request, "audit/audit_list.html", _status(context), status=400)
+    up_to = selectors.audit_head_sequence()
+    audit_record(
+        actor=request.user,
+        via=Via.WEB,
+        verb="audit.export",
+        details={"filters": form.raw(), "format": kind, "up_to": up_to},
+        request=request,
+    )
+    content_type, chunks = EXPORT_FORMATS[kind]
+    rows = selectors.audit_export_rows(filters=form.filters(), up_to=up_to)
+    response = StreamingHttpResponse(chunks(rows), content_type=content_type)
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{kind}"'
+    return response

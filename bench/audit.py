@@ -1,0 +1,348 @@
+"""The audit log at 1,000,000 rows on PostgreSQL: review pages, exports, verification.
+
+Seeds (or reuses) 1,000,000 audit rows with a valid hash chain, written with COPY
+(rows of a year of deploys: requests, starts, ends, refusals, catalog changes,
+sign-ins), then prints:
+
+- filtered page time: GET /audit/?<filter> through Django's test Client signed
+  in as an auditor (template, query, and the audit.search row it writes), first
+  page and page 5,000 (keyset: as fast as the first); target < 100 ms;
+- export rate: GET /audit/export/?format=csv (and jsonl) of all rows, streamed
+  and read to the end, with the process's peak memory growth; target >= 50,000 rows/s;
+- verify rate: the walk of `manage.py verify_audit` over every row, against a
+  signed checkpoint of the head; target >= 100,000 rows/s.
+
+    .venv/bin/python bench/audit.py [--rows 1000000] [--fresh] [--repeat 5]
+
+PostgreSQL at BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/pushbutton_audit_bench).
+"""
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import benchlib
+
+POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/pushbutton_audit_bench"
+PAGE_TARGET_MS, EXPORT_TARGET, VERIFY_TARGET = 100, 50_000, 100_000
+SERVICES = [f"svc-{n}" for n in range(1, 41)]
+ENVIRONMENTS = ["test", "qa", "production"]
+ACTORS = [f"user-{n}" for n in range(1, 201)]
+COLUMNS = (
+    "id", "created_at", "actor_id", "actor_name", "via", "ip", "user_agent", "verb",
+    "object_type", "object_id", "object_repr", "service", "environment", "details",
+    "outcome", "prev_hash", "hash",
+)  # fmt: skip
+
+
+def _environment() -> None:
+    os.environ["DATABASE_URL"] = os.environ.get("BENCH_POSTGRES_URL", POSTGRES_URL)
+    os.environ["VAR_DIR"] = str(benchlib.BASE / "var" / "bench-audit")
+    os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production")
+    os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ["ALLOWED_HOSTS"] = "testserver"
+    Path(os.environ["VAR_DIR"]).mkdir(parents=True, exist_ok=True)
+
+
+def _drop_database() -> None:
+    import dj_database_url
+    import psycopg
+    from psycopg import sql
+
+    db = dj_database_url.parse(os.environ["DATABASE_URL"])
+    with psycopg.connect(
+        dbname="postgres",
+        host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+        user=db["USER"] or "postgres",
+        autocommit=True,
+    ) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db["NAME"]))
+        )
+
+
+# --- seeding -------------------------------------------------------------------------
+def _rows(count: int):
+    """`count` plausible rows, oldest first, chained: canonical values then the hash."""
+    from apps.audit.chain import GENESIS, canonical_time, row_hash
+
+    rng = random.Random(4)
+    start = datetime(2025, 11, 1, tzinfo=UTC)
+    step = timedelta(days=365) / count
+    prev, run_id = GENESIS, 0
+    for sequence in range(1, count + 1):
+        moment = start + step * sequence + timedelta(microseconds=rng.randrange(1000))
+        service, environment = rng.choice(SERVICES), rng.choice(ENVIRONMENTS)
+        actor_n = rng.randrange(1, len(ACTORS) + 1)
+        actor, actor_id, via = f"user-{actor_n}", actor_n, rng.choice(("web", "api"))
+        ip, outcome = f"10.{actor_n % 250}.{sequence % 250}.{actor_n % 200 + 1}", "success"
+        roll = rng.random()
+        if roll < 0.86:
+            phase = sequence % 3
+            if phase == 0:
+                run_id += 1
+            object_type, object_id = "runs.run", str(run_id)
+            object_repr = f"Run #{run_id} Deploy on {environment}"
+            version = f"1.{run_id % 40}.{run_id % 997}"
+            if phase == 0:
+                verb = "run.requested"
+                details = {
+                    "action": "deploy",
+                    "parameters": {"version": version, "db_password": "••••"},
+                    "check": False,
+                    "playbook_commit": f"{run_id * 7919:040x}",
+                    "playbook_path": "deploy.yml",
+                    "content_hash": f"{run_id * 104729:064x}",
+                }
+            elif phase == 1:
+                verb, actor, actor_id, via, ip = "run.started", "", None, "system", None
+                details = {"worker": f"celery@worker{run_id % 4}"}
+            else:
+                verb, actor, actor_id, via, ip = "run.finished", "", None, "system", None
+                failed = rng.random() < 0.08
+                outcome = "failure" if failed else "success"
+                details = {
+                    "status": "failed" if failed else "successful",
+                    "rc": 2 if failed else 0,
+                    "host_summary": {
+                        f"web{h}.example.com": {"ok": 7, "changed": 3, "failed": int(failed)}
+                        for h in range(1, 3)
+                    },
+                    "error": "",
+                }
+        elif roll < 0.90:
+            verb, outcome = "run.refused", "refused"
+            object_type, object_id, object_repr = "catalog.action", "3", f"{service} / Deploy"
+            details = {"reason": f"No grant to run on {environment}."}
+        elif roll < 0.93:
+            verb, object_type, via = "action.update", "catalog.action", "admin"
+            object_id, object_repr, environment = "3", f"{service} / Deploy", ""
+            details = {"changes": {"timeout": [600, 900 + sequence % 7]}, "action": "deploy"}
+        elif roll < 0.99:
+            verb = rng.choice(("auth.login", "auth.logout", "auth.login", "audit.search"))
+            object_type, object_id, object_repr = "accounts.user", str(actor_n), actor
+            service, environment, details = "", "", {}
+        else:
+            verb, outcome = "auth.login_failed", "refused"
+            object_type = object_id = object_repr = service = environment = ""
+            actor_id, details = None, {"tried": actor}
+        values = [
+            sequence, canonical_time(moment), actor_id, actor, via, ip,
+            "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0" if ip else "", verb, object_type,
+            object_id, object_repr, service, environment, details, outcome, prev,
+        ]  # fmt: skip
+        prev = row_hash(values)
+        yield values, prev
+
+
+def seed(count: int) -> None:
+    from django.db import connection
+
+    from apps.audit.chain import details_text
+    from apps.audit.models import AuditHead
+
+    started = time.monotonic()
+    with connection.cursor() as cursor:
+        copy_sql = f"COPY audit_auditevent ({', '.join(COLUMNS)}) FROM STDIN"
+        with cursor.cursor.copy(copy_sql) as copy:
+            last = None
+            for values, digest in _rows(count):
+                row = list(values)
+                row[13] = details_text(row[13])
+                copy.write_row((*row, digest))
+                last = (values[0], digest)
+                if values[0] % 100_000 == 0:
+                    print(f"  seeded {values[0]:,} rows", flush=True)
+    AuditHead.objects.update_or_create(id=1, defaults={"last_id": last[0], "last_hash": last[1]})
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE audit_auditevent")
+    print(f"Seeded {count:,} rows in {time.monotonic() - started:.1f} s.", flush=True)
+
+
+# --- measuring -------------------------------------------------------------------------
+class PeakMemory:
+    """The process's resident memory, sampled every 10 ms while a block runs."""
+
+    def __enter__(self):
+        import psutil
+
+        self.process = psutil.Process()
+        self.start = self.peak = self.process.memory_info().rss
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.01)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def _deep_page(query: dict, size: int = 50) -> tuple[int, int | None]:
+    """Page 5,000 of a filter, or its last page when it has fewer: (number, the `before`
+    cursor that opens it, found once by offset)."""
+    from apps.audit.selectors import audit_event_filter
+
+    ids = audit_event_filter(filters=query).values_list("id", flat=True)
+    pages = -(-min(ids.count(), 5000 * size) // size)
+    if pages < 2:
+        return pages, None
+    return pages, ids[(pages - 1) * size - 1]
+
+
+def pages(client, repeat: int) -> list[list]:
+    from urllib.parse import urlencode
+
+    from apps.audit.forms import AuditFilterForm
+
+    day = datetime(2026, 5, 4, tzinfo=UTC)
+    filters = [
+        ("no filter", {}),
+        ("service + environment", {"service": "svc-7", "environment": "production"}),
+        ("verb run.refused", {"verb": "run.refused"}),
+        ("actor", {"actor": "user-42"}),
+        ("outcome failure, production", {"outcome": "failure", "environment": "production"}),
+        ("one day", {"since": day.date().isoformat(), "until": day.date().isoformat()}),
+        ("a run's rows (object)", {"object_type": "runs.run", "object_id": "123456"}),
+        ("verb family run.*", {"verb": "run.*"}),
+        ("text: a version", {"q": "1.7.4"}),
+        ("text: a commit", {"q": f"{123456 * 7919:x}"}),
+        ("text: a reason", {"q": "no grant to run on qa"}),
+    ]
+    rows = []
+    for label, query in filters:
+        form = AuditFilterForm(query)
+        assert form.is_valid(), form.errors
+        deep, cursor = _deep_page(form.filters())
+        for page_label, extra in (("1", {}), (f"{deep:,}", {"before": cursor} if cursor else None)):
+            if extra is None:
+                continue
+            url = f"/audit/?{urlencode({**query, **extra})}"
+            times, count = [], 0
+            for _ in range(repeat):
+                started = time.perf_counter()
+                response = client.get(url)
+                times.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, (url, response.status_code)
+                count = response.content.count(b'<tr data-verb="')
+            ms = benchlib.median(times)
+            rows.append(
+                [label, page_label, count, f"{ms:.1f}", "ok" if ms < PAGE_TARGET_MS else "SLOW"]
+            )
+    return rows
+
+
+def exports(client, total: int) -> list[list]:
+    rows = []
+    for kind in ("csv", "jsonl"):
+        with PeakMemory() as memory:
+            started = time.perf_counter()
+            response = client.get(f"/audit/export/?format={kind}")
+            size = lines = 0
+            for chunk in response.streaming_content:
+                size += len(chunk)
+                lines += chunk.count(b"\n")
+            seconds = time.perf_counter() - started
+        exported = lines - (1 if kind == "csv" else 0)
+        rate = exported / seconds
+        rows.append(
+            [
+                kind,
+                f"{exported:,}",
+                f"{size / 2**20:,.0f}",
+                f"{seconds:.1f}",
+                f"{rate:,.0f}",
+                f"{memory.growth_mb:.0f}",
+                "ok" if rate >= EXPORT_TARGET and exported >= total else "SLOW",
+            ]
+        )
+    return rows
+
+
+def verify() -> list:
+    from django.conf import settings
+
+    from apps.audit.checkpoints import audit_checkpoint_create, key_generate
+    from apps.audit.verification import audit_verify, checkpoints_load
+
+    private, _public = key_generate()
+    settings.AUDIT_SIGNING_KEY = private
+    settings.AUDIT_PUBLIC_KEY = ""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings.AUDIT_CHECKPOINT_FILE = str(Path(tmp) / "checkpoints.jsonl")
+        audit_checkpoint_create()
+        checkpoints, notes = checkpoints_load(Path(settings.AUDIT_CHECKPOINT_FILE))
+        with PeakMemory() as memory:
+            report = audit_verify(checkpoints=checkpoints, notes=notes)
+    assert report.ok, report.problems
+    return [
+        f"{report.rows_checked:,}",
+        f"{report.duration:.1f}",
+        f"{report.rate:,.0f}",
+        f"{memory.growth_mb:.0f}",
+        "ok" if report.rate >= VERIFY_TARGET else "SLOW",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--fresh", action="store_true", help="Drop the bench database first.")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    _environment()
+    if args.fresh:
+        _drop_database()
+    benchlib.django_setup()
+
+    from django.test import Client
+
+    from apps.accounts.models import Role, User
+    from apps.audit.models import AuditEvent
+
+    have = AuditEvent.objects.count()
+    if have < args.rows:
+        if have:
+            sys.exit(f"The bench database has {have:,} rows: run with --fresh to seed again.")
+        seed(args.rows)
+    total = AuditEvent.objects.count()
+    auditor, _ = User.objects.get_or_create(
+        username="bench-auditor", defaults={"role": Role.AUDITOR}
+    )
+    client = Client()
+    client.force_login(auditor)
+    load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
+    machine = f"load average {load}, {os.cpu_count()} CPUs"
+    print(f"\nThe audit log on PostgreSQL, {total:,} rows ({machine}).\n")
+    print(f"Filtered page (GET /audit/?..., median of {args.repeat}; target < {PAGE_TARGET_MS} ms)")
+    print(benchlib.table(["filter", "page", "rows", "ms", ""], pages(client, args.repeat)))
+    print(f"\nExport of every row (streamed; target >= {EXPORT_TARGET:,} rows/s)")
+    print(
+        benchlib.table(
+            ["format", "rows", "MiB", "s", "rows/s", "peak memory growth MiB", ""],
+            exports(client, total),
+        )
+    )
+    target = f"target >= {VERIFY_TARGET:,} rows/s"
+    print(f"\nverify_audit (every row, against a signed checkpoint; {target})")
+    print(benchlib.table(["rows", "s", "rows/s", "peak memory growth MiB", ""], [verify()]))
+
+
+if __name__ == "__main__":
+    main()

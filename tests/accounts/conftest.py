@@ -1,0 +1,113 @@
+"""A small world of services, teams and grants, and one person per role.
+
+- hello-web is owned by team "web"; billing by team "payments" (none of ours is in it).
+- member: in "web", which may run hello-web on test and QA.
+- prod_member: in "web" too, and in "release", which may run hello-web on production.
+- outsider: a developer in no team. ops: the Ops role (staff, not a superuser), no team.
+- auditor: the auditor role (staff). Every role's runs are made by someone else ("owner").
+"""
+
+from types import SimpleNamespace
+
+import pytest
+from django.test import Client
+
+from apps.accounts.models import Right, Role
+from apps.accounts.services import token_create
+from apps.runs.models import Run
+from tests.factories import (
+    ActionFactory,
+    EnvironmentFactory,
+    GrantFactory,
+    ServiceFactory,
+    TeamFactory,
+    UserFactory,
+)
+
+ENVS = ("test", "qa", "production")
+ROLES = ("anonymous", "outsider", "member", "prod_member", "ops", "auditor")
+
+
+def make_run(action, environment, user, **fields) -> Run:
+    """A Run row as run_launch writes it, without launching anything."""
+    version = action.playbook_version
+    values = {
+        "service": action.service,
+        "action": action,
+        "environment": environment,
+        "action_slug": action.slug,
+        "action_label": action.label,
+        "action_kind": action.kind,
+        "playbook_version": version,
+        "playbook_commit": version.commit,
+        "playbook_path": version.path,
+        "content_hash": version.content_hash,
+        "form": action.form,
+        "timeout": action.timeout,
+        "queue": environment.queue,
+        "requested_by": user,
+        "requested_by_name": user.username,
+        **fields,
+    }
+    return Run.objects.create(**values)
+
+
+@pytest.fixture
+def world(db):
+    envs = {
+        slug: EnvironmentFactory(slug=slug, name=name, order=order)
+        for slug, name, order in (("test", "Test", 10), ("qa", "QA", 20),
+                                  ("production", "Production", 30))
+    }  # fmt: skip
+    users = {
+        "outsider": UserFactory(username="outsider"),
+        "member": UserFactory(username="member"),
+        "prod_member": UserFactory(username="prod_member"),
+        "ops": UserFactory(username="opsy", role=Role.OPS, is_staff=True),
+        "auditor": UserFactory(username="audrey", role=Role.AUDITOR, is_staff=True),
+        "owner": UserFactory(username="owner"),
+    }
+    web = TeamFactory(slug="web", members=[users["member"], users["prod_member"], users["owner"]])
+    release = TeamFactory(slug="release", members=[users["prod_member"], users["owner"]])
+    payments = TeamFactory(slug="payments", members=[users["owner"]])
+    hello = ServiceFactory(slug="hello-web", name="hello-web", team=web)
+    billing = ServiceFactory(slug="billing", name="billing", team=payments)
+    for env in ("test", "qa"):
+        GrantFactory(team=web, service=hello, environment=envs[env], right=Right.RUN)
+    GrantFactory(team=release, service=hello, environment=envs["production"], right=Right.RUN)
+    for env in envs.values():
+        GrantFactory(team=payments, service=billing, environment=env, right=Right.RUN)
+    deploy = ActionFactory(
+        service=hello, slug="deploy", label="Deploy", environments=list(envs.values())
+    )
+    bill = ActionFactory(
+        service=billing, slug="deploy", label="Deploy", environments=list(envs.values())
+    )
+    # Queued dry runs: they can be canceled, and hold no deploy lock (launches still go).
+    runs = {env: make_run(deploy, envs[env], users["owner"], check_mode=True) for env in ENVS}
+    billing_runs = {env: make_run(bill, envs[env], users["owner"], check_mode=True) for env in ENVS}
+    return SimpleNamespace(
+        envs=envs,
+        users=users,
+        teams={"web": web, "release": release, "payments": payments},
+        hello=hello,
+        billing=billing,
+        deploy=deploy,
+        bill=bill,
+        runs=runs,
+        billing_runs=billing_runs,
+    )
+
+
+def page_client(user) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def api_client(user, **token) -> Client:
+    if user is None:
+        return Client()
+    _, key = token_create(user=user, name="t", acting_user=None, via="cli", **token)
+    return Client(headers={"Authorization": f"Token {key}"})

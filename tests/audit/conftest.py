@@ -1,0 +1,38 @@
+import pytest
+from django.test import Client
+
+from apps.audit.models import AuditEvent
+from apps.audit.services import audit_record
+
+
+def record(verb: str = "test.thing", **kwargs) -> AuditEvent:
+    """An audit row written by the service, with sensible defaults."""
+    return audit_record(
+        actor=kwargs.pop("actor", None), via=kwargs.pop("via", "cli"), verb=verb, **kwargs
+    )
+
+
+def rows() -> list[AuditEvent]:
+    return list(AuditEvent.objects.order_by("id"))
+
+
+def all_text() -> str:
+    """Everything the audit log holds, as one text (to look for what must not be there)."""
+    return "\n".join(
+        " ".join(str(value) for value in row)
+        for row in AuditEvent.objects.values_list().order_by("id")
+    )
+
+
+@pytest.fixture
+def auditor_client(auditor):
+    client = Client()
+    client.force_login(auditor)
+    return client
+
+
+@pytest.fixture
+def ops_client(ops):
+    client = Client()
+    client.force_login(ops)
+    return client

@@ -1,0 +1,56 @@
+"""What each person is shown (Chromium): a developer only the buttons they may press,
+an auditor none at all."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.runs.models import Run
+from tests.browser.test_deploy import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _queued_run(demo) -> Run:
+    version = demo.deploy.playbook_version
+    return Run.objects.create(
+        service=demo.service, action=demo.deploy, environment=demo.envs["test"],
+        action_slug="deploy", action_label="Deploy", action_kind="deploy",
+        playbook_version=version, playbook_commit=version.commit, playbook_path=version.path,
+        content_hash=version.content_hash, form=demo.deploy.form, timeout=60,
+        queue=demo.envs["test"].queue, parameters={"version": "1.0.0"}, version="1.0.0",
+        requested_by=demo.dev, requested_by_name="dev",
+    )  # fmt: skip
+
+
+def test_each_person_sees_only_the_buttons_they_may_press(page, live_server, demo):
+    run = _queued_run(demo)
+
+    # tester's team may run hello-web on test and QA, and only look at production.
+    sign_in(page, live_server.url, "tester", "pushbutton-tester")
+    service = page.locator("#service-hello-web")
+    for env in ("test", "qa"):
+        buttons = service.locator(f"tr[data-environment={env}] td.buttons a")
+        expect(buttons).to_have_text(["Deploy", "Rollback", "Smoke test"])
+    production = service.locator("tr[data-environment=production]")
+    expect(production).to_be_visible()
+    expect(production.locator("td.buttons a")).to_have_count(0)
+    # Someone else's run: no Cancel; the same action on test: Run again.
+    page.goto(f"{live_server.url}/runs/{run.pk}/")
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+    expect(page.get_by_role("link", name="Run again")).to_be_visible()
+    # Typing the address of a button that is not drawn: refused, and told why.
+    page.goto(f"{live_server.url}/services/hello-web/deploy/production/")
+    expect(page.locator("#refusal")).to_contain_text(
+        "No grant of your teams lets you run hello-web on Production"
+    )
+    page.locator("form.whoami").get_by_role("button", name="Sign out").click()
+
+    sign_in(page, live_server.url, "auditor", "pushbutton-auditor")
+    expect(page.locator("#service-hello-web tr")).to_have_count(4)  # header and 3 environments
+    expect(page.locator("main a.button, main button")).to_have_count(0)
+    page.goto(f"{live_server.url}/runs/{run.pk}/")
+    expect(page.get_by_role("heading", name=re.compile(r"Run #\d+"))).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+    expect(page.get_by_role("link", name="Run again")).to_have_count(0)
