@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.runs.events import MASK, EventSink
 from apps.runs.models import RunEvent
-from tests.runs.test_services_helpers import make_run
+from tests.runs.helpers import make_run
 
 
 def _event(counter, name="runner_on_ok", stdout="ok: [web1]", **data):

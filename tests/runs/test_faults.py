@@ -33,30 +33,9 @@ from apps.runs.tasks import run_execute
 from portal.celery import app as celery_app
 from tests.conftest import BASE, _database_url, free_port, wait_for
 from tests.factories import ActionFactory
-from tests.runs.test_services_helpers import make_run
+from tests.runs.helpers import launch, make_run, wait_final
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def _launch(user, action, env, parameters=None):
-    return services.run_launch(
-        user=user,
-        service=action.service,
-        action=action,
-        environment=env,
-        parameters=parameters or {},
-        from_api=True,
-        via=Via.API,
-    )
-
-
-def _final(run, timeout=120):
-    def done():
-        run.refresh_from_db()
-        return run.is_final
-
-    wait_for(done, timeout=timeout, message=f"run {run.pk} stayed {run.status}")
-    return run
 
 
 # --- a worker killed mid-run ----------------------------------------------------------
@@ -113,7 +92,7 @@ def victim(test_playbooks, local_env, dev, tmp_path):
         form=[{"name": "seconds", "type": "integer"}],
     )
     seconds = 300 + os.getpid() % 600  # a sleep no other test has
-    run = _launch(dev, action, local_env, {"seconds": seconds})
+    run = launch(dev, action, local_env, {"seconds": seconds})
 
     def sleeping():
         return [
@@ -154,7 +133,7 @@ def _assert_cleaned_up(victim, dev) -> None:
     )
     # The lock went with it: the next deploy is accepted.
     with mock.patch.object(run_execute, "apply_async"):
-        again = _launch(dev, victim.action, run.environment, {"seconds": 1})
+        again = launch(dev, victim.action, run.environment, {"seconds": 1})
     assert again.status == RunStatus.QUEUED
     row = AuditEvent.objects.filter(verb="run.finished", object_id=str(run.pk)).get()
     assert row.details["status"] == RunStatus.LOST
@@ -179,7 +158,7 @@ def test_a_killed_worker_s_run_is_reaped_as_lost_by_beat(victim, dev, tmp_path):
         )
     )
 
-    run = _final(victim.run, timeout=60)
+    run = wait_final(victim.run, timeout=60)
 
     assert run.status == RunStatus.LOST
     assert time.monotonic() - killed_at < 60
@@ -317,7 +296,7 @@ def test_a_run_keeps_every_event_while_its_connections_are_dropped(
     )
     connection.ensure_connection()
     ours = connection.connection.info.backend_pid
-    run = _launch(dev, action, local_env, {"count": ITEMS})
+    run = launch(dev, action, local_env, {"count": ITEMS})
     wait_for(lambda: Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists(), timeout=90)
     dropped = []
     stop = threading.Event()
@@ -334,7 +313,7 @@ def test_a_run_keeps_every_event_while_its_connections_are_dropped(
     killer = threading.Thread(target=drop_the_worker_s_connections)
     killer.start()
     try:
-        run = _final(run)
+        run = wait_final(run)
     finally:
         stop.set()
         killer.join()
@@ -373,7 +352,7 @@ def test_a_run_finishes_with_what_it_started_with(
         label="Echo",
         timeout=120,
     )
-    run = _launch(dev, action, local_env, {"message": "as launched"})
+    run = launch(dev, action, local_env, {"message": "as launched"})
     wait_for(
         lambda: RunEvent.objects.filter(run=run, task="Wait for the go file").exists(), timeout=90
     )
@@ -389,7 +368,7 @@ def test_a_run_finishes_with_what_it_started_with(
     credential_delete(credential=token, acting_user=ops, via=Via.ADMIN)
     action_delete(action=action, acting_user=ops, via=Via.ADMIN)
     go.touch()
-    run = _final(run)
+    run = wait_final(run)
 
     assert run.status == RunStatus.SUCCESSFUL, run.error
     assert run.action is None

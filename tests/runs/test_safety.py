@@ -21,39 +21,19 @@ from apps.accounts.services import token_create
 from apps.audit.models import Via
 from apps.catalog.models import PlaybookSource, PlaybookVersion
 from apps.catalog.services import playbook_version_approve, playbook_version_pin, source_sync
-from apps.runs import runner, services
+from apps.runs import runner
 from apps.runs.constants import RunStatus
 from apps.runs.events import MASK
 from apps.runs.models import Run, RunEvent
 from tests.conftest import git_repo, wait_for
 from tests.factories import ActionFactory
+from tests.runs.helpers import launch, wait_final
 from tests.runs.test_ssh import ssh_credentials
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 TEMPLATE = "{{ lookup('pipe', 'touch %s') }}"
 BIG_FILE = 200 * 1024 * 1024
-
-
-def _launch(user, action, env, parameters=None):
-    return services.run_launch(
-        user=user,
-        service=action.service,
-        action=action,
-        environment=env,
-        parameters=parameters or {},
-        from_api=True,
-        via=Via.API,
-    )
-
-
-def _final(run, timeout=120):
-    def done():
-        run.refresh_from_db()
-        return run.is_final
-
-    wait_for(done, timeout=timeout, message=f"run {run.pk} stayed {run.status}")
-    return run
 
 
 # --- nothing leaks ------------------------------------------------------------------
@@ -139,7 +119,7 @@ def test_no_secret_of_a_run_is_left_anywhere(
     needles = _needles(secrets)
     started = time.time() - 1
 
-    run = _launch(dev, action, local_env, {"version": "1.0.0", "db_password": field_secret})
+    run = launch(dev, action, local_env, {"version": "1.0.0", "db_password": field_secret})
 
     # While it runs: only the extra vars file (0600) holds secrets, and only those
     # that are extra vars; the playbook's processes do not get the portal's secrets.
@@ -187,7 +167,7 @@ def test_no_secret_of_a_run_is_left_anywhere(
         assert environ.get("SECRET_KEY") == ""
         assert environ.get("FIELD_ENCRYPTION_KEY", "") == ""
         assert not [n for n in needles if any(n in value for value in environ.values())]
-    run = _final(run)
+    run = wait_final(run)
     assert run.status == RunStatus.SUCCESSFUL, run.error
 
     failing = ActionFactory(
@@ -198,8 +178,8 @@ def test_no_secret_of_a_run_is_left_anywhere(
     )
     local_env.inventory["web"]["vars"]["out_file"] = "/nonexistent/dir/out"
     local_env.save()
-    failed = _final(
-        _launch(dev, failing, local_env, {"message": "failing on purpose", "token": field_secret})
+    failed = wait_final(
+        launch(dev, failing, local_env, {"message": "failing on purpose", "token": field_secret})
     )
     assert failed.status == RunStatus.FAILED
 
@@ -246,7 +226,7 @@ def test_form_values_of_every_type_arrive_as_text_never_templated(
         "password": template,
     }
 
-    run = _final(_launch(dev, action, local_env, sent))
+    run = wait_final(launch(dev, action, local_env, sent))
 
     assert run.status == RunStatus.SUCCESSFUL, run.error
     assert json.loads((tmp_path / "out.json").read_text()) == sent
@@ -310,7 +290,7 @@ def test_a_forged_playbook_path_runs_nothing_outside_the_checkout(
     playbook_version_approve(version=version, acting_user=None, via=Via.CLI)
     action = ActionFactory(playbook_version=version, environments=[local_env])
 
-    run = _final(_launch(dev, action, local_env))
+    run = wait_final(launch(dev, action, local_env))
 
     assert run.status == RunStatus.FAILED
     assert f"Refused playbook path {path!r}" in run.error
@@ -332,7 +312,7 @@ def test_a_forged_version_with_a_symlink_out_is_refused_at_export(
     playbook_version_approve(version=version, acting_user=None, via=Via.CLI)
     action = ActionFactory(playbook_version=version, environments=[local_env])
 
-    run = _final(_launch(dev, action, local_env))
+    run = wait_final(launch(dev, action, local_env))
 
     assert run.status == RunStatus.FAILED
     assert "Refused to export" in run.error

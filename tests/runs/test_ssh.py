@@ -13,8 +13,8 @@ from apps.runs import runner, services
 from apps.runs.constants import RunStatus
 from apps.runs.events import MASK
 from apps.runs.models import RunEvent
-from tests.conftest import wait_for
 from tests.factories import PASSWORD, ActionFactory
+from tests.runs.helpers import wait_final
 
 VERSION_FORM = [{"name": "version", "type": "string", "required": True}]
 
@@ -58,15 +58,6 @@ def ssh_env(ssh_target, local_env, tmp_path):
     return local_env
 
 
-def _final(run, timeout=120):
-    def done():
-        run.refresh_from_db()
-        return run.is_final
-
-    wait_for(done, timeout=timeout, message=f"run {run.pk} stayed {run.status}")
-    return run
-
-
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_it_deploys_over_ssh_with_every_kind_of_credential(
@@ -87,7 +78,7 @@ def test_it_deploys_over_ssh_with_every_kind_of_credential(
         from_api=True,
         via=Via.API,
     )
-    run = _final(run)
+    run = wait_final(run)
 
     assert run.status == RunStatus.SUCCESSFUL, run.error
     assert run.host_summary["ssh-target"]["failed"] == 0

@@ -10,37 +10,17 @@ from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
 from tests.conftest import wait_for
 from tests.factories import ActionFactory
+from tests.runs.helpers import launch, wait_final
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def _launch(user, action, env, parameters=None):
-    return services.run_launch(
-        user=user,
-        service=action.service,
-        action=action,
-        environment=env,
-        parameters=parameters or {},
-        from_api=True,
-        via=Via.API,
-    )
 
 
 def _processes(cmdline):
     return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == cmdline]
 
 
-def _final(run, timeout=120):
-    def done():
-        run.refresh_from_db()
-        return run.is_final
-
-    wait_for(done, timeout=timeout, message=f"run {run.pk} stayed {run.status}")
-    return run
-
-
 def test_it_deploys_the_demo_through_the_worker(celery_worker, demo):
-    run = _final(_launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.0.0"}))
+    run = wait_final(launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.0.0"}))
 
     assert run.status == RunStatus.SUCCESSFUL, run.error
     assert run.rc == 0
@@ -71,14 +51,14 @@ def test_cancel_stops_every_process_of_the_run(celery_worker, test_playbooks, lo
         environments=[local_env],
         form=[{"name": "seconds", "type": "integer", "default": 317}],
     )
-    run = _launch(dev, action, local_env, {"seconds": 317})
+    run = launch(dev, action, local_env, {"seconds": 317})
 
     def sleeping():
         return _processes(["sleep", "317"])
 
     wait_for(sleeping, timeout=60, message="the playbook's sleep never started")
     services.run_cancel(run=run, user=dev, via=Via.API)
-    run = _final(run, timeout=30)
+    run = wait_final(run, timeout=30)
 
     assert run.status == RunStatus.CANCELED
     assert run.canceled_by_name == "dev"
@@ -97,7 +77,7 @@ def test_cancel_stops_every_process_of_the_run(celery_worker, test_playbooks, lo
 
 def test_a_play_that_matched_no_host_has_failed(celery_worker, test_playbooks, local_env, dev):
     action = ActionFactory(playbook_version=test_playbooks["nohosts"], environments=[local_env])
-    run = _final(_launch(dev, action, local_env))
+    run = wait_final(launch(dev, action, local_env))
 
     assert run.status == RunStatus.FAILED
     assert "No host matched" in run.error
@@ -110,14 +90,14 @@ def test_a_run_past_its_timeout_is_timed_out(celery_worker, test_playbooks, loca
         timeout=3,
         form=[{"name": "seconds", "type": "integer"}],
     )
-    run = _final(_launch(dev, action, local_env, {"seconds": 318}), timeout=60)
+    run = wait_final(launch(dev, action, local_env, {"seconds": 318}), timeout=60)
 
     assert run.status == RunStatus.TIMED_OUT
     assert _processes(["sleep", "318"]) == []
 
 
 def test_a_redelivered_task_does_not_run_the_playbook_twice(celery_worker, demo):
-    run = _final(_launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.0.1"}))
+    run = wait_final(launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.0.1"}))
     events = RunEvent.objects.filter(run=run).count()
 
     services.run_enqueue(run=Run.objects.get(pk=run.pk))  # as a broker redelivery would
@@ -132,16 +112,16 @@ def test_a_redelivered_task_does_not_run_the_playbook_twice(celery_worker, demo)
 def test_the_demo_rolls_back_to_the_previous_release_and_smoke_tests_it(celery_worker, demo):
     test = demo.envs["test"]
     for version in ("1.0.0", "1.1.0"):
-        run = _final(_launch(demo.dev, demo.deploy, test, {"version": version}))
+        run = wait_final(launch(demo.dev, demo.deploy, test, {"version": version}))
         assert run.status == RunStatus.SUCCESSFUL, run.error
 
-    rollback = _final(_launch(demo.dev, demo.rollback, test))
+    rollback = wait_final(launch(demo.dev, demo.rollback, test))
 
     assert rollback.status == RunStatus.SUCCESSFUL, rollback.error
     assert rollback.version == "1.0.0"  # reported by the playbook
     current = demo.targets / "test" / "current"
     assert current.readlink().as_posix() == "releases/1.0.0"
-    smoke = _final(_launch(demo.dev, demo.smoke, test))
+    smoke = wait_final(launch(demo.dev, demo.smoke, test))
     assert smoke.status == RunStatus.SUCCESSFUL
     assert RunEvent.objects.filter(run=smoke, stdout__contains="hello-web 1.0.0 is up").exists()
 
@@ -157,7 +137,7 @@ def test_a_dry_run_changes_nothing_on_disk(celery_worker, demo):
         from_api=True,
         via=Via.API,
     )
-    run = _final(run)
+    run = wait_final(run)
 
     assert run.status == RunStatus.SUCCESSFUL, run.error
     assert run.check_mode

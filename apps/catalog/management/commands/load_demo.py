@@ -9,6 +9,7 @@ from django.db import transaction
 from apps.accounts.models import Grant, Membership, Right, Role, Team, User
 from apps.accounts.services import grant_save, membership_save, team_save
 from apps.audit.models import Via
+from apps.audit.services import audit_changes, audit_noun, audit_record, audit_snapshot
 from apps.catalog.constants import ActionKind
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service
 from apps.catalog.services import playbook_version_approve, source_sync
@@ -74,17 +75,19 @@ class Command(BaseCommand):
                 for name, role, password, staff in USERS
             }
             environments = [self._environment(*env) for env in ENVIRONMENTS]
-            source, _ = PlaybookSource.objects.get_or_create(
-                name="demo", defaults={"url": str(repo), "branch": "main"}
+            source = self._save(
+                PlaybookSource, {"name": "demo"}, {"url": str(repo), "branch": "main"}, update=False
             )
         commits = source_sync(source=source, acting_user=None, via=Via.CLI)
         head = commits[0].sha
-        service, _ = Service.objects.get_or_create(
-            slug="hello-web",
-            defaults={
+        service = self._save(
+            Service,
+            {"slug": "hello-web"},
+            {
                 "name": "hello-web",
                 "description": "A small web page, deployed by the demo playbooks.",
             },
+            update=False,
         )
         self._teams(service, users, {env.slug: env for env in environments})
         for position, (slug, label, kind, playbook, form, version_field, description) in enumerate(
@@ -93,10 +96,10 @@ class Command(BaseCommand):
             version = PlaybookVersion.objects.get(source=source, commit=head, path=playbook)
             if not version.is_approved:
                 playbook_version_approve(version=version, acting_user=users["ops"], via=Via.CLI)
-            action, _ = Action.objects.update_or_create(
-                service=service,
-                slug=slug,
-                defaults={
+            self._save(
+                Action,
+                {"service": service, "slug": slug},
+                {
                     "label": label,
                     "kind": kind,
                     "playbook_version": version,
@@ -106,9 +109,8 @@ class Command(BaseCommand):
                     "timeout": 600,
                     "position": position,
                 },
+                environments=environments,
             )
-            action.full_clean()
-            action.environments.set(environments)
         self.stdout.write(self.style.SUCCESS(f"Demo loaded: hello-web, playbooks at {head[:10]}."))
 
     def _update_repo(self, repo: Path) -> None:
@@ -171,7 +173,31 @@ class Command(BaseCommand):
                 "vars": {"target_root": str(target)},
             }
         }
-        env, _ = Environment.objects.update_or_create(
-            slug=slug, defaults={"name": name, "order": order, "inventory": inventory}
+        return self._save(
+            Environment, {"slug": slug}, {"name": name, "order": order, "inventory": inventory}
         )
-        return env
+
+    def _save(self, model, lookup: dict, values: dict, *, update=True, environments=None):
+        """Create or update one demo row, recording the change (with its diff) in the audit log."""
+        with transaction.atomic():
+            obj = model.objects.select_for_update().filter(**lookup).first()
+            before = audit_snapshot(obj) if obj else None
+            if obj is None:
+                obj = model(**lookup, **values)
+            elif update:
+                for name, value in values.items():
+                    setattr(obj, name, value)
+            obj.full_clean(exclude=["environments"] if environments is not None else None)
+            obj.save()
+            if environments is not None:
+                obj.environments.set(environments)
+            changes = audit_changes(before, audit_snapshot(obj))
+            if changes:
+                audit_record(
+                    actor=None,
+                    via=Via.CLI,
+                    verb=f"{audit_noun(obj)}.{'update' if before else 'create'}",
+                    obj=obj,
+                    details={"changes": changes},
+                )
+        return obj
