@@ -290,6 +290,8 @@ CELERY_BROKER_CONNECTION_TIMEOUT = QUEUE_CHECK_TIMEOUT
 # (its worker died), so a dead worker's run is lost within the sum: 45 s by default.
 RUN_HEARTBEAT_SECONDS = envint("RUN_HEARTBEAT_SECONDS", "10")
 RUN_LOST_AFTER_SECONDS = envint("RUN_LOST_AFTER_SECONDS", "30")
+# A run no worker took within this long ends failed, freeing its lock; its message expires.
+RUN_QUEUED_MAX_SECONDS = envint("RUN_QUEUED_MAX_SECONDS", "3600")
 RUN_REAP_SECONDS = envint("RUN_REAP_SECONDS", "15")
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Periodic tasks (`celery beat`, or a worker started with -B).

@@ -1,7 +1,10 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Count
+from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
@@ -53,8 +56,32 @@ class UserMembershipInline(admin.TabularInline):
     verbose_name = "team"
 
 
+class GrantFormSet(BaseInlineFormSet):
+    """Refuses a grant the team has already (or twice in the list) with a message on its
+    row, before grant_save's full_clean would refuse it inside save_formset."""
+
+    def clean(self):
+        super().clean()
+        seen = set()
+        for form in self.forms:
+            if not getattr(form, "cleaned_data", None) or self._should_delete_form(form):
+                continue
+            grant = form.instance
+            key = (grant.service_id, grant.environment_id, grant.right)
+            duplicate = key in seen
+            seen.add(key)
+            if not duplicate and self.instance.pk is not None:
+                try:
+                    grant.validate_constraints()
+                except ValidationError:
+                    duplicate = True
+            if duplicate:
+                form.add_error(None, "The team already has this grant.")
+
+
 class GrantInline(admin.TabularInline):
     model = Grant
+    formset = GrantFormSet
     extra = 0
     fields = ("service", "environment", "right")
 
@@ -118,16 +145,21 @@ class TeamAdmin(AuditedInlinesMixin, admin.ModelAdmin):
     fields = ("name", "slug", "description", "sso_group")
     inlines = [TeamMembershipInline, GrantInline]
 
-    @admin.display(description="members")
+    @admin.display(description="members", ordering="member_count")
     def member_count(self, obj):
-        return obj.memberships.count()
+        return obj.member_count
 
     @admin.display(description="owns")
     def owned_services(self, obj):
         return ", ".join(service.name for service in obj.services.all()) or "—"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("services")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(member_count=Count("memberships", distinct=True))
+            .prefetch_related("services")
+        )
 
     def save_model(self, request, obj, form, change):
         services.team_save(team=obj, acting_user=request.user, via=Via.ADMIN, request=request)
@@ -184,6 +216,21 @@ class ApiTokenAddForm(forms.ModelForm):
         model = ApiToken
         fields = ("user", "name", "scopes", "environments", "expires_at")
 
+    acting_user = None  # set by ApiTokenAdmin.get_form
+
+    def clean(self):
+        cleaned = super().clean()
+        if (user := cleaned.get("user")) is not None:
+            errors = services.token_owner_errors(
+                user=user,
+                acting_user=self.acting_user,
+                environments=cleaned.get("environments") or (),
+            )
+            for name, messages_ in errors.items():
+                for message in messages_:
+                    self.add_error(name, message)
+        return cleaned
+
     def clean_expires_at(self):
         value = self.cleaned_data.get("expires_at")
         if value is not None and value <= timezone.now():
@@ -205,7 +252,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
-            kwargs["form"] = ApiTokenAddForm
+            kwargs["form"] = type(
+                "ApiTokenAddForm", (ApiTokenAddForm,), {"acting_user": request.user}
+            )
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request, obj=None):

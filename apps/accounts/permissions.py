@@ -15,7 +15,10 @@ The rules, all of them here:
   environments. A token never grants more than its user has.
 - An environment that requires two-factor authentication: in the portal, the user has
   an authenticator app and confirmed a code in the last few minutes; through the API,
-  the token is limited to that environment (so it was made for it on purpose).
+  the token is limited to that environment (so it was made for it on purpose): made on
+  the profile page after a recent confirmation, by Ops for a user who has an
+  authenticator app, or with a token already limited to it.
+- Ops create and revoke anyone's API tokens (e.g. for service accounts) but a superuser's.
 
 What a user may do is read once per user object (that is, once per request) and kept on it.
 """
@@ -37,6 +40,9 @@ from apps.environments.models import Environment
 
 # What Ops curate in the admin: every model of these apps. Elsewhere they only read.
 OPS_CURATED_APPS = ("accounts", "catalog", "environments")
+# What Ops and auditors may read in the admin: the portal's own apps, never those of
+# allauth (authenticator secrets, social tokens) or Django's (sessions).
+PORTAL_APPS = ("accounts", "audit", "catalog", "environments", "runs")
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,11 @@ def _mfa_enabled(user) -> bool:
     if not hasattr(user, "_pushbutton_mfa"):
         user._pushbutton_mfa = is_mfa_enabled(user, [Authenticator.Type.TOTP])
     return user._pushbutton_mfa
+
+
+def mfa_enabled(user) -> bool:
+    """Has `user` an authenticator app (for two-factor authentication)?"""
+    return _mfa_enabled(user)
 
 
 # --- may U see service S (on environment E)? -------------------------------------
@@ -307,10 +318,13 @@ def token_scope_refusal(user, *, scope: str) -> str | None:
 
 
 def can_manage_tokens_of(user, *, owner) -> bool:
-    """May `user` create and revoke API tokens of `owner`? Their own, or anyone's for Ops."""
+    """May `user` create and revoke API tokens of `owner`? Their own, or anyone's for Ops
+    but a superuser's (a token of theirs would let Ops act as them)."""
     if not (user is not None and user.is_authenticated and user.is_active):
         return False
-    return user.pk == owner.pk or user.is_superuser or user.role == Role.OPS
+    if user.pk == owner.pk or user.is_superuser:
+        return True
+    return user.role == Role.OPS and not owner.is_superuser
 
 
 # --- list queries ------------------------------------------------------------------
@@ -374,7 +388,8 @@ def environment_filter(user) -> Q:
 # --- the admin ---------------------------------------------------------------------
 def role_permissions(user) -> set[str]:
     """Django model permissions ("app.codename") a role brings in the admin: Ops add,
-    change and delete what they curate and view the rest; auditors view everything."""
+    change and delete what they curate and view the rest of the portal's apps; auditors
+    view the portal's apps."""
     if not (user is not None and user.is_active and user.is_staff):
         return set()
     if user.role not in (Role.OPS, Role.AUDITOR):
@@ -383,9 +398,9 @@ def role_permissions(user) -> set[str]:
     if cached is not None:
         return cached
     perms = set()
-    for app_label, codename in Permission.objects.values_list(
-        "content_type__app_label", "codename"
-    ):
+    for app_label, codename in Permission.objects.filter(
+        content_type__app_label__in=PORTAL_APPS
+    ).values_list("content_type__app_label", "codename"):
         if codename.startswith("view_") or (
             user.role == Role.OPS and app_label in OPS_CURATED_APPS
         ):

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from apps.accounts.constants import ALL_TOKEN_SCOPES, TokenScope
 from apps.accounts.models import ApiToken, Grant, Membership, Team, User
-from apps.accounts.permissions import access_forget, can_manage_tokens_of
+from apps.accounts.permissions import access_forget, can_manage_tokens_of, mfa_enabled
 from apps.audit.models import Outcome, Via
 from apps.audit.services import audit_changes, audit_record, audit_snapshot
 
@@ -277,9 +277,7 @@ def token_create(
     """
     scopes = list(ALL_TOKEN_SCOPES) if scopes is None else list(dict.fromkeys(scopes))
     environments = list(environments)
-    errors: dict[str, list[str]] = {}
-    if acting_user is not None and not can_manage_tokens_of(acting_user, owner=user):
-        errors.setdefault("user", []).append("You may create tokens for yourself only.")
+    errors = token_owner_errors(user=user, acting_user=acting_user, environments=environments)
     name = (name or "").strip()
     if not name:
         errors.setdefault("name", []).append("Give the token a name, e.g. the pipeline using it.")
@@ -323,6 +321,32 @@ def token_create(
     return token, key
 
 
+def token_owner_errors(*, user: User, acting_user: User | None, environments) -> dict:
+    """Why `acting_user` may not create a token of `user` limited to `environments`, as
+    messages per field (none: they may). Ops decide which accounts get tokens, but never
+    a superuser's, and one for an environment that requires two-factor authentication
+    only for a user who has an authenticator app."""
+    errors: dict[str, list[str]] = {}
+    if acting_user is None:
+        return errors
+    if not can_manage_tokens_of(acting_user, owner=user):
+        errors.setdefault("user", []).append(
+            "You may not create tokens of a superuser."
+            if user.is_superuser
+            else "You may create tokens for yourself only."
+        )
+    elif (
+        acting_user.pk != user.pk
+        and (mfa_names := [e.name for e in environments if e.require_mfa])
+        and not mfa_enabled(user)
+    ):
+        errors.setdefault("environments", []).append(
+            f"{', '.join(mfa_names)} requires two-factor authentication, and "
+            f"{user.username} has no authenticator app: no token for it."
+        )
+    return errors
+
+
 def _token_within(parent: ApiToken, scopes, environments, expires_at, errors) -> dict:
     if extra := [s for s in scopes if not parent.has_scope(s)]:
         errors.setdefault("scopes", []).append(
@@ -332,6 +356,15 @@ def _token_within(parent: ApiToken, scopes, environments, expires_at, errors) ->
     if parent.limited and (not environments or {e.pk for e in environments} - limit):
         errors.setdefault("environments", []).append(
             "The token you use is limited to some environments: limit the new one to them too."
+        )
+    # A token limited to an environment that requires two-factor authentication runs
+    # there without a code: only a token already limited to it may pass that on.
+    elif mfa_only := [
+        e.name for e in environments if e.require_mfa and not (parent.limited and e.pk in limit)
+    ]:
+        errors.setdefault("environments", []).append(
+            f"{', '.join(mfa_only)} requires two-factor authentication: only a token "
+            "limited to it may make one for it; create it on your profile page instead."
         )
     if parent.expires_at is not None and (expires_at is None or expires_at > parent.expires_at):
         errors.setdefault("expires_at", []).append(

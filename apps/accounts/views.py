@@ -3,11 +3,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.accounts import selectors, services
 from apps.accounts.forms import TokenForm
-from apps.accounts.permissions import environment_filter
+from apps.accounts.permissions import environment_filter, mfa_recently_confirmed
 from apps.audit.models import Via
 from apps.environments.models import Environment
 
@@ -61,6 +62,19 @@ def token_create(request):
     environments = Environment.objects.filter(environment_filter(request.user))
     form = TokenForm(data=request.POST, environments=environments)
     if not form.is_valid():
+        return _profile(request, form=form, status=400)
+    # A token limited to such an environment runs there without a code: making one asks
+    # for as much as running there from the portal does.
+    if (
+        mfa_names := [e.name for e in form.cleaned_data["environments"] if e.require_mfa]
+    ) and not mfa_recently_confirmed(request, request.user):
+        form.add_error(
+            "environments",
+            f"{', '.join(mfa_names)} requires two-factor authentication: set up an "
+            "authenticator app, then confirm a code of it (it lasts a few minutes) "
+            f"at {reverse('mfa_reauthenticate')}?next={reverse('accounts:profile')} "
+            "before you make a token for it.",
+        )
         return _profile(request, form=form, status=400)
     try:
         token, key = services.token_create(

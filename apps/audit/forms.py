@@ -1,4 +1,4 @@
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django import forms
 from django.utils import timezone
@@ -15,6 +15,11 @@ KNOWN_VERBS = (
     "auth.*", "auth.login", "auth.logout", "auth.login_failed", "mfa.*",
     "audit.*", "audit.search", "audit.view", "audit.export",
 )  # fmt: skip
+
+
+# Far enough for any audit row; the calendar's own ends (years 1 and 9999) overflow
+# once a day is added or a time zone applied.
+MIN_YEAR, MAX_YEAR = 1900, 9998
 
 
 class MomentField(forms.Field):
@@ -44,12 +49,19 @@ class MomentField(forms.Field):
             raise forms.ValidationError(
                 "Enter a date (2026-01-31) or a date and time (2026-01-31T14:30)."
             )
-        if day is not None:
-            moment = datetime.combine(day, time.min)
-            if self.end_of_day:
-                moment += timedelta(days=1)
-        if timezone.is_naive(moment):
-            moment = timezone.make_aware(moment)
+        if not MIN_YEAR <= (day or moment).year <= MAX_YEAR:
+            raise forms.ValidationError(f"Enter a year from {MIN_YEAR} to {MAX_YEAR}.")
+        try:
+            if day is not None:
+                moment = datetime.combine(day, time.min)
+                if self.end_of_day:
+                    moment += timedelta(days=1)
+            if timezone.is_naive(moment):
+                moment = timezone.make_aware(moment)
+            # Converted here, so a moment at the edge of the calendar fails now, not in a query.
+            moment.astimezone(UTC)
+        except OverflowError as exc:
+            raise forms.ValidationError(f"Enter a date between {MIN_YEAR} and {MAX_YEAR}.") from exc
         return moment
 
 

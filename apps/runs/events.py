@@ -128,9 +128,10 @@ class EventSink:
                 counter=event.get("counter", 0),
                 event=name[:64],
                 created=parse_datetime(created) if isinstance(created, str) else created,
-                host=(data.get("host") or data.get("remote_addr") or "")[:200],
-                play=(data.get("play") or "")[:500],
-                task=(data.get("task") or "")[:500],
+                # Ansible templates names: a task may be named after a secret variable.
+                host=self.masker.text(str(data.get("host") or data.get("remote_addr") or ""))[:200],
+                play=self.masker.text(str(data.get("play") or ""))[:500],
+                task=self.masker.text(str(data.get("task") or ""))[:500],
                 start_line=event.get("start_line", 0),
                 end_line=event.get("end_line", 0),
                 stdout=self.masker.text(event.get("stdout", "")),

@@ -23,6 +23,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -33,11 +34,13 @@ import ansible_runner
 import psutil
 import yaml
 from django.conf import settings
+from django.db import connections
 
 from apps.catalog import git
 from apps.environments.models import CredentialKind
 from apps.runs.constants import RunStatus
 from apps.runs.events import EventSink
+from apps.runs.models import Run
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ VAULT_PROMPT = r"^Vault password[^\n]*:\s*$"
 PASSPHRASE_PROMPT = r"/ssh_key_data[^\n/]*:\s*$"  # noqa: S105 (a prompt, not a password)
 # ssh-agent puts its socket under TMPDIR: a unix socket path has ~100 bytes at most.
 MAX_TMPDIR_CHARS = 60
+# A version the playbook reports longer than the run's column holds is cut.
+VERSION_MAX_CHARS = Run._meta.get_field("version").max_length
 
 
 @dataclass
@@ -233,9 +238,15 @@ def execute(
 
     try:
         try:
-            _prepare(run, private, secret_values, credentials)
+            # Fetching and exporting the playbook may take minutes (a clone): the
+            # heartbeat must go on meanwhile, or a reaper would take the run for lost.
+            with _beating(heartbeat):
+                _prepare(run, private, secret_values, credentials)
         except (git.GitError, ValueError) as exc:
             return Outcome(RunStatus.FAILED, error=sink.masker.text(str(exc)))
+        if cancel_requested():
+            # Canceled, or no longer running (a reaper ended it): Ansible never starts.
+            return Outcome(RunStatus.CANCELED)
         options = _runner_options(run, private, marker, credentials)
         result = ansible_runner.run(
             private_data_dir=str(private),
@@ -257,6 +268,28 @@ def execute(
         finally:
             run_processes_kill(marker, grace=1.0)
             shutil.rmtree(private, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _beating(heartbeat: Callable[[], bool | None]):
+    """Call `heartbeat` every RUN_HEARTBEAT_SECONDS from a thread while the block runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.RUN_HEARTBEAT_SECONDS):
+                heartbeat()
+        finally:
+            # The thread's own database connection, if the heartbeat opened one.
+            connections.close_all()
+
+    thread = threading.Thread(target=beat, name="run-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _runner_options(run, private: Path, marker: str, credentials: Sequence[dict]) -> dict:
@@ -355,7 +388,7 @@ def _outcome(result, sink: EventSink, ended_by: str | None) -> Outcome:
         status=RunStatus.FAILED,
         rc=result.rc,
         host_summary=sink.host_summary,
-        version=str(sink.artifact_data.get("version", "")),
+        version=str(sink.artifact_data.get("version", ""))[:VERSION_MAX_CHARS],
     )
     if ended_by is not None:
         outcome.status = ended_by

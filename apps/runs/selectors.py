@@ -96,14 +96,16 @@ def run_log_tail(*, run: Run, lines: int = TAIL_LINES) -> tuple[list[LogLine], i
     return _lines(events), (events[-1].counter if events else 0)
 
 
-def run_log_after(*, run: Run, counter: int, limit: int = 2000) -> tuple[list[LogLine], int]:
-    """Lines of the events after `counter` (what a live page has not shown yet)."""
+def run_log_after(*, run: Run, counter: int, limit: int = 2000) -> tuple[list[LogLine], int, bool]:
+    """Lines of the events after `counter` (what a live page has not shown yet), the
+    last event's counter, and whether more events may follow (the limit was hit).
+    Events without output add no line: the limit counts events, not lines."""
     events = list(
         RunEvent.objects.filter(run=run, counter__gt=counter)
         .only("counter", "stdout", "start_line", "created", "failed")
         .order_by("counter")[:limit]
     )
-    return _lines(events), (events[-1].counter if events else counter)
+    return _lines(events), (events[-1].counter if events else counter), len(events) >= limit
 
 
 def run_log_before(*, run: Run, line: int, lines: int = CHUNK_LINES) -> list[LogLine]:

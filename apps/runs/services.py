@@ -65,6 +65,7 @@ QUEUE_DOWN = (
     "Try again in a minute; if it lasts, tell Ops."
 )
 QUEUE_ERRORS = (QueueError, OSError)
+RUN_VERSION_MAX_CHARS = Run._meta.get_field("version").max_length
 
 
 def _lock_holder(*, service: Service, environment: Environment) -> Run | None:
@@ -183,6 +184,13 @@ def run_launch(
     secrets = {k: clean[k] for k in secret_names(action.form) if clean.get(k) not in (None, "")}
     masked = parameters_masked(action.form, clean)
     run_version = str(clean.get(action.version_field) or "") if action.version_field else ""
+    if len(run_version) > RUN_VERSION_MAX_CHARS:
+        _refuse(
+            ParameterError(
+                {action.version_field: [f"At most {RUN_VERSION_MAX_CHARS} characters."]}
+            ),
+            **refusal,
+        )
     if action.timeout > settings.RUN_TIMEOUT_MAX:
         _refuse(
             LaunchRefused(
@@ -285,6 +293,8 @@ def run_enqueue(*, run: Run) -> bool:
             queue=run.queue,
             soft_time_limit=run.timeout + settings.RUN_SOFT_TIME_LIMIT_MARGIN,
             time_limit=run.timeout + settings.RUN_HARD_TIME_LIMIT_MARGIN,
+            # A message that waited longer finds its run already ended by the reaper.
+            expires=run_queued_max_seconds(),
         )
     except QUEUE_ERRORS as exc:
         log.error("Run %s could not be queued: %s", run.pk, exc)
@@ -359,7 +369,8 @@ def run_finish(
         run.host_summary = host_summary or {}
         run.error = error
         if version:
-            run.version = version
+            # A version the playbook reported is cut to what the column holds.
+            run.version = version[:RUN_VERSION_MAX_CHARS]
         run.finished_at = timezone.now()
         run.secret_parameters = ""
         run.secret_credentials = ""
@@ -463,6 +474,34 @@ def runs_mark_lost(*, worker: str | None = None, silent_for: float | None = None
                 continue
             lost.append(run_finish(run=run, status=RunStatus.LOST, error=f"Lost: {why}"))
     return lost
+
+
+def run_queued_max_seconds() -> int:
+    """How long a run may wait for a worker (RUN_QUEUED_MAX_SECONDS, an hour by default)."""
+    return settings.RUN_QUEUED_MAX_SECONDS
+
+
+def runs_fail_unstarted(*, waited_for: float) -> list[Run]:
+    """End as failed the runs queued for `waited_for` seconds or more: no worker took
+    them (none consumes their queue, the message was lost, or the web process died
+    before sending it). Their lock is freed with them."""
+    cutoff = timezone.now() - timedelta(seconds=waited_for)
+    failed = []
+    for run in Run.objects.filter(status=RunStatus.QUEUED, created_at__lt=cutoff):
+        with transaction.atomic():
+            # Checked again under the row lock: a worker may have just started it.
+            if (
+                not Run.objects.select_for_update()
+                .filter(pk=run.pk, status=RunStatus.QUEUED)
+                .exists()
+            ):
+                continue
+            error = (
+                f"Never started: no worker took it within {int(waited_for)} s; "
+                f"is a worker consuming queue {run.queue!r}?"
+            )
+            failed.append(run_finish(run=run, status=RunStatus.FAILED, error=error))
+    return failed
 
 
 def run_on_this_host(run: Run) -> bool:

@@ -79,14 +79,8 @@ def run_execute(self, run_id: int) -> None:
             run,
             secret_values=secret_values,
             credentials=credentials,
-            cancel_requested=lambda: _quietly(
-                lambda: Run.objects.filter(pk=run_id, cancel_requested_at__isnull=False).exists(),
-                False,
-            ),
-            heartbeat=lambda: _quietly(
-                lambda: bool(Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())),
-                False,
-            ),
+            cancel_requested=lambda: _quietly(lambda: run_should_stop(run_id), False),
+            heartbeat=lambda: _quietly(lambda: run_heartbeat(run_id), False),
         )
     except SoftTimeLimitExceeded:
         # Celery's limit is above the run's own timeout: the runner did not stop it.
@@ -116,6 +110,21 @@ def run_execute(self, run_id: int) -> None:
     )
 
 
+def run_should_stop(run_id: int) -> bool:
+    """Whether the runner must stop: a cancel was asked, or the run is not running any
+    more (a reaper ended it as lost; its lock may already be someone else's)."""
+    return not Run.objects.filter(
+        pk=run_id, status=RunStatus.RUNNING, cancel_requested_at__isnull=True
+    ).exists()
+
+
+def run_heartbeat(run_id: int) -> bool:
+    """Tell reapers the run is alive; only a running run's heartbeat is refreshed."""
+    return bool(
+        Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+    )
+
+
 def _finish(run: Run, **outcome) -> None:
     _with_db_retry(lambda: services.run_finish(run=run, **outcome), what=f"Ending run {run.pk}")
 
@@ -135,7 +144,13 @@ def runs_clean_up(runs: list[Run]) -> None:
 @shared_task(ignore_result=True)
 def runs_reap() -> int:
     """Periodic (beat): runs whose heartbeat went silent end as lost, which frees their
-    lock; what they left on this host is killed and removed."""
+    lock; what they left on this host is killed and removed. Runs no worker took in
+    time end as failed, which frees theirs."""
+    unstarted = services.runs_fail_unstarted(waited_for=services.run_queued_max_seconds())
+    if unstarted:
+        log.warning(
+            "Ended run(s) %s: no worker took them.", ", ".join(f"#{run.pk}" for run in unstarted)
+        )
     lost = services.runs_mark_lost(silent_for=settings.RUN_LOST_AFTER_SECONDS)
     if lost:
         log.warning("Marked run(s) %s as lost.", ", ".join(f"#{run.pk}" for run in lost))

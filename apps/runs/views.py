@@ -30,7 +30,10 @@ from apps.runs.models import Run, RunEvent
 
 def _rerun_of(value: str) -> Run | None:
     # A hidden field a user can edit: anything but a run id is ignored.
-    return Run.objects.filter(pk=int(value)).first() if value.isdigit() else None
+    # isascii: "²" is a digit to isdigit() but not to int().
+    if not (value.isascii() and value.isdigit()):
+        return None
+    return Run.objects.filter(pk=int(value)).first()
 
 
 @login_required
@@ -69,7 +72,12 @@ def run_form(request, service_slug, action_slug, environment_slug):
             reason = exc.reason
         return refusal_page(request, reason)
     if reauthentication_reason(request.user, environment=environment, request=request):
-        # Ask for a code of the authenticator app, then come back here (a POST is replayed).
+        # Ask for a code of the authenticator app, then come back here (a POST is replayed,
+        # without its secret values: the session must never hold them; they are re-entered).
+        if request.method == "POST":
+            request.POST = request.POST.copy()
+            for name in secret_names(action.form):
+                request.POST.pop(name, None)
         return suspend_request(request, reverse("mfa_reauthenticate"))
     refused = None  # a 409 (the lock, with its holder) or a 503 (the broker is down)
     if request.method == "POST":
@@ -173,11 +181,11 @@ def run_log(request, run_id):
         after = int(request.GET.get("after", "0"))
     except ValueError:
         after = 0
-    lines, last_counter = selectors.run_log_after(run=run, counter=after)
+    lines, last_counter, more = selectors.run_log_after(run=run, counter=after)
     return render(
         request,
         "runs/_log_update.html",
-        {"run": run, "lines": lines, "last_counter": last_counter, "more": len(lines) > 0},
+        {"run": run, "lines": lines, "last_counter": last_counter, "more": more},
     )
 
 

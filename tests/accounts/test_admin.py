@@ -2,11 +2,16 @@
 only read; nobody makes themselves a superuser."""
 
 import pytest
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from apps.accounts.models import Grant, Membership, Right, Role, Team, User
+from apps.accounts.models import ApiToken, Grant, Membership, Right, Role, Team, User
+from apps.accounts.permissions import PORTAL_APPS, can_manage_tokens_of, role_permissions
 from apps.audit.models import AuditEvent, Outcome
 from tests.accounts.conftest import page_client
-from tests.factories import UserFactory
+from tests.factories import TeamFactory, UserFactory
 
 FORM = "/services/hello-web/deploy/{}/"
 
@@ -239,3 +244,74 @@ def test_deleting_a_token_or_a_user_is_recorded(world):
         ["web"],
         [token.prefix],
     )
+
+
+def test_a_duplicate_every_service_grant_inline_is_refused_with_a_message(world):
+    team = world.teams["release"]
+    Grant.objects.create(team=team, environment=world.envs["qa"], right=Right.VIEW)
+    existing = [
+        {"id": g.pk, "team": team.pk, "service": g.service_id or "",
+         "environment": g.environment_id, "right": g.right}
+        for g in team.grants.order_by("pk")
+    ]  # fmt: skip
+    duplicate = {"team": team.pk, "service": "", "environment": world.envs["qa"].pk,
+                 "right": "view"}  # fmt: skip
+    members = [{"id": m.pk, "team": team.pk, "user": m.user_id} for m in team.memberships.all()]
+
+    response = page_client(world.users["ops"]).post(
+        f"/admin/accounts/team/{team.pk}/change/",
+        {"name": team.name, "slug": team.slug, "description": "", "sso_group": "",
+         **_inline("memberships", members, initial=len(members)),
+         **_inline("grants", [*existing, duplicate], initial=len(existing))},
+    )  # fmt: skip
+
+    assert response.status_code == 200
+    assert "already" in response.content.decode()
+    assert team.grants.filter(service=None, environment=world.envs["qa"]).count() == 1
+
+
+def test_the_team_list_takes_as_many_queries_for_many_teams_as_for_few(world):
+    client = page_client(world.users["ops"])
+    client.get("/admin/accounts/team/")  # the session and permissions, read once
+    with CaptureQueriesContext(connection) as few:
+        client.get("/admin/accounts/team/")
+    for n in range(5):
+        TeamFactory(slug=f"extra-{n}", members=[world.users["member"]])
+
+    with CaptureQueriesContext(connection) as many:
+        response = client.get("/admin/accounts/team/")
+
+    assert len(many) == len(few)
+    assert '<td class="field-member_count">3</td>' in response.content.decode()
+
+
+@pytest.mark.parametrize("role", ["ops", "auditor"])
+def test_ops_and_auditors_never_read_authenticator_secrets(world, role):
+    TOTP.activate(world.users["member"], generate_totp_secret())
+    client = page_client(world.users[role])
+    authenticator = Authenticator.objects.get()
+
+    listing = client.get("/admin/mfa/authenticator/")
+    detail = client.get(f"/admin/mfa/authenticator/{authenticator.pk}/change/")
+
+    assert listing.status_code == 403 and detail.status_code == 403
+    assert "mfa" not in client.get("/admin/").content.decode().lower()
+    granted = role_permissions(world.users[role])
+    assert granted and all(p.split(".")[0] in PORTAL_APPS for p in granted)
+
+
+def test_ops_cannot_make_a_token_of_a_superuser(world):
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    client = page_client(world.users["ops"])
+
+    response = client.post(
+        "/admin/accounts/apitoken/add/",
+        {"user": root.pk, "name": "mine now", "scopes": ["read", "run"],
+         "expires_at_0": "", "expires_at_1": ""},
+    )  # fmt: skip
+
+    assert response.status_code == 200
+    assert "You may not create tokens of a superuser." in response.content.decode()
+    assert not ApiToken.objects.exists()
+    assert not can_manage_tokens_of(world.users["ops"], owner=root)
+    assert can_manage_tokens_of(root, owner=root)

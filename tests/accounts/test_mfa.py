@@ -16,6 +16,7 @@ from allauth.mfa.totp.internal.auth import (
 from django.core.cache import cache
 from django.test import Client
 
+from apps.accounts.models import ApiToken
 from apps.audit.models import AuditEvent, Via
 from apps.runs import services
 from apps.runs.models import Run
@@ -211,3 +212,77 @@ def test_sign_in_asks_for_the_code_and_counts_as_a_confirmation(mfa_world, enrol
     assert second.status_code == 302
     assert client.get("/").status_code == 200
     assert client.get(FORM).status_code == 200
+
+
+# --- tokens for an environment that requires it ----------------------------------------
+def test_by_api_an_unlimited_token_cannot_make_one_for_production(mfa_world):
+    client = api_client(mfa_world.users["prod_member"])
+
+    response = client.post(
+        "/api/v1/tokens/",
+        {"name": "sneaky", "environments": ["production"]},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 400
+    assert "requires two-factor authentication" in response.json()["errors"]["environments"][0]
+    assert ApiToken.objects.count() == 1
+
+
+def test_by_api_a_token_limited_to_production_may_pass_it_on(mfa_world):
+    client = api_client(mfa_world.users["prod_member"], environments=[mfa_world.envs["production"]])
+
+    response = client.post(
+        "/api/v1/tokens/",
+        {"name": "narrower", "scopes": ["run"], "environments": ["production"]},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 201, response.content
+
+
+def _profile_token(client, production):
+    return client.post(
+        "/profile/tokens/", {"name": "prod", "scopes": ["run"], "environments": [production.pk]}
+    )
+
+
+def test_the_profile_makes_no_production_token_without_mfa(mfa_world):
+    response = _profile_token(
+        page_client(mfa_world.users["prod_member"]), mfa_world.envs["production"]
+    )
+
+    assert response.status_code == 400
+    assert "Production requires two-factor authentication" in response.content.decode()
+    assert not ApiToken.objects.exists()
+
+
+def test_the_profile_makes_a_production_token_after_a_fresh_confirmation(mfa_world, enrolled):
+    client = page_client(mfa_world.users["prod_member"])
+    production = mfa_world.envs["production"]
+
+    assert _profile_token(client, production).status_code == 400
+    _confirm(client, enrolled, "/profile/")
+    created = _profile_token(client, production)
+
+    assert created.status_code == 201
+    token = ApiToken.objects.get()
+    assert [e.slug for e in token.environments.all()] == ["production"]
+
+
+def test_ops_make_no_production_token_for_an_account_without_mfa(mfa_world):
+    ci = mfa_world.users["member"]
+    client = page_client(mfa_world.users["ops"])
+    data = {"user": ci.pk, "name": "pipeline", "scopes": ["run"],
+            "environments": [mfa_world.envs["production"].pk],
+            "expires_at_0": "", "expires_at_1": ""}  # fmt: skip
+
+    refused = client.post("/admin/accounts/apitoken/add/", data)
+
+    assert refused.status_code == 200
+    assert "has no authenticator app" in refused.content.decode()
+    assert not ApiToken.objects.exists()
+    TOTP.activate(ci, generate_totp_secret())
+    created = client.post("/admin/accounts/apitoken/add/", data)
+    assert 'id="new-token-key"' in created.content.decode()
+    assert ApiToken.objects.get().user == ci

@@ -112,6 +112,9 @@ def test_it_filters_newest_first(auditor_client, sample, query, expected):
         ("outcome=maybe", "outcome", "Select a valid choice"),
         ("before=abc", "before", "Enter a whole number"),
         ("actor=" + "x" * 200, "actor", "at most 150 characters"),
+        # The calendar's ends overflow once a day is added or a time zone applied.
+        ("until=9999-12-31", "until", "Enter a year from 1900 to 9998"),
+        ("since=0001-01-01T00:00%2B05:00", "since", "Enter a year from 1900 to 9998"),
     ],
 )
 def test_it_explains_bad_filters_beside_the_field(auditor_client, query, field, message):
@@ -252,3 +255,9 @@ def test_the_api_lists_with_the_same_filters_and_keyset_links(auditor, sample):
     assert old["run"] == "/api/v1/runs/7/" and old["hash"] == sample["old"].hash
     assert api.get("/api/v1/audit/999999/").status_code == 404
     assert AuditEvent.objects.filter(verb="audit.search", via="api").count() == 2
+
+
+def test_the_export_explains_a_date_out_of_range(auditor_client):
+    response = auditor_client.get("/audit/export/?format=csv&until=9999-12-31")
+
+    assert response.status_code == 400

@@ -1,11 +1,14 @@
 """The event sink: masking, batching and what it learns from the events."""
 
+from types import SimpleNamespace
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.runs.events import MASK, EventSink
 from apps.runs.models import RunEvent
+from apps.runs.runner import _outcome
 from tests.runs.helpers import make_run
 
 
@@ -107,3 +110,29 @@ def test_failed_tasks_are_marked_unless_ignored(run):
         False,
         True,
     ]
+
+
+def test_it_masks_secrets_in_host_play_and_task_names(run):
+    # Ansible templates names: `name: "Log in with {{ db_password }}"` shows the value.
+    sink = EventSink(run.pk, secrets=["hunter2-secret"])
+    sink.add(
+        _event(
+            1,
+            host="web-hunter2-secret",
+            play="Deploy as hunter2-secret",
+            task="Log in with hunter2-secret",
+        )
+    )
+    sink.flush()
+    event = RunEvent.objects.get(run=run)
+    assert "hunter2-secret" not in event.host + event.play + event.task
+    assert event.task == f"Log in with {MASK}"
+
+
+def test_a_reported_version_is_cut_to_what_a_run_keeps(run):
+    sink = EventSink(run.pk)
+    sink.artifact_data = {"version": "9" * 300}
+
+    outcome = _outcome(SimpleNamespace(rc=0, status="successful"), sink, None)
+
+    assert outcome.version == "9" * 200

@@ -1,6 +1,7 @@
 """The portal pages, through the Django test client: catalog, action form, run, runs."""
 
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
+from apps.runs import selectors
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
 from tests.factories import PASSWORD, ActionFactory, PlaybookVersionFactory, UserFactory
@@ -319,9 +321,10 @@ def test_it_answers_404_for_an_unknown_action_or_environment(demo):
     assert client.get("/services/nope/deploy/test/").status_code == 404
 
 
-def test_it_ignores_a_malformed_rerun_of(demo):
+@pytest.mark.parametrize("rerun_of", ["abc", "\u00b2", "\u0663"])  # "²" and "٣" pass isdigit()
+def test_it_ignores_a_malformed_rerun_of(demo, rerun_of):
     response = _client(demo.dev).post(
-        FORM_URL.format("test"), {"version": "1.2.3", "rerun_of": "abc"}
+        FORM_URL.format("test"), {"version": "1.2.3", "rerun_of": rerun_of}
     )
 
     assert response.status_code == 302
@@ -442,6 +445,20 @@ def test_it_returns_only_the_log_lines_after_a_counter(demo):
     assert f'hx-get="/runs/{run.pk}/log/?after=4"' in html
 
 
+def test_it_keeps_polling_an_ended_run_while_events_without_output_remain(demo, monkeypatch):
+    monkeypatch.setattr(selectors.run_log_after, "__kwdefaults__", {"limit": 3})
+    run = _run(demo, status=RunStatus.SUCCESSFUL)
+    _events(run, "", "", "", "", "last line")
+    client = _client(demo.dev)
+
+    first = client.get(f"/runs/{run.pk}/log/?after=0").content.decode()
+    assert f'hx-get="/runs/{run.pk}/log/?after=3"' in first
+
+    second = client.get(f"/runs/{run.pk}/log/?after=3").content.decode()
+    assert "last line" in second
+    assert "hx-get" not in second
+
+
 def test_it_returns_no_lines_when_nothing_is_new(demo):
     run = _run(demo, status=RunStatus.RUNNING)
     _events(run, "first line", "second line")
@@ -559,3 +576,34 @@ def test_it_keeps_the_filters_across_pages(demo):
     assert len(_run_ids(first)) == 25
     assert len(_run_ids(second)) == 5
     assert 'value="ci+bot"' in first
+
+
+def test_a_launch_waiting_for_a_confirmation_keeps_no_secret_in_the_session(demo, secret_action):
+    from allauth.mfa.totp.internal.auth import (
+        TOTP,
+        format_hotp_value,
+        generate_totp_secret,
+        hotp_value,
+    )
+    from django.contrib.sessions.models import Session
+    from django.core.cache import cache
+
+    cache.clear()  # codes used by earlier tests are remembered there
+    demo.envs["test"].require_mfa = True
+    demo.envs["test"].save()
+    totp = generate_totp_secret()
+    TOTP.activate(demo.dev, totp)
+    client = _client(demo.dev)
+    form_url = "/services/hello-web/migrate/test/"
+
+    asked = client.post(form_url, {"version": "1.0.0", "db_password": SECRET})
+
+    assert asked.status_code == 302 and "/reauthenticate/" in asked["Location"]
+    stored = [s.session_data + str(s.get_decoded()) for s in Session.objects.all()]
+    assert stored and not any(SECRET in data for data in stored)
+    # After the code, the form comes back asking for the secret again.
+    code = format_hotp_value(hotp_value(totp, int(time.time()) // 30))
+    replayed = client.post("/accounts/2fa/reauthenticate/", {"code": code, "next": form_url})
+    assert replayed.status_code == 200
+    assert b'id="db_password-error">This field is required.' in replayed.content
+    assert not Run.objects.exists()

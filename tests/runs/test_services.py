@@ -302,3 +302,31 @@ def test_it_refuses_a_cancel_by_another_developer(demo):
     assert refused.value.status == 403
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
+
+
+def test_it_refuses_a_version_longer_than_a_run_keeps(demo):
+    action = ActionFactory(
+        service=demo.service,
+        form=[{"name": "release", "type": "string", "required": True}],
+        version_field="release",
+        environments=[demo.envs["test"]],
+    )
+
+    with pytest.raises(ParameterError) as refused:
+        _launch(demo.dev, action, demo.envs["test"], {"release": "v" * 201})
+
+    assert refused.value.errors == {"release": ["At most 200 characters."]}
+    assert not Run.objects.exists()
+    run = _launch(demo.dev, action, demo.envs["test"], {"release": "v" * 200})
+    assert run.version == "v" * 200
+
+
+def test_a_reported_version_too_long_is_cut_not_lost(demo):
+    run = _launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
+    services.run_start(run_id=run.pk, worker="w@host", pid=1)
+
+    services.run_finish(run=run, status=RunStatus.SUCCESSFUL, version="9" * 300)
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCESSFUL
+    assert run.version == "9" * 200

@@ -1,0 +1,84 @@
+"""A run stays alive while its worker works on it, and ends when a reaper ended it."""
+
+import time
+from datetime import timedelta
+from unittest import mock
+
+from django.utils import timezone
+
+from apps.runs import runner, services, tasks
+from apps.runs.constants import RunStatus
+from tests.runs.helpers import make_run
+
+
+def test_the_heartbeat_goes_on_while_the_playbook_is_fetched(db, settings, monkeypatch):
+    # A slow clone of the playbook's repository must not look like a dead worker.
+    settings.RUN_HEARTBEAT_SECONDS = 0.1
+    run = make_run(status=RunStatus.RUNNING, started_at=timezone.now())
+    monkeypatch.setattr(runner, "_prepare", lambda *args, **kwargs: time.sleep(0.6))
+    beats = []
+
+    outcome = runner.execute(
+        run,
+        secret_values={},
+        cancel_requested=lambda: True,
+        heartbeat=lambda: beats.append(1) or True,
+    )
+
+    assert len(beats) >= 3
+    assert outcome.status == RunStatus.CANCELED
+
+
+def test_a_run_ended_during_its_preparation_never_starts_ansible(db, monkeypatch):
+    run = make_run(status=RunStatus.RUNNING, started_at=timezone.now())
+    monkeypatch.setattr(runner, "_prepare", lambda *args, **kwargs: None)
+    started = []
+    monkeypatch.setattr(runner.ansible_runner, "run", lambda **kwargs: started.append(1))
+
+    outcome = runner.execute(
+        run, secret_values={}, cancel_requested=lambda: True, heartbeat=lambda: True
+    )
+
+    assert started == []
+    assert outcome.status == RunStatus.CANCELED
+
+
+def test_a_run_reaped_as_lost_gets_no_heartbeat_and_its_runner_stops(db):
+    run = make_run(status=RunStatus.RUNNING, started_at=timezone.now())
+    assert tasks.run_heartbeat(run.pk) is True
+    assert tasks.run_should_stop(run.pk) is False
+
+    long_ago = timezone.now() - timedelta(hours=1)
+    type(run).objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
+    [lost] = services.runs_mark_lost(silent_for=30)
+    assert lost.status == RunStatus.LOST
+
+    assert tasks.run_heartbeat(run.pk) is False
+    run.refresh_from_db()
+    assert run.heartbeat_at == long_ago
+    assert run.status == RunStatus.LOST
+    assert tasks.run_should_stop(run.pk) is True
+
+
+def test_a_run_no_worker_took_ends_failed_and_frees_the_lock(db, settings):
+    settings.RUN_QUEUED_MAX_SECONDS = 600
+    old = make_run(queue="nobody-listens", created_at=timezone.now() - timedelta(seconds=601))
+    recent = make_run(created_at=timezone.now() - timedelta(seconds=30))
+
+    assert tasks.runs_reap() == 0  # none lost; the unstarted one failed
+
+    old.refresh_from_db()
+    recent.refresh_from_db()
+    assert old.status == RunStatus.FAILED
+    assert "no worker took it within 600 s" in old.error
+    assert "'nobody-listens'" in old.error
+    assert not old.holds_lock
+    assert recent.status == RunStatus.QUEUED
+
+
+def test_a_late_queue_message_expires_with_the_same_bound(db, settings):
+    settings.RUN_QUEUED_MAX_SECONDS = 600
+    run = make_run()
+    with mock.patch.object(tasks.run_execute, "apply_async") as apply_async:
+        services.run_enqueue(run=run)
+    assert apply_async.call_args.kwargs["expires"] == 600
