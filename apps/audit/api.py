@@ -15,7 +15,7 @@ from apps.audit import selectors
 from apps.audit.chain import canonical_time
 from apps.audit.forms import AuditFilterForm, CursorForm
 from apps.audit.models import Via
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audit_search
 
 
 class AuditEventSerializer(serializers.Serializer):
@@ -93,24 +93,10 @@ def audit_list(request):
             status=status.HTTP_400_BAD_REQUEST,
         )
     size = cursor.cleaned_data["limit"] or selectors.PAGE_SIZE
-    page = selectors.audit_event_page(
-        filters=form.filters(),
-        before=cursor.cleaned_data["before"],
-        after=cursor.cleaned_data["after"],
-        size=size,
+    page = audit_search(
+        form=form, cursor=cursor, actor=request.user, via=Via.API, request=request, size=size
     )
     raw = form.raw()
-    audit_record(
-        actor=request.user,
-        via=Via.API,
-        verb="audit.search",
-        details={
-            "filters": raw,
-            **{k: v for k, v in cursor.cleaned_data.items() if v is not None},
-            "rows": len(page.events),
-        },
-        request=request,
-    )
 
     def link(**cursor_value) -> str:
         query = {**raw, **({"limit": size} if cursor.cleaned_data["limit"] else {}), **cursor_value}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import models, transaction
 from django.utils import timezone
 
+from apps.audit import selectors
 from apps.audit.chain import canonical_ip, clean_text, event_values, json_safe, row_hash
 from apps.audit.models import AuditEvent, AuditHead, Outcome
 
@@ -292,3 +293,25 @@ def audit_model_deleted(
 def audit_noun(obj_or_model) -> str:
     """The first word of a model's verbs: "playbook source" -> "playbook_source"."""
     return str(obj_or_model._meta.verbose_name).replace(" ", "_")
+
+
+def audit_search(*, form, cursor, actor, via: str, request=None, size: int | None = None):
+    """One page of the rows a valid filter and cursor select; the search itself is recorded."""
+    page = selectors.audit_event_page(
+        filters=form.filters(),
+        before=cursor.cleaned_data["before"],
+        after=cursor.cleaned_data["after"],
+        size=size or selectors.PAGE_SIZE,
+    )
+    audit_record(
+        actor=actor,
+        via=via,
+        verb="audit.search",
+        details={
+            "filters": form.raw(),
+            **{k: v for k, v in cursor.cleaned_data.items() if v is not None},
+            "rows": len(page.events),
+        },
+        request=request,
+    )
+    return page

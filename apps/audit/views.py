@@ -12,7 +12,7 @@ from apps.audit import selectors
 from apps.audit.exports import csv_chunks, jsonl_chunks
 from apps.audit.forms import KNOWN_VERBS, AuditFilterForm, CursorForm
 from apps.audit.models import Outcome, Via
-from apps.audit.services import audit_event_hash, audit_record
+from apps.audit.services import audit_event_hash, audit_record, audit_search
 
 EXPORT_FORMATS = {
     "csv": ("text/csv; charset=utf-8", csv_chunks),
@@ -45,23 +45,8 @@ def audit_list(request):
     context = {"form": form, "cursor": cursor, "verbs": KNOWN_VERBS, "outcomes": Outcome}
     if not (form.is_valid() and cursor.is_valid()):
         return render(request, "audit/audit_list.html", _status(context), status=400)
-    page = selectors.audit_event_page(
-        filters=form.filters(),
-        before=cursor.cleaned_data["before"],
-        after=cursor.cleaned_data["after"],
-    )
+    page = audit_search(form=form, cursor=cursor, actor=request.user, via=Via.WEB, request=request)
     raw = form.raw()
-    audit_record(
-        actor=request.user,
-        via=Via.WEB,
-        verb="audit.search",
-        details={
-            "filters": raw,
-            **{k: v for k, v in cursor.cleaned_data.items() if v is not None},
-            "rows": len(page.events),
-        },
-        request=request,
-    )
     query = urlencode(raw)
     return render(
         request,
