@@ -172,32 +172,6 @@ def action_snapshot(action: Action) -> dict:
     }
 
 
-def action_audit_saved(
-    *,
-    action: Action,
-    created: bool,
-    acting_user,
-    via: str,
-    request=None,
-    before: dict | None = None,
-) -> None:
-    """Record what an action now runs, and with which form and environments, with the
-    changes from `before` (its action_snapshot before the change).
-
-    Called after the action and its environments are saved, in the same transaction.
-    """
-    after = action_snapshot(action)
-    audit_record(
-        actor=acting_user,
-        via=via,
-        verb="action.create" if created else "action.update",
-        obj=action,
-        service=action.service.slug,
-        details={**after, "changes": audit_changes(None if created else before, after)},
-        request=request,
-    )
-
-
 def action_delete(*, action: Action, acting_user, via: str, request=None) -> None:
     """Delete an action; the audit log keeps what it was."""
     with transaction.atomic():

@@ -16,11 +16,11 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils.dateparse import parse_datetime
 
+from apps.catalog.parameters import MASK
 from apps.runs.models import Run, RunEvent
 
 log = logging.getLogger(__name__)
 
-MASK = "••••"
 # Pauses between tries to store a batch when the database connection dropped.
 FLUSH_RETRY_DELAYS = (0.1, 0.5, 1, 2, 4, 8)
 # event_data keys worth keeping for the pages (diffs, results, summary counts).
@@ -109,7 +109,6 @@ class EventSink:
         self.no_hosts_matched = False
         self.host_summary: dict = {}
         self.artifact_data: dict = {}
-        self.stored = 0
 
     def add(self, event: dict) -> bool:
         """Take one runner event. Returns False so the runner keeps no copy on disk."""
@@ -180,7 +179,6 @@ class EventSink:
                 time.sleep(delay)
             else:
                 break
-        self.stored += len(batch)
 
     def _write(self, batch: list[RunEvent]) -> None:
         with transaction.atomic():
