@@ -62,6 +62,28 @@ class Environment(models.Model):
         ),
     )
 
+    require_verified = models.BooleanField(
+        "require a verified version",
+        default=False,
+        help_text=(
+            "Promotion rule: a deploy here needs its version deployed and then verified "
+            "(the service's verify action succeeded) on the environment before this one."
+        ),
+    )
+    auto_promote = models.BooleanField(
+        "promote automatically",
+        default=False,
+        help_text=(
+            "When a version is verified on the environment before this one, deploy it here "
+            "by itself, on behalf of whoever started the chain."
+        ),
+    )
+    confirm_runs = models.BooleanField(
+        "confirm each run",
+        default=False,
+        help_text="A run here needs a confirmation step showing what will change (production).",
+    )
+
     class Meta:
         ordering = ["order", "name"]
 

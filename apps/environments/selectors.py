@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 from django.db.models import Count, Q
 
 from apps.environments.models import Credential, CredentialKind
@@ -43,3 +45,18 @@ def credentials_for_run(*, action, environment) -> list[Credential]:
             )
         chosen.append(specific[0])
     return chosen
+
+
+@dataclass(frozen=True)
+class LaunchBlock:
+    """Why runs may not start on an environment now: a lock (never overridden) or a
+    freeze window (an emergency override may pass it)."""
+
+    kind: str  # "lock" or "freeze"
+    reason: str
+    overridable: bool
+
+
+def launch_block(*, service, environment, at=None) -> LaunchBlock | None:
+    """The lock or freeze that stops a run of `service` on `environment` at `at` (now)."""
+    return None

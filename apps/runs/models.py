@@ -45,6 +45,42 @@ class Run(models.Model):
     version = models.CharField(max_length=200, blank=True)
     check_mode = models.BooleanField(default=False)
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+    rollback_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="rolled_back_by",
+        help_text="The run whose change this one undoes.",
+    )
+    promoted_from = models.ForeignKey(
+        "environments.Environment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Where the version was verified before it was promoted here.",
+    )
+    reason = models.TextField(
+        blank=True, help_text="Why, as given for a rollback or an emergency override."
+    )
+    emergency = models.BooleanField(
+        default=False, help_text="Launched during a freeze window, by an emergency override."
+    )
+    auto_verify = models.BooleanField(
+        default=False, help_text="Once successful, run the service's verify action by itself."
+    )
+    triggered_by = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="triggered",
+        help_text="Launched by the system when this run succeeded (verification, promotion).",
+    )
+    follow_up_error = models.TextField(
+        blank=True, help_text="Why an automatic follow-up of this run was not launched."
+    )
 
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="runs"
@@ -90,6 +126,10 @@ class Run(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("runs:detail", args=[self.pk])
+
+    @property
+    def is_automatic(self) -> bool:
+        return self.triggered_by_id is not None
 
     @property
     def is_final(self) -> bool:
