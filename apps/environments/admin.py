@@ -1,11 +1,25 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from apps.accounts.constants import Role
 from apps.audit.admin import AuditedModelAdmin
-from apps.environments.models import Credential, Environment
-from apps.environments.services import credential_secret_set, credential_variable_errors
+from apps.audit.models import Via
+from apps.environments.models import (
+    WEEKDAYS,
+    Credential,
+    Environment,
+    EnvironmentLock,
+    FreezeWindow,
+)
+from apps.environments.selectors import when
+from apps.environments.services import (
+    LockRefused,
+    credential_secret_set,
+    credential_variable_errors,
+    lock_release,
+)
 
 
 @admin.register(Environment)
@@ -13,6 +27,7 @@ class EnvironmentAdmin(AuditedModelAdmin):
     list_display = ("name", "slug", "order", "queue")
     prepopulated_fields = {"slug": ("name",)}
     ordering = ("order",)
+    filter_horizontal = ("emergency_teams",)
 
     def audit_scope(self, obj):
         return {"environment": obj.slug}
@@ -109,3 +124,98 @@ class CredentialAdmin(AuditedModelAdmin):
 
     def audit_details(self, obj):
         return {"kind": obj.kind, "variable": obj.variable, "fingerprint": obj.fingerprint}
+
+
+# --- freeze windows and locks -----------------------------------------------------------
+class FreezeWindowAdminForm(forms.ModelForm):
+    weekdays = forms.TypedMultipleChoiceField(
+        choices=WEEKDAYS,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Weekly windows: the days on which it starts.",
+    )
+
+    class Meta:
+        model = FreezeWindow
+        fields = (
+            "environment", "name", "reason", "active", "kind", "starts_at", "ends_at",
+            "weekdays", "start_time", "end_time", "time_zone",
+        )  # fmt: skip
+
+    def clean_weekdays(self):
+        return sorted(set(self.cleaned_data.get("weekdays") or []))
+
+
+@admin.register(FreezeWindow)
+class FreezeWindowAdmin(AuditedModelAdmin):
+    """Ops define when runs on an environment wait (weekends, a release day...)."""
+
+    form = FreezeWindowAdminForm
+    audit_noun = "freeze_window"
+    list_display = ("name", "environment", "schedule", "active", "in_force_now")
+    list_filter = ("environment", "kind", "active")
+    search_fields = ("name", "reason")
+
+    @admin.display(description="schedule")
+    def schedule(self, obj):
+        return obj.schedule()
+
+    @admin.display(description="in force now")
+    def in_force_now(self, obj):
+        until = obj.in_force_until(timezone.now())
+        return f"yes, until {when(until, obj.zone)}" if until else "no"
+
+    def audit_scope(self, obj):
+        return {"environment": obj.environment.slug}
+
+
+@admin.register(EnvironmentLock)
+class EnvironmentLockAdmin(AuditedModelAdmin):
+    """Locks are taken on the portal's pages or by the API; here Ops see them all and
+    release them (through the same service, so it is audited the same way)."""
+
+    list_display = (
+        "environment", "service", "created_by_name", "reason", "created_at", "expires_at", "state",
+    )  # fmt: skip
+    list_filter = ("environment", ("released_at", admin.EmptyFieldListFilter))
+    search_fields = ("reason", "created_by_name", "released_by_name")
+    readonly_fields = (
+        "environment", "service", "reason", "created_by_name", "created_at", "expires_at",
+        "released_at", "released_by_name",
+    )  # fmt: skip
+    fields = readonly_fields
+    actions = ["release"]
+
+    @admin.display(description="state")
+    def state(self, obj):
+        if obj.released_at:
+            return f"released by {obj.released_by_name}"
+        return "holding" if obj.is_active() else "expired"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the history of locks stays
+
+    def has_release_permission(self, request):
+        user = request.user
+        return user.is_active and (user.is_superuser or user.role == Role.OPS)
+
+    @admin.action(description="Release the selected locks", permissions=["release"])
+    def release(self, request, queryset):
+        released = 0
+        for lock in queryset.select_related("environment", "service"):
+            if not lock.is_active():
+                continue
+            try:
+                lock_release(lock=lock, user=request.user, via=Via.ADMIN, request=request)
+            except LockRefused as exc:
+                self.message_user(request, f"{lock}: {exc.reason}", messages.ERROR)
+            else:
+                released += 1
+        self.message_user(request, f"Released {released} lock(s).", messages.SUCCESS)

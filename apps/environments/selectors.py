@@ -1,8 +1,16 @@
+import datetime
 from dataclasses import dataclass
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
-from apps.environments.models import Credential, CredentialKind
+from apps.environments.models import (
+    Credential,
+    CredentialKind,
+    Environment,
+    EnvironmentLock,
+    FreezeWindow,
+)
 
 
 class CredentialConflict(Exception):
@@ -47,6 +55,86 @@ def credentials_for_run(*, action, environment) -> list[Credential]:
     return chosen
 
 
+# --- locks and freeze windows ---------------------------------------------------------
+def when(moment: datetime.datetime, zone=None) -> str:
+    """A moment as users read it in a reason: "Fri 27 Nov 2026 14:00 UTC"."""
+    local = moment.astimezone(zone or timezone.get_current_timezone())
+    return local.strftime("%a %d %b %Y %H:%M ") + (local.tzname() or "")
+
+
+def active_locks(*, environment=None, service=None, at=None) -> QuerySet[EnvironmentLock]:
+    """Locks holding at `at` (now): not released, not expired; oldest first. With
+    `service`, those of the whole environment and those of that service."""
+    locks = EnvironmentLock.objects.filter(
+        released_at__isnull=True, expires_at__gt=at or timezone.now()
+    ).select_related("environment", "service")
+    if environment is not None:
+        locks = locks.filter(environment=environment)
+    if service is not None:
+        locks = locks.filter(Q(service__isnull=True) | Q(service=service))
+    return locks.order_by("created_at", "pk")
+
+
+@dataclass(frozen=True)
+class FreezeInForce:
+    """A freeze window in force now, and when it ends (back-to-back windows joined)."""
+
+    window: FreezeWindow
+    until: datetime.datetime
+
+    @property
+    def environment(self) -> Environment:
+        return self.window.environment
+
+    @property
+    def reason(self) -> str:
+        return freeze_reason(self)
+
+
+def freezes_in_force(*, environments=None, at=None) -> list[FreezeInForce]:
+    """The freeze windows in force at `at` (now), on `environments` (all): one query."""
+    at = at or timezone.now()
+    windows = FreezeWindow.objects.filter(active=True).select_related("environment")
+    if environments is not None:
+        windows = windows.filter(environment__in=environments)
+    found = []
+    for window in windows.order_by("environment__order", "name", "pk"):
+        if (until := window.in_force_until(at)) is not None:
+            found.append(FreezeInForce(window=window, until=until))
+    return found
+
+
+def freeze_in_force(environment, at=None) -> FreezeInForce | None:
+    """The freeze window in force on `environment` at `at` (now), the one that ends last
+    when several are; None when runs there are not frozen."""
+    found = freezes_in_force(environments=[environment], at=at)
+    return max(found, key=lambda freeze: freeze.until) if found else None
+
+
+def lock_reason(lock: EnvironmentLock) -> str:
+    """What a user stopped by `lock` reads: what is locked, by whom, why, until when."""
+    what = (
+        f"{lock.service.name} is locked on {lock.environment.name}"
+        if lock.service_id
+        else f"{lock.environment.name} is locked"
+    )
+    reason = lock.reason.strip().rstrip(".")
+    return (
+        f"{what} by {lock.created_by_name} until {when(lock.expires_at)}: {reason}. "
+        f"{lock.created_by_name} or Ops can unlock it."
+    )
+
+
+def freeze_reason(freeze: FreezeInForce) -> str:
+    """What a user stopped by a freeze reads: which window, why, until when."""
+    window = freeze.window
+    why = f": {window.reason.strip().rstrip('.')}" if window.reason.strip() else ""
+    return (
+        f"{window.environment.name} is frozen by the freeze window “{window.name}” "
+        f"({window.schedule()}) until {when(freeze.until, window.zone)}{why}."
+    )
+
+
 @dataclass(frozen=True)
 class LaunchBlock:
     """Why runs may not start on an environment now: a lock (never overridden) or a
@@ -55,8 +143,39 @@ class LaunchBlock:
     kind: str  # "lock" or "freeze"
     reason: str
     overridable: bool
+    until: datetime.datetime | None = None
+    lock_id: int | None = None  # the lock, for kind "lock"
+    freeze_id: int | None = None  # the freeze window, for kind "freeze"
+
+    def details(self) -> dict:
+        """For an audit row's details."""
+        found = {"lock": self.lock_id} if self.lock_id else {"freeze_window": self.freeze_id}
+        return {"block": self.kind, "block_reason": self.reason, **found}
 
 
 def launch_block(*, service, environment, at=None) -> LaunchBlock | None:
-    """The lock or freeze that stops a run of `service` on `environment` at `at` (now)."""
+    """The lock or freeze that stops a run of `service` on `environment` at `at` (now).
+
+    A lock (of the whole environment, or of this service there) wins over a freeze;
+    expired and released locks count for nothing. Two queries at most.
+    """
+    at = at or timezone.now()
+    lock = active_locks(environment=environment, service=service, at=at).first()
+    if lock is not None:
+        return LaunchBlock(
+            kind="lock",
+            reason=lock_reason(lock),
+            overridable=False,
+            until=lock.expires_at,
+            lock_id=lock.pk,
+        )
+    freeze = freeze_in_force(environment, at=at)
+    if freeze is not None:
+        return LaunchBlock(
+            kind="freeze",
+            reason=freeze_reason(freeze),
+            overridable=True,
+            until=freeze.until,
+            freeze_id=freeze.window.pk,
+        )
     return None

@@ -1,5 +1,6 @@
 """Credentials: setting their secret (encrypted, checked, never shown again), auditing
-every change, and re-encrypting them when the key rotates."""
+every change, and re-encrypting them when the key rotates. Locks: taking and releasing
+them, permission checked and audited here."""
 
 import base64
 import hashlib
@@ -9,9 +10,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from apps.accounts.permissions import lock_refusal_reason, unlock_refusal_reason
+from apps.audit.models import Outcome
 from apps.audit.services import audit_record
 from apps.catalog.parameters import ANSIBLE_MAGIC_VARS, NAME
-from apps.environments.models import Credential, CredentialKind
+from apps.environments.models import Credential, CredentialKind, EnvironmentLock
+from apps.environments.selectors import when
 from portal.crypto import decrypt_text, encrypt_text, token_is_current, token_rotate
 
 MIN_SECRET_CHARS = 3  # what the output masker masks (apps/runs/events.py)
@@ -213,3 +217,136 @@ def credentials_rotate_key() -> int:
                 credential.save(update_fields=fields)
                 rotated += 1
     return rotated
+
+
+# --- locks ---------------------------------------------------------------------------
+class LockRefused(Exception):
+    """A lock or unlock the portal will not do; `status` is the HTTP status that says why."""
+
+    def __init__(self, reason: str, *, status: int = 403):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def _lock_details(lock: EnvironmentLock) -> dict:
+    return {
+        "reason": lock.reason,
+        "service": lock.service.slug if lock.service_id else None,
+        "expires_at": lock.expires_at.isoformat() if lock.expires_at else None,
+        "locked_by": lock.created_by_name,
+    }
+
+
+def _lock_refused(*, verb, user, via, request, environment, service, reason, details=None):
+    audit_record(
+        actor=user,
+        via=via,
+        verb=verb,
+        object_type="environments.environment",
+        object_id=str(environment.pk),
+        object_repr=str(environment),
+        service=service.slug if service else "",
+        environment=environment.slug,
+        details={"reason": reason, **(details or {})},
+        outcome=Outcome.REFUSED,
+        request=request,
+    )
+    raise LockRefused(reason)
+
+
+def lock_create(
+    *,
+    user,
+    environment,
+    service=None,
+    reason: str,
+    expires_at,
+    via: str,
+    request=None,
+) -> EnvironmentLock:
+    """Lock `environment` (or only `service` there) until `expires_at`: no run starts
+    there, from the pages, the API or by itself, until it expires or is released.
+
+    Raises LockRefused (403, recorded in the audit log) when `user` may not, and
+    ValidationError per field (reason, expires_at) for bad input.
+    """
+    if refusal := lock_refusal_reason(user, environment=environment, service=service):
+        _lock_refused(
+            verb="environment.lock_refused",
+            user=user,
+            via=via,
+            request=request,
+            environment=environment,
+            service=service,
+            reason=refusal,
+        )
+    lock = EnvironmentLock(
+        environment=environment,
+        service=service,
+        reason=(reason or "").strip(),
+        expires_at=expires_at,
+        created_by=user,
+        created_by_name=user.get_username(),
+    )
+    lock.full_clean()
+    with transaction.atomic():
+        lock.save()
+        audit_record(
+            actor=user,
+            via=via,
+            verb="environment.locked",
+            obj=lock,
+            service=service.slug if service else "",
+            environment=environment.slug,
+            details=_lock_details(lock),
+            request=request,
+        )
+    return lock
+
+
+def lock_release(*, lock: EnvironmentLock, user, via: str, request=None) -> EnvironmentLock:
+    """Release `lock` (its owner or Ops): runs may start again, unless another lock or a
+    freeze stops them. Raises LockRefused: 403 when `user` may not (recorded), 409 when
+    it was already released or has expired."""
+    if refusal := unlock_refusal_reason(user, lock):
+        _lock_refused(
+            verb="environment.unlock_refused",
+            user=user,
+            via=via,
+            request=request,
+            environment=lock.environment,
+            service=lock.service,
+            reason=refusal,
+            details={"lock": lock.pk},
+        )
+    with transaction.atomic():
+        # Locked, so two releases at once record one unlock.
+        current = EnvironmentLock.objects.select_for_update().get(pk=lock.pk)
+        now = timezone.now()
+        if current.released_at is not None:
+            raise LockRefused(
+                f"This lock was already released by {current.released_by_name} "
+                f"on {when(current.released_at)}.",
+                status=409,
+            )
+        if current.expires_at <= now:
+            raise LockRefused(
+                f"This lock expired on {when(current.expires_at)}: there is nothing to unlock.",
+                status=409,
+            )
+        current.released_at = now
+        current.released_by_name = user.get_username()
+        current.save(update_fields=["released_at", "released_by_name"])
+        audit_record(
+            actor=user,
+            via=via,
+            verb="environment.unlocked",
+            obj=current,
+            service=current.service.slug if current.service_id else "",
+            environment=current.environment.slug,
+            details={**_lock_details(current), "lock": current.pk},
+            request=request,
+        )
+    lock.released_at, lock.released_by_name = current.released_at, current.released_by_name
+    return lock

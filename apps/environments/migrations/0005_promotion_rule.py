@@ -4,25 +4,36 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('environments', '0004_credential'),
+        ("environments", "0004_credential"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='environment',
-            name='auto_promote',
-            field=models.BooleanField(default=False, help_text='When a version is verified on the environment before this one, deploy it here by itself, on behalf of whoever started the chain.', verbose_name='promote automatically'),
+            model_name="environment",
+            name="auto_promote",
+            field=models.BooleanField(
+                default=False,
+                help_text="When a version is verified on the environment before this one, deploy it here by itself, on behalf of whoever started the chain.",
+                verbose_name="promote automatically",
+            ),
         ),
         migrations.AddField(
-            model_name='environment',
-            name='confirm_runs',
-            field=models.BooleanField(default=False, help_text='A run here needs a confirmation step showing what will change (production).', verbose_name='confirm each run'),
+            model_name="environment",
+            name="confirm_runs",
+            field=models.BooleanField(
+                default=False,
+                help_text="A run here needs a confirmation step showing what will change (production).",
+                verbose_name="confirm each run",
+            ),
         ),
         migrations.AddField(
-            model_name='environment',
-            name='require_verified',
-            field=models.BooleanField(default=False, help_text="Promotion rule: a deploy here needs its version deployed and then verified (the service's verify action succeeded) on the environment before this one.", verbose_name='require a verified version'),
+            model_name="environment",
+            name="require_verified",
+            field=models.BooleanField(
+                default=False,
+                help_text="Promotion rule: a deploy here needs its version deployed and then verified (the service's verify action succeeded) on the environment before this one.",
+                verbose_name="require a verified version",
+            ),
         ),
     ]
