@@ -28,5 +28,7 @@ urlpatterns = [
     path("", include("apps.runs.api")),
     path("", include("apps.audit.api")),
     path("", include("apps.accounts.api")),
+    path("", include("apps.environments.api")),
+    path("", include("apps.insights.api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]

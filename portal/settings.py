@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "apps.catalog",
     "apps.environments",
     "apps.runs",
+    "apps.insights",
 ]
 
 MIDDLEWARE = [
@@ -98,6 +99,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.environments.context_processors.environment_banner",
             ],
         },
     },

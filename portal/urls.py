@@ -10,9 +10,11 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("portal.api")),
     path("", include("apps.catalog.urls")),
+    path("", include("apps.insights.urls")),
     path("", include("apps.runs.urls")),
     path("", include("apps.audit.urls")),
     path("", include("apps.accounts.urls")),
+    path("", include("apps.environments.urls")),
 ]
 
 # A refused page says why, and the refusal is kept in the audit log.

@@ -1,6 +1,7 @@
 from django.db.models import Prefetch, QuerySet
 
 from apps.accounts.permissions import service_filter
+from apps.catalog.constants import ActionKind
 from apps.catalog.models import Action, Service
 
 
@@ -20,5 +21,24 @@ def action_get(*, service_slug: str, action_slug: str) -> Action | None:
     return (
         Action.objects.select_related("service", "playbook_version__source")
         .filter(service__slug=service_slug, slug=action_slug)
+        .first()
+    )
+
+
+def verify_action(*, service: Service, environment) -> Action | None:
+    """The service's verify action offered on the environment (e.g. a smoke test)."""
+    return (
+        service.actions.filter(kind=ActionKind.VERIFY, environments=environment)
+        .order_by("position", "pk")
+        .first()
+    )
+
+
+def deploy_action(*, service: Service, environment) -> Action | None:
+    """The service's deploy action with a version field, offered on the environment."""
+    return (
+        service.actions.filter(kind=ActionKind.DEPLOY, environments=environment)
+        .exclude(version_field="")
+        .order_by("position", "pk")
         .first()
     )

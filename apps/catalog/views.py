@@ -1,10 +1,11 @@
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import render
 
 from apps.accounts.permissions import can_run, can_view, mfa_setup_reason, refusal_reason
 from apps.catalog.selectors import service_list
 from apps.environments.models import Environment
-from apps.runs.selectors import current_versions
+from apps.insights.selectors import current_versions, service_rows
 
 
 @login_required
@@ -37,3 +38,14 @@ def catalog(request):
     return render(
         request, "catalog/catalog.html", {"services": services, "environments": environments}
     )
+
+
+@login_required
+def service_detail(request, service_slug):
+    """A service on each environment: what runs there, who put it there and when, the
+    last run, drift, history; Promote and Roll back where they would change something."""
+    service = service_list(user=request.user).filter(slug=service_slug).first()
+    if service is None:
+        raise Http404("No such service.")
+    rows = service_rows(user=request.user, service=service)
+    return render(request, "catalog/service_detail.html", {"service": service, "rows": rows})

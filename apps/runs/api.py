@@ -31,6 +31,18 @@ class RunSerializer(serializers.Serializer):
     host_summary = serializers.JSONField()
     error = serializers.CharField()
     playbook = serializers.SerializerMethodField()
+    verify = serializers.BooleanField(source="auto_verify")
+    rollback_of = serializers.IntegerField(source="rollback_of_id", allow_null=True)
+    reason = serializers.CharField()
+    promoted_from = serializers.CharField(source="promoted_from.slug", allow_null=True)
+    emergency = serializers.BooleanField()
+    emergency_reason = serializers.CharField()
+    triggered_by = serializers.IntegerField(
+        source="triggered_by_id",
+        allow_null=True,
+        help_text="Set on runs the system launched by itself after that run succeeded.",
+    )
+    follow_up_error = serializers.CharField()
 
     def get_playbook(self, run) -> dict:
         return {
@@ -46,6 +58,27 @@ class LaunchSerializer(serializers.Serializer):
     environment = serializers.SlugField()
     parameters = serializers.JSONField(required=False, default=dict)
     check = serializers.BooleanField(required=False, default=False)
+    verify = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Once the deploy succeeded, run the service's verify action by itself.",
+    )
+    rollback_of = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The run (on this service and environment) whose change this one undoes.",
+    )
+    reason = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=2000, help_text="Of a rollback."
+    )
+    emergency_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=2000,
+        help_text="Overrides a freeze window, for who has the emergency right.",
+    )
 
 
 class EventSerializer(serializers.ModelSerializer):
@@ -82,10 +115,23 @@ class LockHolderSerializer(serializers.Serializer):
     requested_by = serializers.CharField(source="requested_by_name")
 
 
+class MissingSerializer(serializers.Serializer):
+    """What the promotion rule lacks for this version."""
+
+    environment = serializers.CharField()
+    version = serializers.CharField()
+    deployed = serializers.BooleanField()
+    verified = serializers.BooleanField()
+    url = serializers.CharField()
+
+
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     errors = serializers.DictField(required=False)
     lock = LockHolderSerializer(required=False, help_text="409: the run holding the lock.")
+    missing = MissingSerializer(
+        required=False, help_text="409: the verification the promotion rule needs first."
+    )
 
 
 def _not_found(field: str, value: str) -> Response:
@@ -125,6 +171,11 @@ def run_create(request):
     environment = Environment.objects.filter(slug=values["environment"]).first()
     if environment is None:
         return _not_found("environment", values["environment"])
+    rollback_of = None
+    if values["rollback_of"] is not None:
+        rollback_of = Run.objects.filter(pk=values["rollback_of"]).first()
+        if rollback_of is None:
+            return _not_found("rollback_of", str(values["rollback_of"]))
     try:
         run = services.run_launch(
             user=request.user,
@@ -136,6 +187,10 @@ def run_create(request):
             from_api=True,
             via=Via.API,
             request=request,
+            auto_verify=values["verify"],
+            rollback_of=rollback_of,
+            reason=values["reason"],
+            emergency_reason=values["emergency_reason"],
         )
     except ParameterError as exc:
         return Response(
@@ -146,6 +201,10 @@ def run_create(request):
         body = {"detail": exc.reason}
         if exc.holder is not None:
             body["lock"] = LockHolderSerializer(exc.holder).data
+        if exc.missing is not None:
+            body["missing"] = exc.missing
+        if exc.field is not None and exc.status == 400:
+            body["errors"] = {exc.field: [exc.reason]}
         return Response(body, status=exc.status)
     return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 

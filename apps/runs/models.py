@@ -61,12 +61,11 @@ class Run(models.Model):
         related_name="+",
         help_text="Where the version was verified before it was promoted here.",
     )
-    reason = models.TextField(
-        blank=True, help_text="Why, as given for a rollback or an emergency override."
-    )
+    reason = models.TextField(blank=True, help_text="Why, as given for a rollback.")
     emergency = models.BooleanField(
         default=False, help_text="Launched during a freeze window, by an emergency override."
     )
+    emergency_reason = models.TextField(blank=True, help_text="Why the freeze was overridden.")
     auto_verify = models.BooleanField(
         default=False, help_text="Once successful, run the service's verify action by itself."
     )
@@ -126,6 +125,19 @@ class Run(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("runs:detail", args=[self.pk])
+
+    @property
+    def awaits_follow_ups(self) -> bool:
+        """Whether its page should keep asking for what it starts by itself: it asked for
+        a verification, which has not ended (or not begun) yet."""
+        if not self.auto_verify or self.follow_up_error:
+            return False
+        if not self.is_final:
+            return True
+        if self.status != RunStatus.SUCCESSFUL:
+            return False
+        children = list(self.triggered.all())
+        return not children or any(not child.is_final for child in children)
 
     @property
     def is_automatic(self) -> bool:

@@ -3,22 +3,27 @@
 import logging
 import socket
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 from kombu.exceptions import OperationalError as QueueError
 
 from apps.accounts.permissions import (
+    can_override_freeze,
     cancel_refusal_reason,
     reauthentication_reason,
     refusal_reason,
 )
 from apps.audit.models import Outcome as AuditOutcome
+from apps.audit.models import Via as AuditVia
 from apps.audit.services import audit_record
+from apps.catalog.constants import ActionKind
 from apps.catalog.models import Action, Service
 from apps.catalog.parameters import (
     ParameterError,
@@ -26,9 +31,11 @@ from apps.catalog.parameters import (
     parameters_masked,
     secret_names,
 )
+from apps.catalog.selectors import deploy_action, verify_action
 from apps.environments.models import Environment
-from apps.environments.selectors import CredentialConflict, credentials_for_run
+from apps.environments.selectors import CredentialConflict, credentials_for_run, launch_block
 from apps.environments.services import credential_values
+from apps.insights import selectors as insights
 from apps.runs.constants import ACTIVE_STATUSES, FINAL_STATUSES, RunStatus
 from apps.runs.models import Run
 from portal.crypto import (
@@ -52,12 +59,14 @@ class LaunchRefused(Exception):
         status: int = 403,
         field: str | None = None,
         holder: "Run | None" = None,
+        missing: dict | None = None,
     ):
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.field = field
         self.holder = holder  # the run holding the deploy lock, for a 409
+        self.missing = missing  # what the promotion rule lacks: environment, version, url
 
 
 QUEUE_DOWN = (
@@ -110,6 +119,7 @@ def _refuse(
     environment,
     via,
     request,
+    triggered_by=None,
 ) -> NoReturn:
     """Record the refusal in the audit log (even though nothing else is written), then raise."""
     if isinstance(exc, ParameterError):
@@ -118,8 +128,13 @@ def _refuse(
         details = {"reason": exc.reason}
         if exc.holder is not None:
             details["lock_held_by"] = exc.holder.pk
+        if exc.missing is not None:
+            details["missing"] = exc.missing
+    if triggered_by is not None:
+        details["on_behalf_of"] = user.get_username()
+        details["triggered_by"] = triggered_by.pk
     audit_record(
-        actor=user,
+        actor=None if triggered_by is not None else user,
         via=via,
         verb="run.refused",
         object_type="catalog.action",
@@ -134,6 +149,225 @@ def _refuse(
     raise exc
 
 
+@dataclass
+class LaunchPlan:
+    """What a launch will run with, once every check passed (see run_plan)."""
+
+    clean: dict
+    masked: dict
+    secrets: dict
+    version: str
+    credentials: list[dict]
+    emergency: bool
+    current: Run | None  # what runs on the environment now (deploys and rollbacks)
+
+
+def run_plan(
+    *,
+    user,
+    service: Service,
+    action: Action,
+    environment: Environment,
+    parameters,
+    check: bool = False,
+    from_api: bool,
+    via: str,
+    request=None,
+    rollback_of: Run | None = None,
+    promoted_from: Environment | None = None,
+    reason: str = "",
+    emergency_reason: str = "",
+    auto_verify: bool = False,
+    triggered_by: Run | None = None,
+) -> LaunchPlan:
+    """Every check of a launch, in one place, without launching: may the user run it;
+    is the playbook version approved; do the parameters fit the form; is the environment
+    locked or frozen (an emergency override passes a freeze, for who has the right); does
+    the promotion rule hold; the credentials; the deploy lock; the queue.
+
+    Raises LaunchRefused or ParameterError, recorded in the audit log."""
+    refusal = dict(
+        user=user,
+        service=service,
+        action=action,
+        environment=environment,
+        via=via,
+        request=request,
+        triggered_by=triggered_by,
+    )
+
+    def refuse(exc):
+        _refuse(exc, **refusal)
+
+    if action.service_id != service.pk:
+        refuse(
+            LaunchRefused(f"{service} has no action {action.slug!r}.", status=400, field="action")
+        )
+    if why := refusal_reason(user, action=action, environment=environment):
+        refuse(LaunchRefused(why, status=403))
+    if why := reauthentication_reason(user, environment=environment, request=request):
+        refuse(LaunchRefused(why, status=403))
+    version = action.playbook_version
+    if not version.is_approved:
+        refuse(
+            LaunchRefused(f"The playbook version of {action.label} is not approved.", status=409)
+        )
+    try:
+        clean = parameters_clean(action.form, parameters, from_api=from_api)
+    except ParameterError as exc:
+        # Raised as is, so pages and the API can show each field's errors.
+        refuse(exc)
+    secrets = {k: clean[k] for k in secret_names(action.form) if clean.get(k) not in (None, "")}
+    masked = parameters_masked(action.form, clean)
+    run_version = str(clean.get(action.version_field) or "") if action.version_field else ""
+    if len(run_version) > RUN_VERSION_MAX_CHARS:
+        refuse(
+            ParameterError({action.version_field: [f"At most {RUN_VERSION_MAX_CHARS} characters."]})
+        )
+    if action.timeout > settings.RUN_TIMEOUT_MAX:
+        refuse(
+            LaunchRefused(
+                f"The timeout of {action.label} ({action.timeout} s) is above the longest a run "
+                f"may take here ({settings.RUN_TIMEOUT_MAX} s): Ops must lower it.",
+                status=409,
+            )
+        )
+    current = insights.current_version(service=service, environment=environment)
+    if action.kind == ActionKind.VERIFY and not run_version and current is not None:
+        # A verification checks what runs there now.
+        run_version = current.version
+    if problem := _rollback_problem(
+        rollback_of, service=service, environment=environment, reason=reason
+    ):
+        refuse(problem)
+    if (
+        auto_verify
+        and not check
+        and verify_action(service=service, environment=environment) is None
+    ):
+        refuse(
+            LaunchRefused(
+                f"{service} has no verify action on {environment}: nothing to verify with.",
+                status=400,
+                field="verify",
+            )
+        )
+    emergency = False
+    if not check and (block := launch_block(service=service, environment=environment)):
+        emergency_reason = emergency_reason.strip()
+        if not (block.overridable and emergency_reason):
+            hint = ""
+            if block.overridable and can_override_freeze(user, environment=environment):
+                hint = " An emergency override, with its reason, can pass it."
+            refuse(LaunchRefused(block.reason + hint, status=409))
+        if triggered_by is not None or not can_override_freeze(user, environment=environment):
+            refuse(
+                LaunchRefused(
+                    f"{block.reason} Only those with the emergency right on {environment} may "
+                    "override it.",
+                    status=403,
+                )
+            )
+        emergency = True
+    if not check and (
+        problem := _promotion_problem(
+            service=service,
+            action=action,
+            environment=environment,
+            version=run_version,
+            rollback_of=rollback_of,
+        )
+    ):
+        refuse(problem)
+    try:
+        credentials = [
+            credential_values(c)
+            for c in credentials_for_run(action=action, environment=environment)
+        ]
+    except (CredentialConflict, DecryptionError) as exc:
+        refuse(LaunchRefused(f"Credentials: {exc}", status=409))
+    if clash := {c["variable"] for c in credentials} & {f["name"] for f in action.form}:
+        refuse(
+            LaunchRefused(
+                f"A credential of {environment} and a field of the form both set "
+                f"{', '.join(sorted(clash))}: Ops must rename one.",
+                status=409,
+            )
+        )
+    if not check and (holder := _lock_holder(service=service, environment=environment)):
+        refuse(_locked(holder))
+    if why := queue_unreachable_reason():
+        refuse(LaunchRefused(why, status=503))
+    return LaunchPlan(clean, masked, secrets, run_version, credentials, emergency, current)
+
+
+def _rollback_problem(
+    target: Run | None, *, service: Service, environment: Environment, reason: str
+) -> LaunchRefused | None:
+    if target is None:
+        return None
+    if target.service_id != service.pk or target.environment_id != environment.pk:
+        return LaunchRefused(
+            f"Run #{target.pk} did not run {service} on {environment}: it cannot be rolled back "
+            "from here.",
+            status=400,
+            field="rollback_of",
+        )
+    if target.check_mode or target.status != RunStatus.SUCCESSFUL:
+        return LaunchRefused(
+            f"Run #{target.pk} changed nothing (it is a dry run or did not succeed): there is "
+            "nothing to roll back.",
+            status=400,
+            field="rollback_of",
+        )
+    if not reason.strip():
+        return LaunchRefused("Say why you roll back.", status=400, field="reason")
+    return None
+
+
+def _promotion_problem(
+    *, service: Service, action: Action, environment: Environment, version: str, rollback_of
+) -> LaunchRefused | None:
+    """The promotion rule: the version was deployed and then verified on the environment
+    before this one. A rollback to a version that already ran here successfully is exempt."""
+    if action.kind != ActionKind.DEPLOY or not environment.require_verified:
+        return None
+    source = insights.previous_environment(environment)
+    if source is None:
+        return None
+    if not version:
+        return LaunchRefused(
+            f"{environment} accepts only verified versions, and {action.label} names no version "
+            "field: Ops must set it.",
+            status=409,
+        )
+    if rollback_of is not None and insights.was_deployed(
+        service=service, environment=environment, version=version
+    ):
+        return None
+    if insights.verification(service=service, environment=source, version=version):
+        return None
+    deployed = insights.was_deployed(service=service, environment=source, version=version)
+    url = reverse("catalog:service", args=[service.slug]) + f"#env-{source.slug}"
+    if deployed:
+        what = f"it was deployed there but not verified since: run its verify action on {source}"
+    else:
+        what = f"deploy it to {source} and verify it there"
+    return LaunchRefused(
+        f"{service} {version} has not been verified on {source}, and {environment} accepts only "
+        f"versions verified there first: {what}.",
+        status=409,
+        field=action.version_field,
+        missing={
+            "environment": source.slug,
+            "version": version,
+            "deployed": deployed,
+            "verified": False,
+            "url": url,
+        },
+    )
+
+
 def run_launch(
     *,
     user,
@@ -146,9 +380,15 @@ def run_launch(
     via: str,
     request=None,
     rerun_of: Run | None = None,
+    rollback_of: Run | None = None,
+    promoted_from: Environment | None = None,
+    reason: str = "",
+    emergency_reason: str = "",
+    auto_verify: bool = False,
+    triggered_by: Run | None = None,
 ) -> Run:
-    """Check everything, then create a queued Run and its audit row in one transaction;
-    the worker task is enqueued on the environment's queue after commit.
+    """Check everything (run_plan), then create a queued Run and its audit row in one
+    transaction; the worker task is enqueued on the environment's queue after commit.
 
     One queued or running run per service and environment holds the deploy lock
     (a partial unique index, so it holds under concurrent launches); a second one
@@ -156,71 +396,30 @@ def run_launch(
     cannot be reached nothing is created (503); should it drop between that check
     and the enqueue, the run ends at once as failed, never left queued.
 
+    `triggered_by` marks a run the system launches by itself (verification after a
+    deploy, promotion after a verification) on behalf of `user`.
+
     Raises LaunchRefused (recorded in the audit log) or ParameterError.
     """
-    refusal = dict(
-        user=user, service=service, action=action, environment=environment, via=via, request=request
+    plan = run_plan(
+        user=user,
+        service=service,
+        action=action,
+        environment=environment,
+        parameters=parameters,
+        check=check,
+        from_api=from_api,
+        via=via,
+        request=request,
+        rollback_of=rollback_of,
+        promoted_from=promoted_from,
+        reason=reason,
+        emergency_reason=emergency_reason,
+        auto_verify=auto_verify,
+        triggered_by=triggered_by,
     )
-    if action.service_id != service.pk:
-        _refuse(
-            LaunchRefused(f"{service} has no action {action.slug!r}.", status=400, field="action"),
-            **refusal,
-        )
-    if reason := refusal_reason(user, action=action, environment=environment):
-        _refuse(LaunchRefused(reason, status=403), **refusal)
-    if reason := reauthentication_reason(user, environment=environment, request=request):
-        _refuse(LaunchRefused(reason, status=403), **refusal)
     version = action.playbook_version
-    if not version.is_approved:
-        _refuse(
-            LaunchRefused(f"The playbook version of {action.label} is not approved.", status=409),
-            **refusal,
-        )
-    try:
-        clean = parameters_clean(action.form, parameters, from_api=from_api)
-    except ParameterError as exc:
-        # Raised as is, so pages and the API can show each field's errors.
-        _refuse(exc, **refusal)
-    secrets = {k: clean[k] for k in secret_names(action.form) if clean.get(k) not in (None, "")}
-    masked = parameters_masked(action.form, clean)
-    run_version = str(clean.get(action.version_field) or "") if action.version_field else ""
-    if len(run_version) > RUN_VERSION_MAX_CHARS:
-        _refuse(
-            ParameterError(
-                {action.version_field: [f"At most {RUN_VERSION_MAX_CHARS} characters."]}
-            ),
-            **refusal,
-        )
-    if action.timeout > settings.RUN_TIMEOUT_MAX:
-        _refuse(
-            LaunchRefused(
-                f"The timeout of {action.label} ({action.timeout} s) is above the longest a run "
-                f"may take here ({settings.RUN_TIMEOUT_MAX} s): Ops must lower it.",
-                status=409,
-            ),
-            **refusal,
-        )
-    try:
-        credentials = [
-            credential_values(c)
-            for c in credentials_for_run(action=action, environment=environment)
-        ]
-    except (CredentialConflict, DecryptionError) as exc:
-        _refuse(LaunchRefused(f"Credentials: {exc}", status=409), **refusal)
-    if clash := {c["variable"] for c in credentials} & {f["name"] for f in action.form}:
-        _refuse(
-            LaunchRefused(
-                f"A credential of {environment} and a field of the form both set "
-                f"{', '.join(sorted(clash))}: Ops must rename one.",
-                status=409,
-            ),
-            **refusal,
-        )
-    if not check and (holder := _lock_holder(service=service, environment=environment)):
-        _refuse(_locked(holder), **refusal)
-    if reason := queue_unreachable_reason():
-        _refuse(LaunchRefused(reason, status=503), **refusal)
-
+    credentials = plan.credentials
     enqueued: list[bool] = []
     try:
         with transaction.atomic():
@@ -239,11 +438,18 @@ def run_launch(
                 inventory=environment.inventory,
                 timeout=action.timeout,
                 queue=environment.queue,
-                parameters=masked,
-                secret_parameters=encrypt_json(secrets) if secrets else "",
-                version=run_version,
+                parameters=plan.masked,
+                secret_parameters=encrypt_json(plan.secrets) if plan.secrets else "",
+                version=plan.version,
                 check_mode=check,
                 rerun_of=rerun_of,
+                rollback_of=rollback_of,
+                promoted_from=promoted_from,
+                reason=reason.strip() if rollback_of else "",
+                emergency=plan.emergency,
+                emergency_reason=emergency_reason.strip() if plan.emergency else "",
+                auto_verify=auto_verify and not check,
+                triggered_by=triggered_by,
                 requested_by=user,
                 requested_by_name=user.get_username(),
                 credentials=[
@@ -252,23 +458,39 @@ def run_launch(
                 ],
                 secret_credentials=encrypt_json(credentials) if credentials else "",
             )
+            details = {
+                "action": action.slug,
+                "parameters": plan.masked,
+                "check": check,
+                "playbook_commit": version.commit,
+                "playbook_path": version.path,
+                "content_hash": version.content_hash,
+                "credentials": [c["name"] for c in credentials],
+            }
+            if plan.version:
+                details["version"] = plan.version
+            if plan.current is not None:
+                details["replaces"] = plan.current.version
+            if rollback_of is not None:
+                details["rollback_of"] = rollback_of.pk
+                details["reason"] = run.reason
+            if promoted_from is not None:
+                details["promoted_from"] = promoted_from.slug
+            if plan.emergency:
+                details["emergency"] = True
+                details["emergency_reason"] = run.emergency_reason
+            if triggered_by is not None:
+                details["on_behalf_of"] = user.get_username()
+                details["triggered_by"] = triggered_by.pk
             audit_record(
-                actor=user,
+                actor=None if triggered_by is not None else user,
                 via=via,
-                verb="run.requested",
+                verb="run.emergency" if plan.emergency else "run.requested",
                 obj=run,
                 service=service.slug,
                 environment=environment.slug,
                 request=request,
-                details={
-                    "action": action.slug,
-                    "parameters": masked,
-                    "check": check,
-                    "playbook_commit": version.commit,
-                    "playbook_path": version.path,
-                    "content_hash": version.content_hash,
-                    "credentials": [c["name"] for c in credentials],
-                },
+                details=details,
             )
             transaction.on_commit(lambda: enqueued.append(run_enqueue(run=run)))
     except IntegrityError:
@@ -276,7 +498,16 @@ def run_launch(
         holder = None if check else _lock_holder(service=service, environment=environment)
         if holder is None:
             raise
-        _refuse(_locked(holder), **refusal)
+        _refuse(
+            _locked(holder),
+            user=user,
+            service=service,
+            action=action,
+            environment=environment,
+            via=via,
+            request=request,
+            triggered_by=triggered_by,
+        )
     if enqueued == [False]:
         raise LaunchRefused(QUEUE_DOWN, status=503)
     return run
@@ -308,7 +539,24 @@ def run_start(*, run_id: int, worker: str, pid: int) -> Run | None:
     (canceled meanwhile, or a redelivered task whose run already started).
 
     The run gets its marker here, before any of its processes exists, so a reaper
-    can always find them."""
+    can always find them.
+
+    A lock or a freeze that began while it waited is checked again here: the run
+    then ends failed without starting (an emergency run passes a freeze)."""
+    queued = (
+        Run.objects.select_related("service", "environment")
+        .filter(pk=run_id, status=RunStatus.QUEUED)
+        .first()
+    )
+    if queued is None:
+        return None
+    if (
+        not queued.check_mode
+        and (block := launch_block(service=queued.service, environment=queued.environment))
+        and not (block.overridable and queued.emergency)
+    ):
+        run_finish(run=queued, status=RunStatus.FAILED, error=f"Not started: {block.reason}")
+        return None
     now = timezone.now()
     with transaction.atomic():
         started = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
@@ -398,7 +646,66 @@ def run_finish(
             else AuditOutcome.FAILURE,
             details={"status": status, "rc": rc, "host_summary": run.host_summary, "error": error},
         )
+        if status == RunStatus.SUCCESSFUL and not run.check_mode:
+            transaction.on_commit(lambda: run_follow_up(run=run))
     return run
+
+
+def run_follow_up(*, run: Run) -> list[Run]:
+    """What the system launches by itself when `run` succeeded, on behalf of whoever
+    asked for it: the service's verify action after a deploy that asked for it, and
+    the deploy of a verified version onto each next environment set to promote
+    automatically. A follow-up that is refused is noted on `run` (and, as every
+    refusal, in the audit log); it never raises."""
+    launched: list[Run] = []
+    errors: list[str] = []
+    user = run.requested_by
+    if user is None or not user.is_active:
+        return launched
+    service, environment = run.service, run.environment
+    follow_ups = []
+    if run.auto_verify and (action := verify_action(service=service, environment=environment)):
+        follow_ups.append((action, environment, {}, {}))
+    if run.action_kind == ActionKind.VERIFY and run.version:
+        for target in insights.next_environments(environment):
+            if not target.auto_promote:
+                continue
+            action = deploy_action(service=service, environment=target)
+            if action is None:
+                errors.append(f"No deploy action of {service} on {target} to promote with.")
+                continue
+            parameters = insights.version_parameters(
+                service=service, environment=environment, version=run.version, action=action
+            )
+            follow_ups.append(
+                (action, target, parameters, {"promoted_from": environment, "auto_verify": True})
+            )
+    for action, target, parameters, extra in follow_ups:
+        try:
+            launched.append(
+                run_launch(
+                    user=user,
+                    service=service,
+                    action=action,
+                    environment=target,
+                    parameters=parameters,
+                    from_api=True,
+                    via=AuditVia.SYSTEM,
+                    triggered_by=run,
+                    **extra,
+                )
+            )
+        except LaunchRefused as exc:
+            errors.append(f"{action.label} on {target}: {exc.reason}")
+        except ParameterError as exc:
+            fields = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.errors.items())
+            errors.append(f"{action.label} on {target}: parameters do not fit ({fields}).")
+        except Exception:
+            log.exception("The follow-up %s of run %s failed", action.slug, run.pk)
+            errors.append(f"{action.label} on {target}: internal error, see the worker's log.")
+    if errors:
+        Run.objects.filter(pk=run.pk).update(follow_up_error="\n".join(errors))
+    return launched
 
 
 def run_cancel(*, run: Run, user, via: str, request=None) -> Run:

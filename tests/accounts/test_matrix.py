@@ -25,6 +25,7 @@ SEES_BILLING = {"ops": EVERY, "auditor": EVERY}
 CANCELS_OTHERS = {"ops": EVERY}
 STAFF = {"ops": EVERY, "auditor": EVERY}
 CURATES = {"ops": EVERY}
+LOCKS_HELLO = {**RUNS_HELLO, "ops": EVERY}
 NOBODY: dict = {}
 
 
@@ -64,6 +65,17 @@ PAGES = [
     Endpoint("earlier lines", "get", "/runs/{run}/log/earlier/?before=9", SEES_HELLO, 200),
     Endpoint("log download", "get", "/runs/{run}/log/download/", SEES_HELLO, 200),
     Endpoint("run again", "get", "/runs/{run}/again/", SEES_HELLO, 302),
+    Endpoint("lines around", "get", "/runs/{run}/log/window/?line=1", SEES_HELLO, 200),
+    Endpoint("later lines", "get", "/runs/{run}/log/later/?after=1", SEES_HELLO, 200),
+    Endpoint("log search", "get", "/runs/{run}/log/search/?q=a", SEES_HELLO, 200),
+    Endpoint("follow-ups", "get", "/runs/{run}/follow-ups/", SEES_HELLO, 200),
+    Endpoint("service page", "get", "/services/hello-web/", SEES_HELLO, 200, refused=404),
+    Endpoint("what runs where", "get", "/what-runs-where/", EVERYONE, 200),
+    Endpoint("promote", "get", "/services/hello-web/environments/{env}/promote/", RUNS_HELLO,
+             200, refused_by_role={"outsider": 404}),
+    Endpoint("roll back", "get", "/services/hello-web/environments/{env}/rollback/", RUNS_HELLO,
+             200, refused_by_role={"outsider": 404}),
+    Endpoint("lock form", "get", "/environments/{env}/lock/?service=hello-web", LOCKS_HELLO, 200),
     Endpoint("cancel", "post", "/runs/{run}/cancel/", CANCELS_OTHERS, 302),
     Endpoint("billing run page", "get", "/runs/{billing_run}/", SEES_BILLING, 200),
     Endpoint("audit log", "get", "/audit/", STAFF, 200),
@@ -92,6 +104,9 @@ API = [
     Endpoint("cancel", "post", "/api/v1/runs/{run}/cancel/", CANCELS_OTHERS, 202),
     Endpoint("billing run", "get", "/api/v1/runs/{billing_run}/", SEES_BILLING, 200),
     Endpoint("audit log", "get", "/api/v1/audit/", STAFF, 200),
+    Endpoint("what runs where", "get", "/api/v1/environments/", EVERYONE, 200),
+    Endpoint("service environments", "get", "/api/v1/services/hello-web/environments/",
+             SEES_HELLO, 200, refused=404),
 ]  # fmt: skip
 
 

@@ -84,6 +84,7 @@ def test_it_enqueues_only_after_commit_on_the_environment_queue(
 ):
     production = demo.envs["production"]
     production.queue = "production-network"
+    production.require_verified = False
     production.save()
 
     with mock.patch("apps.runs.tasks.run_execute.apply_async") as apply_async:

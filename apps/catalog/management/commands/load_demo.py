@@ -1,3 +1,4 @@
+import datetime
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +14,7 @@ from apps.audit.services import audit_changes, audit_noun, audit_record, audit_s
 from apps.catalog.constants import ActionKind
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service
 from apps.catalog.services import playbook_version_approve, source_sync
-from apps.environments.models import Environment
+from apps.environments.models import Environment, FreezeKind, FreezeWindow
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo" / "playbooks"
 USERS = [
@@ -33,7 +34,13 @@ TEAMS = [
      [("hello-web", "test", Right.RUN), ("hello-web", "qa", Right.RUN),
       ("hello-web", "production", Right.VIEW)]),
 ]  # fmt: skip
-ENVIRONMENTS = [("Test", "test", 10), ("QA", "qa", 20), ("Production", "production", 30)]
+ENVIRONMENTS = [
+    # name, slug, order, rules: QA and production take only versions verified before them
+    # (the smoke test); production asks for a confirmation of each run.
+    ("Test", "test", 10, {"require_verified": False, "confirm_runs": False}),
+    ("QA", "qa", 20, {"require_verified": True, "confirm_runs": False}),
+    ("Production", "production", 30, {"require_verified": True, "confirm_runs": True}),
+]
 VERSION_FIELD = {
     "name": "version",
     "label": "Version",
@@ -111,7 +118,39 @@ class Command(BaseCommand):
                 },
                 environments=environments,
             )
+        self._production_rules({env.slug: env for env in environments})
         self.stdout.write(self.style.SUCCESS(f"Demo loaded: hello-web, playbooks at {head[:10]}."))
+
+    def _production_rules(self, environments) -> None:
+        """Team Web is on call for production (it may override a freeze, with a reason), and
+        a weekend freeze is defined there but left inactive: Ops tick it in the admin."""
+        production = environments["production"]
+        web = Team.objects.get(slug="web")
+        with transaction.atomic():
+            if not production.emergency_teams.filter(pk=web.pk).exists():
+                production.emergency_teams.add(web)
+                audit_record(
+                    actor=None,
+                    via=Via.CLI,
+                    verb="environment.update",
+                    obj=production,
+                    environment=production.slug,
+                    details={"emergency_teams": {"added": [web.slug]}},
+                )
+        self._save(
+            FreezeWindow,
+            {"environment": production, "name": "Weekend freeze"},
+            {
+                "reason": "Nobody is on call at weekends.",
+                "kind": FreezeKind.WEEKLY,
+                "weekdays": [5, 6],
+                "start_time": datetime.time(0, 0),
+                "end_time": datetime.time(0, 0),
+                "time_zone": settings.TIME_ZONE,
+                "active": False,
+            },
+            update=False,
+        )
 
     def _update_repo(self, repo: Path) -> None:
         if not (repo / ".git").exists():
@@ -164,7 +203,7 @@ class Command(BaseCommand):
                     service.team = team
                     service.save(update_fields=["team"])
 
-    def _environment(self, name, slug, order) -> Environment:
+    def _environment(self, name, slug, order, rules) -> Environment:
         target = settings.VAR_DIR / "targets" / slug
         target.mkdir(parents=True, exist_ok=True)
         inventory = {
@@ -174,7 +213,9 @@ class Command(BaseCommand):
             }
         }
         return self._save(
-            Environment, {"slug": slug}, {"name": name, "order": order, "inventory": inventory}
+            Environment,
+            {"slug": slug},
+            {"name": name, "order": order, "inventory": inventory, **rules},
         )
 
     def _save(self, model, lookup: dict, values: dict, *, update=True, environments=None):

@@ -1,0 +1,320 @@
+"""What runs where: the version on each service and environment, what was verified
+where, what may be promoted or rolled back, and drift. All read from the run history."""
+
+from dataclasses import dataclass, field
+
+from django.db.models import OuterRef, Q, Subquery
+
+from apps.catalog.constants import ActionKind
+from apps.catalog.parameters import secret_names
+from apps.catalog.selectors import deploy_action
+from apps.environments.models import Environment
+from apps.runs.constants import RunStatus
+from apps.runs.models import Run
+
+# Runs that change the version on an environment: deploys and rollbacks.
+CHANGE_KINDS = (ActionKind.DEPLOY, ActionKind.ROLLBACK)
+HISTORY_LENGTH = 20
+
+
+def _changes() -> Q:
+    """Successful deploys and rollbacks that reported a version (dry runs never count)."""
+    return Q(status=RunStatus.SUCCESSFUL, check_mode=False, action_kind__in=CHANGE_KINDS) & ~Q(
+        version=""
+    )
+
+
+def _verifications() -> Q:
+    return Q(status=RunStatus.SUCCESSFUL, check_mode=False, action_kind=ActionKind.VERIFY) & ~Q(
+        version=""
+    )
+
+
+def current_versions(*, services=None) -> dict[tuple[int, int], Run]:
+    """The run that put the current version on each (service, environment): one row per
+    pair, found by the (service, environment, status) index."""
+    latest = (
+        Run.objects.filter(
+            _changes(), service=OuterRef("service"), environment=OuterRef("environment")
+        )
+        .order_by("-finished_at", "-id")
+        .values("pk")[:1]
+    )
+    runs = Run.objects.filter(_changes()).filter(pk=Subquery(latest))
+    if services is not None:
+        runs = runs.filter(service__in=services)
+    return {(run.service_id, run.environment_id): run for run in runs}
+
+
+def current_version(*, service, environment) -> Run | None:
+    return (
+        Run.objects.filter(_changes(), service=service, environment=environment)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
+def last_runs(*, services=None) -> dict[tuple[int, int], Run]:
+    """The latest run (not a dry run) of any action on each (service, environment)."""
+    latest = (
+        Run.objects.filter(
+            check_mode=False, service=OuterRef("service"), environment=OuterRef("environment")
+        )
+        .order_by("-id")
+        .values("pk")[:1]
+    )
+    runs = Run.objects.filter(check_mode=False).filter(pk=Subquery(latest))
+    if services is not None:
+        runs = runs.filter(service__in=services)
+    return {(run.service_id, run.environment_id): run for run in runs}
+
+
+def previous_environment(environment: Environment) -> Environment | None:
+    """The environment before `environment` in promotion order (test before qa...)."""
+    return (
+        Environment.objects.filter(order__lt=environment.order).order_by("-order", "-name").first()
+    )
+
+
+def next_environments(environment: Environment) -> list[Environment]:
+    """The environments whose previous environment is `environment`."""
+    return [
+        env
+        for env in Environment.objects.filter(order__gt=environment.order)
+        if previous_environment(env) == environment
+    ]
+
+
+def verification(*, service, environment, version: str) -> Run | None:
+    """The latest verify run that checked `version` on `environment` after a successful
+    deploy of it there, or None: deployed and then verified is what promotion needs."""
+    if not version:
+        return None
+    first_deploy = (
+        Run.objects.filter(_changes(), service=service, environment=environment, version=version)
+        .order_by("finished_at")
+        .values_list("finished_at", flat=True)
+        .first()
+    )
+    if first_deploy is None:
+        return None
+    return (
+        Run.objects.filter(
+            _verifications(),
+            service=service,
+            environment=environment,
+            version=version,
+            started_at__gte=first_deploy,
+        )
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
+def was_deployed(*, service, environment, version: str) -> bool:
+    return Run.objects.filter(
+        _changes(), service=service, environment=environment, version=version
+    ).exists()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A version to promote onto an environment: verified on the one before."""
+
+    version: str
+    source: Environment
+    verified_by: Run
+
+
+def promotion_candidate(
+    *, service, environment, source: Environment | None = None
+) -> Candidate | None:
+    """The newest version verified on the environment before `environment`."""
+    source = source or previous_environment(environment)
+    if source is None:
+        return None
+    verified = (
+        Run.objects.filter(_verifications(), service=service, environment=source)
+        .order_by("-finished_at", "-id")
+        .select_related("environment")
+    )
+    seen = set()
+    for run in verified[:50]:
+        if run.version in seen:
+            continue
+        seen.add(run.version)
+        if verification(service=service, environment=source, version=run.version):
+            return Candidate(run.version, source, run)
+    return None
+
+
+def history(*, service, environment, limit: int = HISTORY_LENGTH) -> list[Run]:
+    """Deploys and rollbacks (not dry runs) on the environment, newest first, any status."""
+    return list(
+        Run.objects.filter(
+            service=service,
+            environment=environment,
+            check_mode=False,
+            action_kind__in=CHANGE_KINDS,
+        )
+        .select_related("rollback_of", "promoted_from")
+        .order_by("-id")[:limit]
+    )
+
+
+def rollback_targets(*, service, environment, current: Run | None) -> list[Run]:
+    """Earlier successful versions on the environment, newest first, one run per version,
+    never the current version: rolling back to it would change nothing."""
+    if current is None:
+        return []
+    targets: dict[str, Run] = {}
+    runs = (
+        Run.objects.filter(_changes(), service=service, environment=environment)
+        .exclude(version=current.version)
+        .order_by("-finished_at", "-id")
+    )
+    for run in runs[:200]:
+        targets.setdefault(run.version, run)
+    return list(targets.values())[:10]
+
+
+def last_dry_run(*, service, environment, action=None) -> Run | None:
+    runs = Run.objects.filter(service=service, environment=environment, check_mode=True)
+    if action is not None:
+        runs = runs.filter(action_slug=action.slug)
+    return runs.order_by("-id").first()
+
+
+@dataclass
+class Cell:
+    """One service on one environment."""
+
+    environment: Environment
+    current: Run | None = None
+    last: Run | None = None
+    previous: Environment | None = None
+    drift: bool = False  # runs a version the environment before never verified
+    verified_here: Run | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def matrix(*, services, environments) -> dict[int, list[Cell]]:
+    """Per service id, one Cell per environment, in promotion order."""
+    services = list(services)
+    current = current_versions(services=services)
+    last = last_runs(services=services)
+    previous = {env.pk: previous_environment(env) for env in environments}
+    rows: dict[int, list[Cell]] = {}
+    for service in services:
+        cells = []
+        for env in environments:
+            run = current.get((service.pk, env.pk))
+            cell = Cell(env, run, last.get((service.pk, env.pk)), previous[env.pk])
+            if run is not None:
+                cell.verified_here = verification(
+                    service=service, environment=env, version=run.version
+                )
+                if cell.previous is not None:
+                    cell.drift = (
+                        verification(
+                            service=service, environment=cell.previous, version=run.version
+                        )
+                        is None
+                    )
+            cells.append(cell)
+        rows[service.pk] = cells
+    return rows
+
+
+@dataclass
+class ServiceRow:
+    """A service on one environment, as its service page shows it to one user."""
+
+    cell: Cell
+    actions: list  # the actions the user may run there
+    history: list[Run]
+    promote: Candidate | None = None  # offered only when it would change something
+    promote_action: object = None
+    rollback_targets: list[Run] = field(default_factory=list)
+    rollback_action: object = None
+    block: object = None  # the lock or freeze in force
+    may_lock: bool = False
+
+    @property
+    def environment(self) -> Environment:
+        return self.cell.environment
+
+
+def service_rows(*, user, service) -> list[ServiceRow]:
+    """One row per environment the user may see: what runs there, who put it there and
+    when, the last run, drift, history, and what the user may do (promote, roll back)."""
+    from apps.accounts.permissions import can_lock, can_run, can_view
+    from apps.environments.selectors import launch_block
+
+    environments = list(Environment.objects.all())
+    cells = matrix(services=[service], environments=environments)[service.pk]
+    actions = list(
+        service.actions.select_related("playbook_version").prefetch_related("environments")
+    )
+    rows = []
+    for cell in cells:
+        env = cell.environment
+        if not can_view(user, service=service, environment=env):
+            continue
+        runnable = [
+            a
+            for a in actions
+            if env in a.environments.all() and can_run(user, action=a, environment=env)
+        ]
+        row = ServiceRow(
+            cell=cell,
+            actions=runnable,
+            history=history(service=service, environment=env),
+            block=launch_block(service=service, environment=env),
+            may_lock=can_lock(user, environment=env, service=service),
+        )
+        deploy = deploy_action(service=service, environment=env)
+        if deploy is not None and deploy in runnable:
+            candidate = promotion_candidate(service=service, environment=env)
+            current = cell.current.version if cell.current else None
+            if candidate is not None and candidate.version != current:
+                row.promote, row.promote_action = candidate, deploy
+            row.rollback_targets = rollback_targets(
+                service=service, environment=env, current=cell.current
+            )
+            row.rollback_action = deploy if row.rollback_targets else None
+        else:
+            rollback = next((a for a in runnable if a.kind == ActionKind.ROLLBACK), None)
+            if rollback is not None and cell.current is not None:
+                row.rollback_targets = rollback_targets(
+                    service=service, environment=env, current=cell.current
+                )[:1]
+                row.rollback_action = rollback if row.rollback_targets else None
+        rows.append(row)
+    return rows
+
+
+def version_parameters(*, service, environment, version: str, action) -> dict:
+    """The parameters to deploy `version` with by `action`: those of the latest successful
+    run of `action` that put it on `environment` (secrets are never kept, so never
+    carried), and the version itself."""
+    source = (
+        Run.objects.filter(
+            _changes(),
+            service=service,
+            environment=environment,
+            action_slug=action.slug,
+            version=version,
+        )
+        .order_by("-finished_at")
+        .first()
+    )
+    secrets = secret_names(action.form)
+    fields = {f["name"] for f in action.form}
+    parameters = {
+        k: v
+        for k, v in (source.parameters if source else {}).items()
+        if k in fields and k not in secrets
+    }
+    parameters[action.version_field] = version
+    return parameters

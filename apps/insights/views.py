@@ -1,0 +1,43 @@
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+
+from apps.accounts.permissions import can_view, environment_filter
+from apps.catalog.selectors import service_list
+from apps.environments.models import Environment
+from apps.environments.selectors import active_locks, freeze_in_force
+from apps.insights.selectors import matrix
+
+
+@login_required
+def what_runs_where(request):
+    """Services x environments: the version on each, the last run, who and when, drift."""
+    environments = list(Environment.objects.filter(environment_filter(request.user)))
+    services = list(service_list(user=request.user))
+    cells = matrix(services=services, environments=environments)
+    rows = [
+        {
+            "service": service,
+            "cells": [
+                cell
+                if can_view(request.user, service=service, environment=cell.environment)
+                else None
+                for cell in cells[service.pk]
+            ],
+        }
+        for service in services
+    ]
+    return render(
+        request,
+        "insights/matrix.html",
+        {
+            "environments": [
+                {
+                    "environment": env,
+                    "locks": list(active_locks(environment=env)),
+                    "freeze": freeze_in_force(env),
+                }
+                for env in environments
+            ],
+            "rows": rows,
+        },
+    )

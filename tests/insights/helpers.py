@@ -1,0 +1,65 @@
+import json
+from datetime import timedelta
+
+from django.test import Client
+from django.utils import timezone
+
+from apps.accounts.services import token_create
+from apps.runs.constants import RunStatus
+from tests.runs.helpers import make_run
+
+START = timezone.now() - timedelta(days=1)
+
+
+class History:
+    """Runs written straight into the database, each a minute after the one before, as
+    if the worker had run them: what the promotion rule and the pages read."""
+
+    def __init__(self, demo):
+        self.demo = demo
+        self.clock = START
+
+    def run(self, action, env: str, version: str = "", *, status=RunStatus.SUCCESSFUL, **fields):
+        self.clock += timedelta(minutes=1)
+        parameters = {action.version_field: version} if action.version_field and version else {}
+        return make_run(
+            action=action,
+            environment=self.demo.envs[env],
+            requested_by=fields.pop("requested_by", self.demo.dev),
+            parameters=parameters,
+            version=version,
+            status=status,
+            created_at=self.clock,
+            started_at=self.clock,
+            finished_at=self.clock + timedelta(seconds=20),
+            **fields,
+        )
+
+    def deploy(self, env, version, **fields):
+        return self.run(self.demo.deploy, env, version, **fields)
+
+    def verify(self, env, version, **fields):
+        return self.run(self.demo.smoke, env, version, **fields)
+
+    def shipped(self, env, version):
+        """Deployed, then verified."""
+        deploy = self.deploy(env, version)
+        self.verify(env, version)
+        return deploy
+
+
+def page(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def api(user) -> Client:
+    _, key = token_create(user=user, name="ci", acting_user=None, via="cli")
+    return Client(headers={"Authorization": f"Token {key}"})
+
+
+def api_launch(client, env, version=None, **extra):
+    data = {"service": "hello-web", "action": "deploy", "environment": env, **extra}
+    data.setdefault("parameters", {"version": version} if version else {})
+    return client.post("/api/v1/runs/", json.dumps(data), content_type="application/json")
