@@ -11,6 +11,11 @@ every run; in-process, so the time measured is the server's), times:
   with 500 events to catch up on;
 - "Show earlier lines" GET /runs/<id>/log/earlier/?before=<line> from the
   first line shown, from the middle and from near the start;
+- a `#L123` link to a line the page does not hold: the window around it,
+  GET /runs/<id>/log/window/?line=<line>, at line 1 and in the middle, and
+  "Show later lines" below a window, GET /runs/<id>/log/later/?after=<line>;
+- search over the whole log, GET /runs/<id>/log/search/?q=..., for a text on one
+  line and for one on a quarter of all lines (its "lines" column: the matches);
 - the log download (streams all lines), for scale.
 
     .venv/bin/python bench/runpage.py [--lines 200000] [--postgres] [--repeat 5] [--fresh]
@@ -210,6 +215,11 @@ def backend_main(args) -> None:
         ),
         ("earlier lines, middle", f"/runs/{run.pk}/log/earlier/?before={run.line_count // 2}"),
         ("earlier lines, near start", f"/runs/{run.pk}/log/earlier/?before=2001"),
+        ("window around line 1 (#L1)", f"/runs/{run.pk}/log/window/?line=1"),
+        ("window around the middle", f"/runs/{run.pk}/log/window/?line={run.line_count // 2}"),
+        ("later lines, from the middle", f"/runs/{run.pk}/log/later/?after={run.line_count // 2}"),
+        ("search, one line matches", f"/runs/{run.pk}/log/search/?q=(item=release-12345)"),
+        ("search, 1 line in 4 matches", f"/runs/{run.pk}/log/search/?q=changed"),
         ("log download (all lines)", f"/runs/{run.pk}/log/download/"),
     ]
     rows = []
@@ -217,6 +227,8 @@ def backend_main(args) -> None:
         result = target if isinstance(target, dict) else timed_get(client, target, args.repeat)
         if label.startswith("log download"):
             result["line_elements"] = result["body"].count(b"\n")
+        elif label.startswith("search"):
+            result["line_elements"] = json.loads(result["body"])["total"]
         result.pop("body")
         rows.append({"label": label, **result})
     Path(args.result).write_text(

@@ -1,17 +1,32 @@
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from apps.accounts.permissions import run_filter, run_view_refusal
-from apps.catalog.constants import ActionKind
-from apps.runs.ansi import ansi_to_html
-from apps.runs.constants import RunStatus
+from apps.runs.ansi import ansi_to_html, strip_ansi
 from apps.runs.models import Run, RunEvent
 
 TAIL_LINES = 1000
 CHUNK_LINES = 2000
+SEARCH_HITS = 10_000
+# The events whose header line opens a collapsible section of the log.
+SECTION_EVENTS = {
+    "playbook_on_play_start": "play",
+    "playbook_on_task_start": "task",
+    "playbook_on_handler_task_start": "task",
+    "playbook_on_stats": "recap",
+}
+TASK_START_EVENTS = ("playbook_on_task_start", "playbook_on_handler_task_start")
+HOST_RESULT_EVENTS = (
+    "runner_on_ok",
+    "runner_on_failed",
+    "runner_on_unreachable",
+    "runner_on_skipped",
+)
 
 
 @dataclass(frozen=True)
@@ -20,10 +35,15 @@ class LogLine:
     html: str
     created: datetime | None
     failed: bool
+    stamp: str = ""  # ISO 8601, in the active time zone, as the download has it
+    clock: str = ""  # its time of day, as the page shows it
+    section: str = ""  # "play", "task" or "recap" on the header line of a section
 
 
 def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
-    """Runs the user may see, newest first, narrowed by service, environment, status, user."""
+    """Runs the user may see, newest first, narrowed by service, environment, status and
+    user (slugs and a username), and by creation time: `since` (included) and `until`
+    (excluded), aware datetimes."""
     runs = (
         Run.objects.select_related("service", "environment")
         .filter(run_filter(user))
@@ -38,6 +58,10 @@ def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
         runs = runs.filter(status=filters["status"])
     if filters.get("user"):
         runs = runs.filter(requested_by_name=filters["user"])
+    if filters.get("since"):
+        runs = runs.filter(created_at__gte=filters["since"])
+    if filters.get("until"):
+        runs = runs.filter(created_at__lt=filters["until"])
     return runs
 
 
@@ -54,22 +78,14 @@ def run_get(*, user, run_id: int) -> Run | None:
     return run
 
 
-def current_versions() -> dict[tuple[int, int], Run]:
-    """The run that put the current version on each (service, environment)."""
-    latest: dict[tuple[int, int], Run] = {}
-    runs = (
-        Run.objects.filter(
-            status=RunStatus.SUCCESSFUL,
-            check_mode=False,
-            action_kind__in=[ActionKind.DEPLOY, ActionKind.ROLLBACK],
-        )
-        .exclude(version="")
-        .order_by("service_id", "environment_id", "-finished_at")
-        .only("id", "service_id", "environment_id", "version", "requested_by_name", "finished_at")
-    )
-    for run in runs:
-        latest.setdefault((run.service_id, run.environment_id), run)
-    return latest
+def _clock(created: datetime | None) -> tuple[str, str]:
+    """An event's time as shown on each of its lines (and in the download): the full ISO
+    timestamp, in the active time zone, and its time of day."""
+    if created is None:
+        return "", ""
+    local = timezone.localtime(created)
+    stamp = local.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return stamp, local.strftime("%H:%M:%S")
 
 
 def _lines(events) -> list[LogLine]:
@@ -77,20 +93,66 @@ def _lines(events) -> list[LogLine]:
     for event in events:
         if not event.stdout:
             continue
+        stamp, clock = _clock(event.created)
+        section = SECTION_EVENTS.get(event.event, "")
         for offset, text in enumerate(event.stdout.splitlines()):
             lines.append(
                 LogLine(
-                    event.start_line + offset + 1, ansi_to_html(text), event.created, event.failed
+                    event.start_line + offset + 1,
+                    ansi_to_html(text),
+                    event.created,
+                    event.failed,
+                    stamp,
+                    clock,
+                    # The section header is the first line with text (Ansible prints a
+                    # blank line before "TASK [...]").
+                    section if section and text.strip() else "",
                 )
             )
+            if text.strip():
+                section = ""
     return lines
+
+
+LINE_FIELDS = ("counter", "event", "stdout", "start_line", "created", "failed")
+
+
+def _events_covering(run: Run, first: int, last: int) -> list[RunEvent]:
+    """The events that printed any of the lines `first`..`last`, in order. Two index
+    range reads on (run, end_line): the events ending inside the range, and the one
+    event that ends after it (it may have started inside)."""
+    inside = list(
+        RunEvent.objects.filter(run=run, end_line__gte=first, end_line__lte=last)
+        .only(*LINE_FIELDS)
+        .order_by("counter")
+    )
+    # In two steps, each one index lookup: filtered on start_line, or ordered on it too,
+    # the database would read on to the log's end.
+    ends = RunEvent.objects.filter(run=run, end_line__gt=last).order_by("end_line")
+    end = ends.values_list("end_line", flat=True).first()
+    after = (
+        RunEvent.objects.filter(run=run, end_line=end, start_line__lt=last)
+        .only(*LINE_FIELDS)
+        .first()
+        if end is not None
+        else None
+    )
+    return [*inside, after] if after else inside
+
+
+def _between(run: Run, first: int, last: int) -> list[LogLine]:
+    if last < first:
+        return []
+    return [
+        line for line in _lines(_events_covering(run, first, last)) if first <= line.number <= last
+    ]
 
 
 def run_log_tail(*, run: Run, lines: int = TAIL_LINES) -> tuple[list[LogLine], int]:
     """The last `lines` lines of the log and the counter of the last event shown."""
     events = list(
         RunEvent.objects.filter(run=run, end_line__gt=max(run.line_count - lines, 0))
-        .only("counter", "stdout", "start_line", "created", "failed")
+        .only(*LINE_FIELDS)
         .order_by("counter")
     )
     return _lines(events), (events[-1].counter if events else 0)
@@ -102,7 +164,7 @@ def run_log_after(*, run: Run, counter: int, limit: int = 2000) -> tuple[list[Lo
     Events without output add no line: the limit counts events, not lines."""
     events = list(
         RunEvent.objects.filter(run=run, counter__gt=counter)
-        .only("counter", "stdout", "start_line", "created", "failed")
+        .only(*LINE_FIELDS)
         .order_by("counter")[:limit]
     )
     return _lines(events), (events[-1].counter if events else counter), len(events) >= limit
@@ -110,11 +172,144 @@ def run_log_after(*, run: Run, counter: int, limit: int = 2000) -> tuple[list[Lo
 
 def run_log_before(*, run: Run, line: int, lines: int = CHUNK_LINES) -> list[LogLine]:
     """The `lines` lines before line number `line`, for "show earlier lines"."""
+    return _between(run, max(line - lines, 1), line - 1)
+
+
+def run_log_later(*, run: Run, line: int, lines: int = CHUNK_LINES) -> list[LogLine]:
+    """The `lines` lines after line number `line`, for "show later lines" below a window."""
+    return _between(run, line + 1, min(line + lines, run.line_count))
+
+
+def run_log_window(*, run: Run, line: int, lines: int = TAIL_LINES) -> list[LogLine]:
+    """About `lines` lines around line number `line` (a `#L123` link, a search match):
+    half before it, half after, kept inside the log."""
+    last = min(max(line + lines // 2, lines), run.line_count)
+    return _between(run, max(last - lines + 1, 1), last)
+
+
+@dataclass(frozen=True)
+class LogSearch:
+    hits: list[tuple[int, int]]  # (line number, matches on it), in order; at most `limit`
+    total: int  # matches in the whole log searched, also beyond `limit`
+    upto: int  # the last line searched: lines after it came later, the page counts them
+
+
+def run_log_search(*, run: Run, query: str, limit: int = SEARCH_HITS) -> LogSearch:
+    """Every match of `query` (case-insensitive, in the text without colours) in the
+    whole log, not only the lines a page holds."""
+    needle = query.lower()
+    # Events are stored with the run's line_count in one transaction: every event
+    # ending up to it is there.
+    upto = Run.objects.filter(pk=run.pk).values_list("line_count", flat=True).first() or 0
+    hits: list[tuple[int, int]] = []
+    total = 0
     events = (
-        RunEvent.objects.filter(
-            run=run, end_line__gt=max(line - 1 - lines, 0), start_line__lt=line - 1
-        )
-        .only("counter", "stdout", "start_line", "created", "failed")
+        RunEvent.objects.filter(run=run, end_line__lte=upto, stdout__icontains=query)
+        .only("stdout", "start_line")
         .order_by("counter")
     )
-    return [entry for entry in _lines(events) if line - lines <= entry.number < line]
+    for event in events.iterator(2000):
+        for offset, text in enumerate(strip_ansi(event.stdout).lower().splitlines()):
+            count = text.count(needle)
+            if count:
+                total += count
+                if len(hits) < limit:
+                    hits.append((event.start_line + offset + 1, count))
+    return LogSearch(hits=hits, total=total, upto=upto)
+
+
+def run_log_text(*, run: Run) -> Iterator[str]:
+    """The whole log as plain text, one line at a time: number, timestamp, text, as the
+    page shows them, without colour codes."""
+    events = RunEvent.objects.filter(run=run).only("stdout", "start_line", "created")
+    for event in events.order_by("counter").iterator(2000):
+        stamp = _clock(event.created)[0]
+        for offset, text in enumerate(event.stdout.splitlines()):
+            yield f"{event.start_line + offset + 1}\t{stamp}\t{strip_ansi(text)}\n"
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    tasks_seen: int
+    tasks_done: int
+    current_task: str
+    hosts_ok: int
+    hosts_failed: int
+    final: bool
+
+
+def run_progress(*, run: Run) -> RunProgress:
+    """How far the run has got: tasks started and finished (a task is finished once the
+    next one started, or the run ended), and hosts without and with failures."""
+    seen = RunEvent.objects.filter(run=run, event__in=TASK_START_EVENTS).count()
+    current = (
+        RunEvent.objects.filter(run=run, event__in=TASK_START_EVENTS)
+        .order_by("-counter")
+        .values_list("task", flat=True)
+        .first()
+    )
+    if run.is_final and run.host_summary:
+        failed = sum(
+            1 for c in run.host_summary.values() if c.get("failed") or c.get("unreachable")
+        )
+        ok = len(run.host_summary) - failed
+    else:
+        hosts = (
+            RunEvent.objects.filter(run=run, event__in=HOST_RESULT_EVENTS)
+            .exclude(host="")
+            .values("host")
+            .annotate(failures=Count("id", filter=Q(failed=True)))
+        )
+        failed = sum(1 for h in hosts if h["failures"])
+        ok = len(hosts) - failed
+    return RunProgress(
+        tasks_seen=seen,
+        tasks_done=seen if run.is_final else max(seen - 1, 0),
+        current_task="" if run.is_final else (current or ""),
+        hosts_ok=ok,
+        hosts_failed=failed,
+        final=run.is_final,
+    )
+
+
+@dataclass(frozen=True)
+class TaskDiff:
+    task: str
+    host: str
+    lines: list[tuple[str, str]]  # (kind: "add", "del", "hunk", "head" or "", text)
+
+
+def _diff_kind(text: str) -> str:
+    if text.startswith(("+++", "---")):
+        return "head"
+    if text.startswith("+"):
+        return "add"
+    if text.startswith("-"):
+        return "del"
+    if text.startswith("@@"):
+        return "hunk"
+    return ""
+
+
+def run_diffs(*, run: Run) -> list[TaskDiff]:
+    """What each task changed, or would change in a dry run (`--check --diff`), per host
+    (a loop's items together): the diffs Ansible printed (its `runner_on_file_diff`
+    events; their data holds the raw before/after, the printed text covers every shape
+    of it: text, dicts of file attributes, prepared diffs)."""
+    events = (
+        RunEvent.objects.filter(run=run, event="runner_on_file_diff")
+        .exclude(stdout="")
+        .only("task", "host", "stdout")
+        .order_by("counter")
+    )
+    diffs = []
+    for event in events:
+        text = [strip_ansi(t) for t in event.stdout.splitlines()]
+        lines = [(_diff_kind(t), t) for t in text if t.strip()]
+        if not lines:
+            continue
+        if diffs and (diffs[-1].task, diffs[-1].host) == (event.task, event.host):
+            diffs[-1].lines.extend(lines)  # the items of a loop: one task
+        else:
+            diffs.append(TaskDiff(task=event.task, host=event.host, lines=lines))
+    return diffs

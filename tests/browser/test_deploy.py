@@ -50,7 +50,7 @@ def test_dev_deploys_hello_web_to_test_and_watches_the_log_live(
     # ...and the live page shows exactly what a reload shows.
     page.reload()
     assert log.locator(".line").all_inner_texts() == live
-    assert Run.objects.get().status == "successful"
+    assert Run.objects.get(action_slug="deploy").status == "successful"
 
     page.get_by_role("link", name="Catalog").click()
     expect(page.locator("#service-hello-web tr[data-environment=test] .version")).to_contain_text(

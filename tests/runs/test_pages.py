@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
+from apps.catalog.constants import ActionKind
 from apps.runs import selectors
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
@@ -87,6 +88,7 @@ def secret_action(demo):
         service=demo.service,
         slug="migrate",
         label="Migrate",
+        kind=ActionKind.OTHER,  # not a deploy: the promotion rule does not apply
         form=[
             {"name": "version", "type": "string", "required": True},
             {"name": "db_password", "type": "secret", "required": True},
@@ -168,10 +170,12 @@ def test_it_shows_a_deploy_button_per_environment(demo):
     assert response.status_code == 200
     html = response.content.decode()
     assert 'id="service-hello-web"' in html
+    assert 'href="/services/hello-web/">History, Promote and Roll back of hello-web' in html
     for env in ("test", "qa", "production"):
         row = _row(html, env)
         assert f'href="{FORM_URL.format(env)}">Deploy</a>' in row
-        assert f'href="/services/hello-web/rollback/{env}/">Rollback</a>' in row
+        # Rolling back lives on the service page, where it says what it will change.
+        assert "/rollback/" not in row
         assert f'href="/services/hello-web/smoke-test/{env}/">Smoke test</a>' in row
         assert "none yet" in row
 
@@ -223,7 +227,7 @@ def test_it_shows_an_auditor_no_buttons(demo):
     assert response.status_code == 200
     html = response.content.decode()
     assert 'id="service-hello-web"' in html
-    assert "/services/hello-web/" not in html
+    assert not re.search(r'href="/services/hello-web/[a-z-]+/[a-z]+/', html)  # no action form
     assert ">Deploy</a>" not in html
 
 

@@ -1,0 +1,263 @@
+"""The quality bar of every main page, in Chromium: axe-core finds no serious or critical
+violation (light and dark), every control has a label, the deploy flow works from the
+keyboard alone with a visible focus, and nothing needs horizontal scrolling on a phone
+or on a wide screen."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from apps.audit.models import AuditEvent, Via
+from apps.runs import services
+from apps.runs.constants import RunStatus
+from apps.runs.models import Run, RunEvent
+from tests.browser.a11y import accessibility_violations, assert_accessible, describe
+from tests.browser.test_deploy import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORDS = {
+    "dev": "pushbutton-dev",
+    "tester": "pushbutton-tester",
+    "auditor": "pushbutton-auditor",
+    "ops": "pushbutton-ops",
+}
+
+# What a deploy of the demo prints, with Ansible's colours (green ok, yellow changed).
+LOG = [
+    "",
+    "PLAY [Deploy hello-web] ********************************************************",
+    "",
+    "TASK [Check the version is a release number] ***********************************",
+    "\x1b[0;32mok: [localhost] => {\x1b[0m",
+    '\x1b[0;32m    "changed": false,\x1b[0m',
+    '\x1b[0;32m    "msg": "All assertions passed"\x1b[0m',
+    "\x1b[0;32m}\x1b[0m",
+    "",
+    "TASK [Create the release directory] ********************************************",
+    "\x1b[0;33mchanged: [localhost]\x1b[0m",
+    "",
+    "TASK [Install the release files] ***********************************************",
+    "\x1b[0;33mchanged: [localhost] => (item=index.html)\x1b[0m",
+    "\x1b[0;33mchanged: [localhost] => (item=VERSION)\x1b[0m",
+    "",
+    "TASK [Look at the release running now] *****************************************",
+    "\x1b[0;32mok: [localhost]\x1b[0m",
+]
+RECAP = [
+    "",
+    "PLAY RECAP *********************************************************************",
+    "\x1b[0;33mlocalhost\x1b[0m                  : \x1b[0;32mok=9   \x1b[0m \x1b[0;33mchanged=5   "
+    "\x1b[0m unreachable=0    failed=0    skipped=0    rescued=0    ignored=0   ",
+]
+
+
+def add_log(run: Run, lines: list[str], *, at=None) -> None:
+    """Store `lines` as the run's output, one event each, as the worker does."""
+    at = at or timezone.now()
+    counter = run.events.count()
+    start = run.line_count
+    events = []
+    for offset, text in enumerate(lines):
+        counter += 1
+        events.append(
+            RunEvent(
+                run=run, counter=counter, event="verbose", stdout=text,
+                start_line=start + offset, end_line=start + offset + 1,
+                created=at + timedelta(milliseconds=10 * offset),
+            )
+        )  # fmt: skip
+    RunEvent.objects.bulk_create(events)
+    Run.objects.filter(pk=run.pk).update(line_count=start + len(lines))
+    run.refresh_from_db()
+
+
+def deploy(demo, *, environment="test", version="1.0.0", user=None, action=None) -> Run:
+    """A deploy (or `action`) launched as the portal does; it waits in the queue for a
+    worker, when there is one."""
+    return services.run_launch(
+        user=user or demo.dev, service=demo.service, action=action or demo.deploy,
+        environment=demo.envs[environment],
+        parameters={"version": version} if action in (None, demo.deploy) else {},
+        from_api=False, via=Via.WEB,
+    )  # fmt: skip
+
+
+def finished_run(demo, **kwargs) -> Run:
+    run = deploy(demo, **kwargs)
+    services.run_start(run_id=run.pk, worker="tests", pid=0)
+    add_log(run, LOG + RECAP)
+    return services.run_finish(
+        run=run, status=RunStatus.SUCCESSFUL, rc=0,
+        host_summary={"localhost": {"ok": 9, "changed": 5}}, version=run.version,
+    )  # fmt: skip
+
+
+def running_run(demo, **kwargs) -> Run:
+    run = deploy(demo, **kwargs)
+    services.run_start(run_id=run.pk, worker="tests", pid=0)
+    add_log(run, LOG)
+    run.refresh_from_db()
+    return run
+
+
+@pytest.fixture
+def world(demo):
+    """The demo with a finished deploy of 1.0.0 on test and one of 1.1.0 running there."""
+    done = finished_run(demo, environment="test", version="1.0.0")
+    going = running_run(demo, environment="test", version="1.1.0")
+    audit_row = AuditEvent.objects.filter(verb="run.requested").order_by("-pk").first()
+    return demo, done, going, audit_row
+
+
+def main_pages(base: str, done: Run, going: Run, audit_row) -> list[tuple[str, str, str]]:
+    """(who, what, url) of each main page; who is None for the sign-in page."""
+    return [
+        (None, "sign-in", "/accounts/login/"),
+        (None, "password reset", "/accounts/password/reset/"),
+        ("dev", "catalog", "/"),
+        ("dev", "run form", "/services/hello-web/deploy/test/"),
+        ("dev", "finished run", f"/runs/{done.pk}/"),
+        ("dev", "running run", f"/runs/{going.pk}/"),
+        ("dev", "runs list", "/runs/"),
+        ("dev", "profile", "/profile/"),
+        ("dev", "MFA setup", "/accounts/2fa/totp/activate/"),
+        ("auditor", "audit list", "/audit/"),
+        ("auditor", "audit detail", f"/audit/{audit_row.pk}/"),
+    ]
+
+
+def visit_main_pages(page, live_server, world):
+    """Open each main page, signing in as whoever may see it; yields (what, url) on each."""
+    _, done, going, audit_row = world
+    signed_in = None
+    for who, what, path in main_pages(live_server.url, done, going, audit_row):
+        if who != signed_in:
+            page.context.clear_cookies()
+            if who:
+                sign_in(page, live_server.url, who, PASSWORDS[who])
+            signed_in = who
+        response = page.goto(f"{live_server.url}{path}")
+        assert response.ok, f"{what}: {response.status}"
+        expect(page.locator("h1").first).to_be_visible()
+        yield what, path
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_serious_violation_on_any_main_page(page, live_server, world, scheme):
+    page.emulate_media(color_scheme=scheme)
+    found = {}
+    for what, _ in visit_main_pages(page, live_server, world):
+        # The page follows the system setting: light text on a dark page, or the reverse.
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        shade = sum(int(c) for c in re.findall(r"\d+", background)[:3]) / 3
+        assert (shade < 80) if scheme == "dark" else (shade > 200), (what, background)
+        if violations := accessibility_violations(page):
+            found[what] = describe(violations)
+    assert not found, "\n".join(f"--- {what} ({scheme})\n{text}" for what, text in found.items())
+
+
+def test_the_accessibility_check_fails_where_axe_finds_a_violation(page):
+    page.set_content(
+        '<!doctype html><html lang="en"><title>Bad</title><main><h1>Bad</h1>'
+        '<input type="text" name="version"></main></html>'
+    )
+    with pytest.raises(AssertionError, match=r"label \(critical\)"):
+        assert_accessible(page)
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter((el) => el.type !== 'hidden' && el.getClientRects().length)
+  .filter((el) => {
+    const named = (el.labels && [...el.labels].some((l) => l.textContent.trim()))
+      || (el.getAttribute('aria-label') || '').trim()
+      || el.getAttribute('aria-labelledby')
+      || (el.tagName === 'BUTTON' && el.textContent.trim());
+    return !named;
+  })
+  .map((el) => el.outerHTML.slice(0, 120))"""
+
+
+def test_every_control_on_the_main_pages_has_a_label(page, live_server, world):
+    unlabelled = {}
+    for what, _ in visit_main_pages(page, live_server, world):
+        if controls := page.evaluate(UNLABELLED):
+            unlabelled[what] = controls
+    assert not unlabelled
+
+
+FOCUS_RING = """(el) => {
+  const style = getComputedStyle(el);
+  return {visible: el.matches(':focus-visible'), outline: style.outlineStyle,
+          width: parseFloat(style.outlineWidth), shadow: style.boxShadow};
+}"""
+
+
+def tab_to(page, predicate: str, *, limit: int = 60) -> dict:
+    """Press Tab until the focused element satisfies `predicate` (JS, given the element)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"(({predicate}))(document.activeElement)"):
+            return page.evaluate(FOCUS_RING, page.evaluate_handle("document.activeElement"))
+    raise AssertionError(f"Tab never reached {predicate}")
+
+
+def assert_focus_visible(ring: dict) -> None:
+    assert ring["visible"], "the focused element does not match :focus-visible"
+    assert (ring["outline"] != "none" and ring["width"] >= 2) or ring["shadow"] != "none", ring
+
+
+def test_a_developer_deploys_with_the_keyboard_alone(page, live_server, demo):
+    page.goto(f"{live_server.url}/accounts/login/")
+    # The sign-in form, typed: the username field has the focus when the page opens.
+    page.keyboard.type("dev")
+    assert_focus_visible(tab_to(page, "(el) => el.name === 'password'"))
+    page.keyboard.type("pushbutton-dev")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Catalog")).to_be_visible()
+
+    deploy_on_test = page.locator("#service-hello-web tr[data-environment=test]").get_by_role(
+        "link", name="Deploy"
+    )
+    href = deploy_on_test.get_attribute("href")
+    ring = tab_to(page, f"(el) => el.getAttribute('href') === {href!r}")
+    assert_focus_visible(ring)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name=re.compile("Deploy"))).to_be_visible()
+
+    assert_focus_visible(
+        tab_to(
+            page, "(el) => el.labels && el.labels[0] && /Version/.test(el.labels[0].textContent)"
+        )
+    )
+    page.keyboard.type("2.0.0")
+    assert_focus_visible(
+        tab_to(page, "(el) => el.type === 'submit' && /^Deploy/.test(el.textContent)")
+    )
+    page.keyboard.press("Enter")
+
+    expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
+    run = Run.objects.get()
+    assert (run.version, run.environment.slug, run.requested_by_name) == ("2.0.0", "test", "dev")
+    expect(page.get_by_role("heading", name=re.compile(f"Run #{run.pk}"))).to_be_visible()
+
+
+NO_SIDEWAYS = "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+
+
+@pytest.mark.parametrize(
+    "viewport",
+    [{"width": 375, "height": 800}, {"width": 1920, "height": 1080}],
+    ids=["phone", "wide"],
+)
+def test_no_main_page_scrolls_sideways(page, live_server, world, viewport):
+    page.set_viewport_size(viewport)
+    too_wide = {}
+    for what, _ in visit_main_pages(page, live_server, world):
+        scroll_width, client_width = page.evaluate(NO_SIDEWAYS)
+        if scroll_width > client_width:
+            too_wide[what] = (scroll_width, client_width)
+    assert not too_wide, f"scrolls sideways at {viewport['width']}px: {too_wide}"
