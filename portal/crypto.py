@@ -55,9 +55,11 @@ def encrypt_text(value: str) -> str:
     return _fernet().encrypt(value.encode()).decode()
 
 
-def decrypt_text(token: str) -> str:
+def decrypt_text(token: str, *, ttl: int | None = None) -> str:
+    """The text, when `token` was made with a current key (and, with `ttl`, within the
+    last `ttl` seconds); DecryptionError otherwise."""
     try:
-        return _fernet().decrypt(token.encode()).decode()
+        return _fernet().decrypt(token.encode(), ttl=ttl).decode()
     except InvalidToken as exc:
         raise DecryptionError(
             "Cannot decrypt: it was encrypted with a key that is no longer in FIELD_ENCRYPTION_KEY."
@@ -68,8 +70,8 @@ def encrypt_json(value) -> str:
     return encrypt_text(json.dumps(value))
 
 
-def decrypt_json(token: str):
-    return json.loads(decrypt_text(token))
+def decrypt_json(token: str, *, ttl: int | None = None):
+    return json.loads(decrypt_text(token, ttl=ttl))
 
 
 def token_rotate(token: str) -> str:

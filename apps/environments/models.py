@@ -103,6 +103,16 @@ class Environment(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self):
+        # Automatic runs cannot confirm anything nor enter a second factor.
+        if self.auto_promote and (self.confirm_runs or self.require_mfa):
+            raise ValidationError(
+                {
+                    "auto_promote": "An environment whose runs need a confirmation or two-factor "
+                    "authentication cannot be promoted to automatically."
+                }
+            )
+
 
 class CredentialKind(models.TextChoices):
     SSH_KEY = "ssh_key", "SSH private key"

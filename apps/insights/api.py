@@ -105,7 +105,11 @@ def environment_list(request):
                 "require_verified": env.require_verified,
                 "auto_promote": env.auto_promote,
                 "confirm_runs": env.confirm_runs,
-                "locks": list(active_locks(environment=env).select_related("service")),
+                "locks": [
+                    lock
+                    for lock in active_locks(environment=env).select_related("service")
+                    if lock.service is None or can_view(user, service=lock.service, environment=env)
+                ],
                 "freeze": freeze_in_force(env),
                 "services": [
                     _deployment(service, cells[service.pk][index])

@@ -163,18 +163,33 @@ def history(*, service, environment, limit: int = HISTORY_LENGTH) -> list[Run]:
 
 
 def rollback_targets(*, service, environment, current: Run | None) -> list[Run]:
-    """Earlier successful versions on the environment, newest first, one run per version,
-    never the current version: rolling back to it would change nothing."""
+    """Earlier successful versions on the environment, newest first, one run per version:
+    never the current version (rolling back to it would change nothing), nor one that
+    was itself rolled back (that would roll forward again)."""
     if current is None:
         return []
+    rolled_back = set(
+        Run.objects.filter(
+            service=service,
+            environment=environment,
+            rollback_of__isnull=False,
+            status=RunStatus.SUCCESSFUL,
+        ).values_list("rollback_of_id", flat=True)
+    )
+    seen: set[str] = set()
     targets: dict[str, Run] = {}
     runs = (
         Run.objects.filter(_changes(), service=service, environment=environment)
+        .filter(finished_at__lte=current.finished_at)
+        .exclude(pk=current.pk)
         .exclude(version=current.version)
         .order_by("-finished_at", "-id")
     )
     for run in runs[:200]:
-        targets.setdefault(run.version, run)
+        # The latest stay of each version decides: one that was rolled back is not offered.
+        if run.version not in seen and run.pk not in rolled_back:
+            targets[run.version] = run
+        seen.add(run.version)
     return list(targets.values())[:10]
 
 
@@ -211,9 +226,10 @@ def matrix(*, services, environments) -> dict[int, list[Cell]]:
             run = current.get((service.pk, env.pk))
             cell = Cell(env, run, last.get((service.pk, env.pk)), previous[env.pk])
             if run is not None:
-                cell.verified_here = verification(
-                    service=service, environment=env, version=run.version
-                )
+                verified = verification(service=service, environment=env, version=run.version)
+                # Only a verification of what runs now: not of an earlier stay of the version.
+                if verified is not None and verified.started_at >= run.finished_at:
+                    cell.verified_here = verified
                 if cell.previous is not None:
                     cell.drift = (
                         verification(

@@ -33,7 +33,12 @@ def what_runs_where(request):
             "environments": [
                 {
                     "environment": env,
-                    "locks": list(active_locks(environment=env)),
+                    "locks": [
+                        lock
+                        for lock in active_locks(environment=env).select_related("service")
+                        if lock.service is None
+                        or can_view(request.user, service=lock.service, environment=env)
+                    ],
                     "freeze": freeze_in_force(env),
                 }
                 for env in environments

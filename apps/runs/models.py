@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -5,6 +7,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.runs.constants import ACTIVE_STATUSES, FINAL_STATUSES, RunStatus
+
+FOLLOW_UP_WAIT = timedelta(minutes=15)
 
 
 class Run(models.Model):
@@ -80,6 +84,17 @@ class Run(models.Model):
     follow_up_error = models.TextField(
         blank=True, help_text="Why an automatic follow-up of this run was not launched."
     )
+    follow_up_done = models.BooleanField(
+        default=False, help_text="What it starts by itself once it ended has been launched."
+    )
+    api_token = models.ForeignKey(
+        "accounts.ApiToken",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The API token it was launched with: its limits hold for its follow-ups too.",
+    )
 
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="runs"
@@ -137,7 +152,12 @@ class Run(models.Model):
         if self.status != RunStatus.SUCCESSFUL:
             return False
         children = list(self.triggered.all())
-        return not children or any(not child.is_final for child in children)
+        if not children:
+            # A reaper launches forgotten follow-ups within minutes; the page stops asking
+            # after a quarter of an hour.
+            recent = self.finished_at and timezone.now() - self.finished_at < FOLLOW_UP_WAIT
+            return not self.follow_up_done and bool(recent)
+        return any(not child.is_final for child in children)
 
     @property
     def is_automatic(self) -> bool:

@@ -160,6 +160,7 @@ class LaunchPlan:
     credentials: list[dict]
     emergency: bool
     current: Run | None  # what runs on the environment now (deploys and rollbacks)
+    emergency_reason: str = ""
 
 
 def run_plan(
@@ -233,13 +234,31 @@ def run_plan(
             )
         )
     current = insights.current_version(service=service, environment=environment)
-    if action.kind == ActionKind.VERIFY and not run_version and current is not None:
-        # A verification checks what runs there now.
-        run_version = current.version
+    if action.kind == ActionKind.VERIFY and not check:
+        # A verification checks what runs there now, whatever it is asked.
+        running = current.version if current else ""
+        if run_version and run_version != running:
+            refuse(
+                ParameterError(
+                    {
+                        action.version_field: [
+                            f"{environment} runs {running or 'no version'}: a verification "
+                            "checks what runs there."
+                        ]
+                    }
+                )
+            )
+        run_version = running
     if problem := _rollback_problem(
-        rollback_of, service=service, environment=environment, reason=reason
+        rollback_of, service=service, environment=environment, reason=reason, current=current
     ):
         refuse(problem)
+    if action.kind == ActionKind.ROLLBACK and rollback_of is not None and not run_version:
+        # What a rollback action will put back, until its playbook reports it.
+        targets = insights.rollback_targets(
+            service=service, environment=environment, current=current
+        )
+        run_version = targets[0].version if targets else ""
     if (
         auto_verify
         and not check
@@ -253,14 +272,27 @@ def run_plan(
             )
         )
     emergency = False
-    if not check and (block := launch_block(service=service, environment=environment)):
+    block = launch_block(service=service, environment=environment)
+    if block and check and block.overridable:
+        block = None  # a dry run changes nothing: a freeze lets it through, a lock does not
+    if block:
         emergency_reason = emergency_reason.strip()
-        if not (block.overridable and emergency_reason):
+        if (
+            block.overridable
+            and triggered_by is not None
+            and triggered_by.emergency
+            and action.kind == ActionKind.VERIFY
+        ):
+            # The verification of an emergency run may follow it through the freeze.
+            emergency_reason = emergency_reason or (
+                f"Verification of emergency run #{triggered_by.pk}: {triggered_by.emergency_reason}"
+            )
+        elif not (block.overridable and emergency_reason):
             hint = ""
             if block.overridable and can_override_freeze(user, environment=environment):
                 hint = " An emergency override, with its reason, can pass it."
             refuse(LaunchRefused(block.reason + hint, status=409))
-        if triggered_by is not None or not can_override_freeze(user, environment=environment):
+        elif triggered_by is not None or not can_override_freeze(user, environment=environment):
             refuse(
                 LaunchRefused(
                     f"{block.reason} Only those with the emergency right on {environment} may "
@@ -298,12 +330,22 @@ def run_plan(
         refuse(_locked(holder))
     if why := queue_unreachable_reason():
         refuse(LaunchRefused(why, status=503))
-    return LaunchPlan(clean, masked, secrets, run_version, credentials, emergency, current)
+    return LaunchPlan(
+        clean,
+        masked,
+        secrets,
+        run_version,
+        credentials,
+        emergency,
+        current,
+        emergency_reason if emergency else "",
+    )
 
 
 def _rollback_problem(
-    target: Run | None, *, service: Service, environment: Environment, reason: str
+    target: Run | None, *, service: Service, environment: Environment, reason: str, current
 ) -> LaunchRefused | None:
+    """A rollback undoes what runs there now: `target` must be the run that put it there."""
     if target is None:
         return None
     if target.service_id != service.pk or target.environment_id != environment.pk:
@@ -318,6 +360,14 @@ def _rollback_problem(
             f"Run #{target.pk} changed nothing (it is a dry run or did not succeed): there is "
             "nothing to roll back.",
             status=400,
+            field="rollback_of",
+        )
+    if current is None or target.pk != current.pk:
+        return LaunchRefused(
+            f"Run #{target.pk} is not what runs on {environment} now"
+            + (f" (run #{current.pk} is)" if current else "")
+            + ": only the current version can be rolled back.",
+            status=409,
             field="rollback_of",
         )
     if not reason.strip():
@@ -447,9 +497,10 @@ def run_launch(
                 promoted_from=promoted_from,
                 reason=reason.strip() if rollback_of else "",
                 emergency=plan.emergency,
-                emergency_reason=emergency_reason.strip() if plan.emergency else "",
+                emergency_reason=plan.emergency_reason,
                 auto_verify=auto_verify and not check,
                 triggered_by=triggered_by,
+                api_token=getattr(user, "api_token", None),
                 requested_by=user,
                 requested_by_name=user.get_username(),
                 credentials=[
@@ -551,9 +602,9 @@ def run_start(*, run_id: int, worker: str, pid: int) -> Run | None:
     if queued is None:
         return None
     if (
-        not queued.check_mode
-        and (block := launch_block(service=queued.service, environment=queued.environment))
-        and not (block.overridable and queued.emergency)
+        (block := launch_block(service=queued.service, environment=queued.environment))
+        # An emergency run passes a freeze, and so does a dry run; nothing passes a lock.
+        and not (block.overridable and (queued.emergency or queued.check_mode))
     ):
         run_finish(run=queued, status=RunStatus.FAILED, error=f"Not started: {block.reason}")
         return None
@@ -647,21 +698,63 @@ def run_finish(
             details={"status": status, "rc": rc, "host_summary": run.host_summary, "error": error},
         )
         if status == RunStatus.SUCCESSFUL and not run.check_mode:
-            transaction.on_commit(lambda: run_follow_up(run=run))
+            transaction.on_commit(lambda: run_follow_up_enqueue(run=run))
     return run
+
+
+def run_follow_up_enqueue(*, run: Run) -> None:
+    """Hand what a successful run starts by itself to a task of its own (acks_late, so a
+    worker dying meanwhile does not lose it; the reaper catches what is still left)."""
+    from apps.runs.tasks import run_follow_ups
+
+    if not _wants_follow_up(run):
+        return
+    try:
+        run_follow_ups.apply_async(args=[run.pk], queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+    except QUEUE_ERRORS as exc:
+        log.warning("Follow-ups of run %s not queued (%s); launching them here.", run.pk, exc)
+        run_follow_up(run=run)
+
+
+def _wants_follow_up(run: Run) -> bool:
+    return not run.check_mode and (
+        run.auto_verify or (run.action_kind == ActionKind.VERIFY and bool(run.version))
+    )
 
 
 def run_follow_up(*, run: Run) -> list[Run]:
     """What the system launches by itself when `run` succeeded, on behalf of whoever
-    asked for it: the service's verify action after a deploy that asked for it, and
-    the deploy of a verified version onto each next environment set to promote
-    automatically. A follow-up that is refused is noted on `run` (and, as every
-    refusal, in the audit log); it never raises."""
+    asked for it (within the limits of the API token it came with): the service's
+    verify action after a deploy that asked for it, and the deploy of a verified
+    version onto each next environment set to promote automatically. Done once: the
+    run is marked in the same transaction as the runs it starts. A follow-up that is
+    refused is noted on `run` (and, as every refusal, in the audit log); it never
+    raises."""
+    with transaction.atomic():
+        marked = Run.objects.filter(
+            pk=run.pk, status=RunStatus.SUCCESSFUL, follow_up_done=False
+        ).update(follow_up_done=True)
+        if not marked:
+            return []
+        run = Run.objects.select_related(
+            "service", "environment", "requested_by", "api_token", "triggered_by"
+        ).get(pk=run.pk)
+        launched, errors = _follow_ups(run)
+        if errors:
+            Run.objects.filter(pk=run.pk).update(follow_up_error="\n".join(errors))
+    return launched
+
+
+def _follow_ups(run: Run) -> tuple[list[Run], list[str]]:
     launched: list[Run] = []
     errors: list[str] = []
     user = run.requested_by
     if user is None or not user.is_active:
-        return launched
+        return launched, [f"{run.requested_by_name} cannot act any more: nothing was started."]
+    if run.api_token_id is not None:
+        if run.api_token is None or not run.api_token.is_active:
+            return launched, ["The API token it was launched with is revoked or expired."]
+        user.api_token = run.api_token  # its limits hold for what follows
     service, environment = run.service, run.environment
     follow_ups = []
     if run.auto_verify and (action := verify_action(service=service, environment=environment)):
@@ -669,6 +762,10 @@ def run_follow_up(*, run: Run) -> list[Run]:
     if run.action_kind == ActionKind.VERIFY and run.version:
         for target in insights.next_environments(environment):
             if not target.auto_promote:
+                continue
+            if why_not := _promotion_skip(run, target=target):
+                if why_not is not SKIP_QUIETLY:
+                    errors.append(why_not)
                 continue
             action = deploy_action(service=service, environment=target)
             if action is None:
@@ -703,9 +800,37 @@ def run_follow_up(*, run: Run) -> list[Run]:
         except Exception:
             log.exception("The follow-up %s of run %s failed", action.slug, run.pk)
             errors.append(f"{action.label} on {target}: internal error, see the worker's log.")
-    if errors:
-        Run.objects.filter(pk=run.pk).update(follow_up_error="\n".join(errors))
-    return launched
+    return launched, errors
+
+
+SKIP_QUIETLY = "nothing to do"
+
+
+def _promotion_skip(verification: Run, *, target: Environment) -> str | None:
+    """Why a verified version is not promoted onto `target` by itself: it runs there
+    already (quietly), it came back by a rollback, or it ran there before and was
+    replaced (promoting it would be a downgrade). Those are for a person to decide."""
+    service, version = verification.service, verification.version
+    if target.confirm_runs or target.require_mfa:
+        return (
+            f"Not promoted to {target}: its runs need a confirmation or a second factor, "
+            "which no automatic run has."
+        )
+    current = insights.current_version(service=service, environment=target)
+    if current is not None and current.version == version:
+        return SKIP_QUIETLY
+    source_current = insights.current_version(service=service, environment=verification.environment)
+    if source_current is not None and source_current.rollback_of_id is not None:
+        return (
+            f"Not promoted to {target}: {version} is on {verification.environment} by a "
+            "rollback. Promote it by hand if it is meant."
+        )
+    if insights.was_deployed(service=service, environment=target, version=version):
+        return (
+            f"Not promoted to {target}: {version} ran there before and was replaced. "
+            "Promote it by hand if it is meant."
+        )
+    return None
 
 
 def run_cancel(*, run: Run, user, via: str, request=None) -> Run:
@@ -809,6 +934,20 @@ def runs_fail_unstarted(*, waited_for: float) -> list[Run]:
             )
             failed.append(run_finish(run=run, status=RunStatus.FAILED, error=error))
     return failed
+
+
+def runs_follow_ups_missed(*, waited_for: float) -> list[Run]:
+    """Successful runs of the last day whose follow-ups were never launched, `waited_for`
+    seconds or more after they ended (the task was lost with its worker)."""
+    now = timezone.now()
+    candidates = Run.objects.filter(
+        status=RunStatus.SUCCESSFUL,
+        check_mode=False,
+        follow_up_done=False,
+        finished_at__lt=now - timedelta(seconds=waited_for),
+        finished_at__gte=now - timedelta(days=1),
+    ).filter(Q(auto_verify=True) | (Q(action_kind=ActionKind.VERIFY) & ~Q(version="")))
+    return list(candidates)
 
 
 def run_on_this_host(run: Run) -> bool:

@@ -110,6 +110,14 @@ def run_execute(self, run_id: int) -> None:
     )
 
 
+@shared_task(acks_late=True, ignore_result=True)
+def run_follow_ups(run_id: int) -> None:
+    """Launch what a successful run starts by itself (verification, promotion); once."""
+    run = Run.objects.filter(pk=run_id).first()
+    if run is not None:
+        services.run_follow_up(run=run)
+
+
 def run_should_stop(run_id: int) -> bool:
     """Whether the runner must stop: a cancel was asked, or the run is not running any
     more (a reaper ended it as lost; its lock may already be someone else's)."""
@@ -151,6 +159,9 @@ def runs_reap() -> int:
         log.warning(
             "Ended run(s) %s: no worker took them.", ", ".join(f"#{run.pk}" for run in unstarted)
         )
+    for run in services.runs_follow_ups_missed(waited_for=max(60, settings.RUN_REAP_SECONDS)):
+        log.warning("Launching the follow-ups of run %s, which were never launched.", run.pk)
+        services.run_follow_up(run=run)
     lost = services.runs_mark_lost(silent_for=settings.RUN_LOST_AFTER_SECONDS)
     if lost:
         log.warning("Marked run(s) %s as lost.", ", ".join(f"#{run.pk}" for run in lost))

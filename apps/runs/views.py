@@ -68,16 +68,37 @@ def _launch_options(request, *, action, environment) -> dict:
     }
 
 
-def _posted_parameters(request, *, action):
-    """The POST, with the secret values a confirmation page carried sealed (encrypted with
-    the portal's key, never shown) put back."""
+SEALED_FOR_SECONDS = 900
+
+
+def _seal(secrets: dict, *, request, action, environment) -> str:
+    """Secret values a confirmation page carries back: encrypted with the portal's key,
+    bound to this user, action and environment, and good for a quarter of an hour."""
+    return encrypt_json(
+        {"user": request.user.pk, "action": action.pk, "env": environment.pk, "values": secrets}
+    )
+
+
+def _unseal(sealed: str, *, request, action, environment) -> dict:
+    try:
+        content = decrypt_json(sealed, ttl=SEALED_FOR_SECONDS)
+    except (DecryptionError, ValueError):
+        return {}  # expired or forged: the form asks for the secrets again
+    if not isinstance(content, dict) or (
+        content.get("user"),
+        content.get("action"),
+        content.get("env"),
+    ) != (request.user.pk, action.pk, environment.pk):
+        return {}
+    return content.get("values") or {}
+
+
+def _posted_parameters(request, *, action, environment):
+    """The POST, with the secret values a confirmation page carried sealed put back."""
     data = request.POST.copy()
     sealed = data.get(SEALED, "")
     if sealed:
-        try:
-            secrets = decrypt_json(sealed)
-        except DecryptionError:
-            secrets = {}
+        secrets = _unseal(sealed, request=request, action=action, environment=environment)
         for name in secret_names(action.form):
             if name in secrets and not data.get(name):
                 data[name] = secrets[name]
@@ -150,7 +171,7 @@ def run_form(request, service_slug, action_slug, environment_slug):
     context = _form_context(request, action=action, environment=environment)
     refused = None  # a 409 (the lock, a freeze, the promotion rule) or a 503 (the broker)
     if posted:
-        parameters = _posted_parameters(request, action=action)
+        parameters = _posted_parameters(request, action=action, environment=environment)
         form = form_class(data=parameters)
         confirming = environment.confirm_runs and not check and not request.POST.get(CONFIRMED)
         try:
@@ -193,7 +214,11 @@ def run_form(request, service_slug, action_slug, environment_slug):
                         and k not in ("csrfmiddlewaretoken", SEALED, CONFIRMED)
                         for v in parameters.getlist(k)
                     ],
-                    "sealed": encrypt_json(plan.secrets) if plan.secrets else "",
+                    "sealed": _seal(
+                        plan.secrets, request=request, action=action, environment=environment
+                    )
+                    if plan.secrets
+                    else "",
                     "parameters": plan.masked,
                     "secret_fields": secret_names(action.form),
                 },
@@ -241,6 +266,27 @@ def _service_row(request, service_slug, environment_slug):
     raise Http404("No such environment, or you may not see the service there.")
 
 
+_CHANGED = services.LaunchRefused(
+    "What runs there, or what is offered, changed since this page was opened: nothing was "
+    "launched. Check the page again.",
+    status=409,
+)
+
+
+def _seen(version: str, current: Run | None) -> str:
+    """What a confirmation page showed (the version offered, the run it replaces), posted
+    back so a change in between is caught rather than launched unseen."""
+    return f"{version}:{current.pk if current else ''}"
+
+
+def _reauthenticate(request, environment):
+    """On an environment that requires it, ask for the authenticator's code first (the
+    POST is replayed afterwards); None when no confirmation is needed."""
+    if reauthentication_reason(request.user, environment=environment, request=request):
+        return suspend_request(request, reverse("mfa_reauthenticate"))
+    return None
+
+
 def _refused_status(exc) -> int:
     return exc.status if exc.status in (409, 503) else 400
 
@@ -270,9 +316,13 @@ def promote(request, service_slug, environment_slug):
         "candidate": candidate,
         "source": insights.previous_environment(environment),
     }
+    current = row.cell.current
+    if candidate is not None and current is not None and candidate.version == current.version:
+        candidate = context["candidate"] = None  # it runs there already
     if candidate is None:
         return render(request, "runs/promote.html", context)
     context.update(_form_context(request, action=action, environment=environment))
+    context["seen"] = _seen(candidate.version, current)
     parameters = insights.version_parameters(
         service=service, environment=candidate.source, version=candidate.version, action=action
     )
@@ -282,7 +332,11 @@ def promote(request, service_slug, environment_slug):
         + "?"
         + urlencode({**parameters, PROMOTED_FROM: candidate.source.slug}, doseq=True)
     )
-    if request.method == "POST":
+    if request.method == "POST" and (response := _reauthenticate(request, environment)):
+        return response
+    if request.method == "POST" and request.POST.get("seen") != context["seen"]:
+        context["refused"] = _CHANGED
+    elif request.method == "POST":
         try:
             run = services.run_launch(
                 user=request.user,
@@ -310,6 +364,7 @@ def promote(request, service_slug, environment_slug):
             context["refused"] = exc
         else:
             return redirect(run)
+    if request.method == "POST":
         context["verify"] = request.POST.get(VERIFY) == "1"
         context["emergency_reason"] = request.POST.get(EMERGENCY_REASON, "")
         return render(
@@ -349,6 +404,12 @@ def rollback(request, service_slug, environment_slug):
     targets = {str(run.pk): run for run in row.rollback_targets}
     chosen = targets.get(request.POST.get("to", ""), row.rollback_targets[0])
     context["chosen"] = chosen
+    context["seen"] = _seen("", current)
+    if request.method == "POST" and (response := _reauthenticate(request, environment)):
+        return response
+    if request.method == "POST" and request.POST.get("seen") != context["seen"]:
+        context["refused"] = _CHANGED
+        return render(request, "runs/rollback.html", context, status=409)
     if request.method == "POST":
         errors = {}
         if request.POST.get("to", "") not in targets:

@@ -143,7 +143,10 @@ def test_the_run_box_opens_a_run_or_says_why_not(page, live_server, demo):
 
 @pytest.mark.browser
 def test_cancel_asks_in_a_dialog_first(page, live_server, demo):
-    run = deploy(demo, environment="test", version="1.2.3")  # queued: no worker takes it
+    test = demo.envs["test"]
+    test.queue = "no-worker-consumes-this"  # so it stays queued, whatever workers run
+    test.save()
+    run = deploy(demo, environment="test", version="1.2.3")
 
     sign_in(page, live_server.url, "dev", "pushbutton-dev")
     page.goto(f"{live_server.url}/runs/{run.pk}/")

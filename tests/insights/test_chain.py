@@ -33,6 +33,14 @@ def _follow_up(run: Run, action_slug: str) -> Run:
     return wait_final(child)
 
 
+def _follow_ups_done(run: Run) -> None:
+    def done():
+        run.refresh_from_db()
+        return run.follow_up_done
+
+    wait_for(done, timeout=60, message=f"the follow-ups of run {run.pk} never ran")
+
+
 def _deploy(demo, env, version, **kwargs) -> Run:
     run = wait_final(launch(demo.dev, demo.deploy, demo.envs[env], {"version": version}, **kwargs))
     assert run.status == RunStatus.SUCCESSFUL, run.error
@@ -63,7 +71,8 @@ def test_a_deploy_that_asks_for_it_is_verified_by_itself(demo, celery_worker):
 
 def test_without_auto_promotion_a_verified_version_stays_where_it_is(demo, celery_worker):
     deploy = _deploy(demo, "test", "1.0.0", auto_verify=True)
-    _follow_up(deploy, "smoke-test")
+    smoke = _follow_up(deploy, "smoke-test")
+    _follow_ups_done(smoke)  # what it started, it started in the same transaction
 
     assert not Run.objects.filter(environment=demo.envs["qa"]).exists()
     assert _served(demo, "qa") == ""
@@ -89,7 +98,9 @@ def test_auto_promotion_deploys_a_verified_version_to_qa_on_behalf_of_the_user(d
     assert record.details["on_behalf_of"] == "dev"
     assert record.details["promoted_from"] == "test"
     # Verified on QA by itself in turn; production does not promote automatically.
-    assert _follow_up(promoted, "smoke-test").status == RunStatus.SUCCESSFUL
+    qa_smoke = _follow_up(promoted, "smoke-test")
+    assert qa_smoke.status == RunStatus.SUCCESSFUL
+    _follow_ups_done(qa_smoke)
     assert not Run.objects.filter(environment=demo.envs["production"]).exists()
 
 
@@ -141,7 +152,7 @@ def test_roll_back_from_the_page_restores_the_previous_release_on_disk(demo, cel
 
     response = page(demo.dev).post(
         "/services/hello-web/environments/test/rollback/",
-        {"to": first.pk, "reason": "1.1.0 is slow"},
+        {"to": first.pk, "reason": "1.1.0 is slow", "seen": f":{second.pk}"},
     )
 
     assert response.status_code == 302, response.content.decode()[-3000:]

@@ -99,9 +99,11 @@ def test_who_may_only_look_sees_no_buttons(demo, history):
     buttons = re.search(r'<div class="buttons">(.*?)</div>', production, re.S).group(1)
     assert "<a" not in buttons
     assert "Roll back" not in production
-    assert page(demo.tester).get(
-        "/services/hello-web/environments/production/rollback/"
-    ).status_code in (403, 404)
+    refused = page(demo.tester).get("/services/hello-web/environments/production/rollback/")
+    assert refused.status_code == 403
+    assert "No grant of your teams lets you run hello-web on Production" in (
+        refused.content.decode()
+    )
 
 
 def test_the_history_labels_rollbacks_as_rollbacks(demo, history):
@@ -136,7 +138,8 @@ def test_promote_launches_the_verified_version_marked_as_a_promotion(demo, histo
     history.shipped("test", "1.1.0")
 
     response = page(demo.dev).post(
-        "/services/hello-web/environments/qa/promote/", {"pushbutton_verify": "1"}
+        "/services/hello-web/environments/qa/promote/",
+        {"pushbutton_verify": "1", "seen": "1.1.0:"},  # 1.1.0 offered; nothing on QA yet
     )
 
     run = Run.objects.get(environment=demo.envs["qa"])
@@ -179,7 +182,7 @@ def test_the_confirmation_refuses_what_the_launch_would_refuse(demo, history):
 
 def test_roll_back_asks_for_a_reason_and_says_what_will_change(demo, history):
     first = history.deploy("test", "1.0.0")
-    history.deploy("test", "1.1.0")
+    second = history.deploy("test", "1.1.0")
     url = "/services/hello-web/environments/test/rollback/"
 
     html = page(demo.dev).get(url).content.decode()
@@ -187,7 +190,7 @@ def test_roll_back_asks_for_a_reason_and_says_what_will_change(demo, history):
     assert f'value="{first.pk}" checked' in html
     assert "goes from <strong>1.1.0</strong> back to" in html
 
-    missing = page(demo.dev).post(url, {"to": first.pk, "reason": "  "})
+    missing = page(demo.dev).post(url, {"to": first.pk, "reason": "  ", "seen": f":{second.pk}"})
     assert missing.status_code == 400
     assert "Say why you roll back" in missing.content.decode()
     assert not Run.objects.filter(rollback_of__isnull=False).exists()
@@ -229,3 +232,57 @@ def test_what_runs_where_after_a_sequence_of_runs(demo, history):
         ("production", "1.0.1"),
     ]
     assert api(demo.dev).get("/api/v1/services/nope/environments/").status_code == 404
+
+
+def test_locks_of_services_one_may_not_see_are_not_shown(demo):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.audit.models import Via
+    from apps.environments.services import lock_create
+    from tests.factories import ServiceFactory
+
+    billing = ServiceFactory(slug="billing", name="billing")
+    lock_create(
+        user=demo.ops, environment=demo.envs["test"], service=billing,
+        reason="billing ledger migration", expires_at=timezone.now() + timedelta(hours=1),
+        via=Via.WEB,
+    )  # fmt: skip
+
+    assert "billing ledger migration" in page(demo.dev).get("/what-runs-where/").content.decode()
+    for body in (
+        page(demo.tester).get("/what-runs-where/").content.decode(),
+        api(demo.tester).get("/api/v1/environments/").content.decode(),
+    ):
+        assert "billing" not in body
+
+
+def test_the_confirmation_carries_secrets_sealed_for_this_user_only(demo):
+    from apps.catalog.constants import ActionKind
+    from apps.runs.services import run_secret_values
+    from tests.factories import ActionFactory
+
+    secret = "s3cr3t-never-in-html"
+    ActionFactory(
+        service=demo.service, slug="migrate", label="Migrate", kind=ActionKind.OTHER,
+        form=[{"name": "db_password", "type": "secret", "required": True}],
+        environments=[demo.envs["production"]],
+    )  # fmt: skip
+    url = "/services/hello-web/migrate/production/"
+
+    shown = page(demo.dev).post(url, {"db_password": secret}).content.decode()
+
+    assert "Confirm: Migrate hello-web on Production" in shown
+    assert secret not in shown
+    sealed = re.search(r'name="pushbutton_sealed" value="([^"]+)"', shown).group(1)
+    confirm = {"pushbutton_sealed": sealed, "pushbutton_confirmed": "1"}
+
+    # Replayed by someone else, the sealed value opens nothing: the secret is asked again.
+    other = page(demo.ops).post(url, confirm)
+    assert other.status_code == 200
+    assert not Run.objects.exists()
+
+    page(demo.dev).post(url, confirm)
+    run = Run.objects.get()
+    assert run_secret_values(run=run) == {"db_password": secret}
