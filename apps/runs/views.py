@@ -111,7 +111,7 @@ def _form_context(request, *, action, environment) -> dict:
     block = launch_block(service=action.service, environment=environment)
     return {
         "current": insights.current_version(service=action.service, environment=environment),
-        "block": block,
+        "env_block": block,
         "may_override": bool(block and block.overridable)
         and can_override_freeze(request.user, environment=environment),
         "offers_verify": action.kind == ActionKind.DEPLOY
@@ -318,7 +318,8 @@ def promote(request, service_slug, environment_slug):
     }
     current = row.cell.current
     if candidate is not None and current is not None and candidate.version == current.version:
-        candidate = context["candidate"] = None  # it runs there already
+        candidate = context["candidate"] = None
+        context["already"] = current  # it runs there already
     if candidate is None:
         return render(request, "runs/promote.html", context)
     context.update(_form_context(request, action=action, environment=environment))
@@ -550,8 +551,7 @@ def run_detail(request, run_id):
             "progress": selectors.run_progress(run=run),
             "diffs": selectors.run_diffs(run=run) if run.check_mode else [],
             "can_cancel": can_cancel_run(request.user, run) and not run.is_final,
-            "can_rerun": run.action is not None
-            and can_run(request.user, action=run.action, environment=run.environment),
+            "can_rerun": _can_rerun(request.user, run),
             "secret_fields": secret_names(run.form),
         },
     )
@@ -562,6 +562,10 @@ def _line_number(request, name: str) -> int | None:
     value = request.GET.get(name, "")
     # isascii: "²" is a digit to isdigit() but not to int().
     return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
+
+
+def _can_rerun(user, run) -> bool:
+    return run.action is not None and can_run(user, action=run.action, environment=run.environment)
 
 
 @login_required
@@ -584,6 +588,9 @@ def run_log(request, run_id):
             if last_counter > after or run.is_final
             else None,
             "diffs": selectors.run_diffs(run=run) if ended and run.check_mode else [],
+            # Once it ended, its facts and buttons are sent again (finished at, no Cancel).
+            "ended": ended,
+            "can_rerun": ended and _can_rerun(request.user, run),
         },
     )
 

@@ -41,6 +41,10 @@ def test_dev_deploys_hello_web_to_test_and_watches_the_log_live(
     status = page.locator("#run-status [data-status]")
     expect(status).to_have_attribute("data-status", "successful", timeout=90_000)
     expect(log).to_contain_text("PLAY RECAP")
+    # The page's facts and buttons follow the end too: no Cancel left, and when it finished.
+    expect(page.locator("#run-actions").get_by_role("button", name="Cancel")).to_have_count(0)
+    expect(page.locator("#run-facts")).to_contain_text(re.compile(r"Finished\s*(just now|\d)"))
+    expect(page.get_by_role("link", name="Re-deploy 1.0.0")).to_be_visible()
     expect(page.locator("#run-status .summary")).to_contain_text("localhost")
 
     # Each line is shown once: the live updates never re-send what the page has.

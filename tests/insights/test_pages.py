@@ -286,3 +286,23 @@ def test_the_confirmation_carries_secrets_sealed_for_this_user_only(demo):
     page(demo.dev).post(url, confirm)
     run = Run.objects.get()
     assert run_secret_values(run=run) == {"db_password": secret}
+
+
+def test_the_run_form_shows_a_lock_only_when_there_is_one(demo):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.audit.models import Via
+    from apps.environments.services import lock_create
+
+    url = "/services/hello-web/deploy/test/"
+    assert 'class="notice' not in page(demo.dev).get(url).content.decode()
+
+    lock_create(
+        user=demo.ops, environment=demo.envs["test"], reason="Moving the racks",
+        expires_at=timezone.now() + timedelta(hours=1), via=Via.WEB,
+    )  # fmt: skip
+
+    html = page(demo.dev).get(url).content.decode()
+    assert re.search(r'<p class="notice lock" role="status">[^<]*Moving the racks', html)
