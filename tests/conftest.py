@@ -8,11 +8,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
 
+import psutil
 import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import override_settings
+from django.utils import timezone
 
 from apps.accounts.models import Right, Role
 from apps.audit.models import Via
@@ -43,6 +45,36 @@ def _fast_password_hashing():
     test makes has one: tests hash with a fast (and weak) hasher instead."""
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _no_run_left_going(request):
+    """After a transactional test, no run it left behind may still be going when the
+    tables are emptied: the session's worker would write into them meanwhile (and on
+    PostgreSQL its transaction and the flush's TRUNCATE can deadlock). Queued runs are
+    canceled; running ones are given a moment to end."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not marker.kwargs.get("transaction"):
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # set up first, so emptied after this
+    yield
+    from apps.runs.constants import RunStatus
+    from apps.runs.models import Run
+
+    Run.objects.filter(status=RunStatus.QUEUED).update(status=RunStatus.CANCELED)
+    Run.objects.filter(status=RunStatus.RUNNING).update(cancel_requested_at=timezone.now())
+
+    def going() -> bool:
+        # Only runs a live worker process has; tests also write "running" rows by hand.
+        pids = Run.objects.filter(status=RunStatus.RUNNING, worker_pid__gt=0).values_list(
+            "worker_pid", flat=True
+        )
+        return any(pid != os.getpid() and psutil.pid_exists(pid) for pid in pids)
+
+    deadline = time.monotonic() + 30
+    while going() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -594,11 +594,8 @@ def run_start(*, run_id: int, worker: str, pid: int) -> Run | None:
 
     A lock or a freeze that began while it waited is checked again here: the run
     then ends failed without starting (an emergency run passes a freeze)."""
-    queued = (
-        Run.objects.select_related("service", "environment")
-        .filter(pk=run_id, status=RunStatus.QUEUED)
-        .first()
-    )
+    # One table first: a message for a run that is gone (or not queued) costs one lookup.
+    queued = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).first()
     if queued is None:
         return None
     if (

@@ -101,7 +101,11 @@ def test_a_redelivered_task_does_not_run_the_playbook_twice(celery_worker, demo)
     events = RunEvent.objects.filter(run=run).count()
 
     services.run_enqueue(run=Run.objects.get(pk=run.pk))  # as a broker redelivery would
-    wait_for(lambda: "is not queued any more" in celery_worker.log.read_text(), timeout=30)
+    # The worker's log is the session's: wait for this run's line, not an earlier one's.
+    wait_for(
+        lambda: f"Run {run.pk} is not queued any more" in celery_worker.log.read_text(),
+        timeout=30,
+    )
 
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCESSFUL
