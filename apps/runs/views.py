@@ -287,6 +287,15 @@ def _reauthenticate(request, environment):
     return None
 
 
+def _unfit(exc: ParameterError, whose: str) -> services.LaunchRefused:
+    """The parameters a run had, taken again, no longer fit the action's form (Ops changed
+    it): said on the page, with the way out."""
+    return services.LaunchRefused(
+        f"The parameters of {whose} no longer fit the form ({exc}): edit them in the form.",
+        status=400,
+    )
+
+
 def _refused_status(exc) -> int:
     return exc.status if exc.status in (409, 503) else 400
 
@@ -353,12 +362,7 @@ def promote(request, service_slug, environment_slug):
                 emergency_reason=request.POST.get(EMERGENCY_REASON, "")[:2000],
             )
         except ParameterError as exc:
-            context["refused"] = services.LaunchRefused(
-                "The parameters of that deploy no longer fit the form: "
-                + "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.errors.items())
-                + ". Edit them before promoting.",
-                status=400,
-            )
+            context["refused"] = _unfit(exc, "that deploy")
         except services.LaunchRefused as exc:
             if exc.status == 403:
                 return refusal_page(request, exc.reason)
@@ -446,11 +450,7 @@ def rollback(request, service_slug, environment_slug):
                     emergency_reason=request.POST.get(EMERGENCY_REASON, "")[:2000],
                 )
             except ParameterError as exc:
-                context["refused"] = services.LaunchRefused(
-                    "The parameters of that version no longer fit the form: "
-                    + "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.errors.items()),
-                    status=400,
-                )
+                context["refused"] = _unfit(exc, "that version")
             except services.LaunchRefused as exc:
                 if exc.status == 403:
                     return refusal_page(request, exc.reason)

@@ -306,3 +306,19 @@ def test_the_run_form_shows_a_lock_only_when_there_is_one(demo):
 
     html = page(demo.dev).get(url).content.decode()
     assert re.search(r'<p class="notice lock" role="status">[^<]*Moving the racks', html)
+
+
+def test_promote_says_so_when_the_form_changed_since_the_deploy(demo, history):
+    history.shipped("test", "1.1.0")
+    demo.deploy.form = [*demo.deploy.form, {"name": "region", "type": "string", "required": True}]
+    demo.deploy.save()
+
+    response = page(demo.dev).post(
+        "/services/hello-web/environments/qa/promote/", {"seen": "1.1.0:"}
+    )
+
+    assert response.status_code == 400
+    assert "The parameters of that deploy no longer fit the form (region:" in (
+        response.content.decode()
+    )
+    assert not Run.objects.filter(environment=demo.envs["qa"]).exists()
