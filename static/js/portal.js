@@ -3,6 +3,7 @@
 //    ({% timestamp %}); here each one is shown in the reader's time zone, as "3 min ago"
 //    with the exact local time on hover (or the other way round for data-time="exact"),
 //    also in what htmx swaps in, and the relative texts move on each minute.
+//    The browser's zone is kept in a cookie for the clock times the server writes (log lines).
 // 2. Dialogs: <button commandfor="ID" command="show-modal"> opens <dialog id="ID"> natively;
 //    browsers without invoker commands get the same from a click handler.
 (function () {
@@ -92,12 +93,27 @@
     if (zone) root.querySelectorAll("input[data-time-zone]").forEach((input) => (input.value = zone));
   }
 
+  // The server writes the log's clock times in the zone this cookie names (see
+  // portal/middleware.py), so the page and the download agree.
+  function rememberTimeZone() {
+    let zone = "";
+    try {
+      zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+    } catch (e) {
+      return;
+    }
+    if (zone && document.cookie.indexOf("pushbutton_tz=" + zone) === -1) {
+      document.cookie = "pushbutton_tz=" + zone + "; path=/; max-age=31536000; SameSite=Lax";
+    }
+  }
+
   function enhance(root) {
     showTimes(root);
     openDialogs(root);
     fillTimeZones(root);
   }
 
+  rememberTimeZone();
   enhance(document);
   document.addEventListener("htmx:load", (event) => enhance(event.detail.elt));
   setInterval(() => showTimes(document), 60 * 1000);
