@@ -62,6 +62,7 @@ def fixtures(lines: int, *, fresh: bool):
     from apps.environments.models import Environment
     from apps.runs.constants import RunStatus
     from apps.runs.models import Run, RunEvent
+    from apps.runs.services import run_snapshot
 
     # An auditor reads every run, whatever teams and grants say.
     reader, _ = User.objects.get_or_create(
@@ -102,19 +103,7 @@ def fixtures(lines: int, *, fresh: bool):
 
     now = timezone.now()
     run = Run.objects.create(
-        service=service,
-        action=action,
-        environment=environment,
-        action_slug=action.slug,
-        action_label=action.label,
-        action_kind=action.kind,
-        playbook_version=version,
-        playbook_commit=version.commit,
-        playbook_path=version.path,
-        content_hash=version.content_hash,
-        inventory=environment.inventory,
-        timeout=600,
-        queue=environment.queue,
+        **run_snapshot(action=action, environment=environment),
         parameters={"version": "1.2.3"},
         version="1.2.3",
         requested_by=reader,

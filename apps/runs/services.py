@@ -474,20 +474,7 @@ def run_launch(
     try:
         with transaction.atomic():
             run = Run.objects.create(
-                service=service,
-                action=action,
-                environment=environment,
-                action_slug=action.slug,
-                action_label=action.label,
-                action_kind=action.kind,
-                playbook_version=version,
-                playbook_commit=version.commit,
-                playbook_path=version.path,
-                content_hash=version.content_hash,
-                form=action.form,
-                inventory=environment.inventory,
-                timeout=action.timeout,
-                queue=environment.queue,
+                **run_snapshot(action=action, environment=environment),
                 parameters=plan.masked,
                 secret_parameters=encrypt_json(plan.secrets) if plan.secrets else "",
                 version=plan.version,
@@ -562,6 +549,28 @@ def run_launch(
     if enqueued == [False]:
         raise LaunchRefused(QUEUE_DOWN, status=503)
     return run
+
+
+def run_snapshot(*, action: Action, environment: Environment) -> dict:
+    """What a run copies, at launch, from its action (pinned playbook version, form,
+    timeout) and environment (inventory, queue): later edits of those never change it."""
+    version = action.playbook_version
+    return {
+        "service": action.service,
+        "action": action,
+        "environment": environment,
+        "action_slug": action.slug,
+        "action_label": action.label,
+        "action_kind": action.kind,
+        "playbook_version": version,
+        "playbook_commit": version.commit,
+        "playbook_path": version.path,
+        "content_hash": version.content_hash,
+        "form": action.form,
+        "inventory": environment.inventory,
+        "timeout": action.timeout,
+        "queue": environment.queue,
+    }
 
 
 def run_enqueue(*, run: Run) -> bool:

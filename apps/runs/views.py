@@ -109,14 +109,14 @@ def _form_context(request, *, action, environment) -> dict:
     """What a run form shows around its fields: the version running there now, the lock
     or freeze in force, whether an emergency override is possible, the last dry run."""
     block = launch_block(service=action.service, environment=environment)
+    verify = verify_action(service=action.service, environment=environment)
     return {
         "current": insights.current_version(service=action.service, environment=environment),
         "env_block": block,
         "may_override": bool(block and block.overridable)
         and can_override_freeze(request.user, environment=environment),
-        "offers_verify": action.kind == ActionKind.DEPLOY
-        and verify_action(service=action.service, environment=environment) is not None,
-        "verify_action": verify_action(service=action.service, environment=environment),
+        "offers_verify": action.kind == ActionKind.DEPLOY and verify is not None,
+        "verify_action": verify,
         "last_dry_run": insights.last_dry_run(
             service=action.service, environment=environment, action=action
         ),
@@ -287,6 +287,31 @@ def _reauthenticate(request, environment):
     return None
 
 
+def _launch_confirmed(request, context: dict, *, unfit: str, **launch):
+    """Launch what a confirmation page (Promote, Roll back) showed, with its verify box
+    and emergency reason: the run's page on success, the refusal page on a 403; any other
+    refusal is put in `context["refused"]` for the page to show again (None returned)."""
+    try:
+        run = services.run_launch(
+            user=request.user,
+            from_api=True,
+            via=Via.WEB,
+            request=request,
+            auto_verify=request.POST.get(VERIFY) == "1",
+            emergency_reason=request.POST.get(EMERGENCY_REASON, "")[:2000],
+            **launch,
+        )
+    except ParameterError as exc:
+        context["refused"] = _unfit(exc, unfit)
+    except services.LaunchRefused as exc:
+        if exc.status == 403:
+            return refusal_page(request, exc.reason)
+        context["refused"] = exc
+    else:
+        return redirect(run)
+    return None
+
+
 def _unfit(exc: ParameterError, whose: str) -> services.LaunchRefused:
     """The parameters a run had, taken again, no longer fit the action's form (Ops changed
     it): said on the page, with the way out."""
@@ -347,28 +372,18 @@ def promote(request, service_slug, environment_slug):
     if request.method == "POST" and request.POST.get("seen") != context["seen"]:
         context["refused"] = _CHANGED
     elif request.method == "POST":
-        try:
-            run = services.run_launch(
-                user=request.user,
-                service=service,
-                action=action,
-                environment=environment,
-                parameters=parameters,
-                from_api=True,  # the parameters are the JSON values of the source's deploy
-                via=Via.WEB,
-                request=request,
-                promoted_from=candidate.source,
-                auto_verify=request.POST.get(VERIFY) == "1",
-                emergency_reason=request.POST.get(EMERGENCY_REASON, "")[:2000],
-            )
-        except ParameterError as exc:
-            context["refused"] = _unfit(exc, "that deploy")
-        except services.LaunchRefused as exc:
-            if exc.status == 403:
-                return refusal_page(request, exc.reason)
-            context["refused"] = exc
-        else:
-            return redirect(run)
+        launched = _launch_confirmed(
+            request,
+            context,
+            unfit="that deploy",
+            service=service,
+            action=action,
+            environment=environment,
+            parameters=parameters,  # the JSON values of the source's deploy
+            promoted_from=candidate.source,
+        )
+        if launched is not None:
+            return launched
     if request.method == "POST":
         context["verify"] = request.POST.get(VERIFY) == "1"
         context["emergency_reason"] = request.POST.get(EMERGENCY_REASON, "")
@@ -434,29 +449,19 @@ def rollback(request, service_slug, environment_slug):
                 )
             else:
                 parameters = {}
-            try:
-                run = services.run_launch(
-                    user=request.user,
-                    service=service,
-                    action=action,
-                    environment=environment,
-                    parameters=parameters,
-                    from_api=True,  # JSON values, as the run being restored had them
-                    via=Via.WEB,
-                    request=request,
-                    rollback_of=current,
-                    reason=reason,
-                    auto_verify=request.POST.get(VERIFY) == "1",
-                    emergency_reason=request.POST.get(EMERGENCY_REASON, "")[:2000],
-                )
-            except ParameterError as exc:
-                context["refused"] = _unfit(exc, "that version")
-            except services.LaunchRefused as exc:
-                if exc.status == 403:
-                    return refusal_page(request, exc.reason)
-                context["refused"] = exc
-            else:
-                return redirect(run)
+            launched = _launch_confirmed(
+                request,
+                context,
+                unfit="that version",
+                service=service,
+                action=action,
+                environment=environment,
+                parameters=parameters,  # the JSON values the run being restored had
+                rollback_of=current,
+                reason=reason,
+            )
+            if launched is not None:
+                return launched
         status = _refused_status(context["refused"]) if context.get("refused") else 400
         return render(request, "runs/rollback.html", context, status=status)
     return render(request, "runs/rollback.html", context)
