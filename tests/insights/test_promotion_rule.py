@@ -163,3 +163,26 @@ def test_the_page_shows_the_reason_and_links_to_what_is_missing(demo):
     assert "has not been verified on Test" in html
     assert re.search(r'<a href="/services/hello-web/#env-test">', html)
     assert not Run.objects.exists()
+
+
+def test_the_api_says_which_launch_field_is_wrong(demo, history):
+    history.deploy("test", "0.9.0")
+    current = history.deploy("test", "1.0.0")
+    demo.smoke.environments.remove(demo.envs["test"])  # nothing to verify with on test
+    client = api(demo.dev)
+    cases = [
+        ({"rollback_of": 999999}, "rollback_of", ["No rollback_of '999999'."]),
+        ({"rollback_of": current.pk}, "reason", ["Say why you roll back."]),
+        (
+            {"verify": True},
+            "verify",
+            ["hello-web has no verify action on Test: nothing to verify with."],
+        ),
+    ]
+
+    for extra, field, messages in cases:
+        response = api_launch(client, "test", "0.9.0", **extra)
+
+        assert response.status_code == 400, response.content
+        assert response.json()["errors"] == {field: messages}
+    assert Run.objects.count() == 2  # nothing launched
