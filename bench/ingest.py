@@ -201,21 +201,20 @@ def bare_run(playbook: str, workdir: Path) -> tuple[float, float, list[dict]]:
 
 def portal_run(*, worker, ops, service, action, environment) -> dict:
     """Launch through run_launch and wait for the final state in the database."""
-    from apps.audit.models import Via
     from apps.runs.constants import FINAL_STATUSES
     from apps.runs.models import Run, RunEvent
-    from apps.runs.services import run_launch
+    from apps.runs.services import LaunchRequest, run_launch
 
     cpu = _tree_cpu(worker)
     started = time.perf_counter()
     run = run_launch(
-        user=ops,
-        service=service,
-        action=action,
-        environment=environment,
-        parameters={"api_token": SECRET},
-        from_api=True,
-        via=Via.API,
+        LaunchRequest(
+            user=ops,
+            service=service,
+            action=action,
+            environment=environment,
+            parameters={"api_token": SECRET},
+        )
     )
     deadline = time.monotonic() + action.timeout + 120
     while Run.objects.filter(pk=run.pk).values_list("status", flat=True).get() not in (
@@ -317,7 +316,7 @@ def profile_worker_side(run, events: list[dict]) -> None:
     )
     profile.disable()
     elapsed = time.perf_counter() - started
-    services.run_finish(run=target, status=outcome.status, rc=outcome.rc)
+    services.run_end(run=target, status=outcome.status, rc=outcome.rc)
     assert outcome.status == RunStatus.SUCCESSFUL, outcome
     print(f"\n--- cProfile of runner.execute in-process ({elapsed:.2f} s), by own time ---")
     pstats.Stats(profile).sort_stats("tottime").print_stats(25)

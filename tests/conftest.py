@@ -173,6 +173,14 @@ def demo(db, tmp_path):
     )
 
 
+@pytest.fixture
+def history(demo):
+    """The demo's run history, written row by row (tests/insights/helpers.History)."""
+    from tests.insights.helpers import History
+
+    return History(demo)
+
+
 __all__ = ["git_repo", "playbook_version_create"]
 
 

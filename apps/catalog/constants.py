@@ -15,3 +15,11 @@ class FieldType(models.TextChoices):
     CHOICE = "choice", "Choice"
     MULTI_CHOICE = "multi-choice", "Multiple choice"
     SECRET = "secret", "Secret"
+
+
+class ParameterInput(models.TextChoices):
+    """How a launch's parameters were given: the text fields of a posted form, or a JSON
+    object whose values carry their types (the API, and values a run had before)."""
+
+    FORM = "form", "Form fields"
+    JSON = "json", "JSON object"

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from django import forms
 from django.core.exceptions import ValidationError
 
-from apps.catalog.constants import FieldType
+from apps.catalog.constants import FieldType, ParameterInput
 
 NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 FIELD_KEYS = {
@@ -234,13 +234,14 @@ def parameters_form_class(fields: list[dict]) -> type[forms.Form]:
     return type("ParametersForm", (forms.Form,), {f["name"]: _django_field(f) for f in fields})
 
 
-def parameters_clean(fields: list[dict], data, *, from_api: bool) -> dict:
+def parameters_clean(fields: list[dict], data, *, given_as: str) -> dict:
     """Validate parameters against the form; return clean values or raise ParameterError.
 
-    From the API, `data` is a JSON object: unknown keys are refused and missing
-    optional fields take their default. From a page, `data` is the POST.
+    Given as JSON (ParameterInput.JSON), `data` is an object of typed values: unknown keys
+    are refused and missing optional fields take their default. Given as a form
+    (ParameterInput.FORM), `data` is the POST.
     """
-    if from_api:
+    if given_as == ParameterInput.JSON:
         if data is None:
             data = {}
         if not isinstance(data, Mapping):

@@ -5,7 +5,7 @@ from django.shortcuts import render
 from apps.accounts.permissions import can_run, can_view, mfa_setup_reason, refusal_reason
 from apps.catalog.selectors import service_list
 from apps.environments.models import Environment
-from apps.insights.selectors import current_versions, service_rows
+from apps.runs.deployments import current_versions, service_rows
 
 
 @login_required

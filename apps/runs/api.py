@@ -6,11 +6,13 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from apps.audit.models import Via
+from apps.catalog.constants import ParameterInput
 from apps.catalog.models import Action, Service
 from apps.catalog.parameters import ParameterError
 from apps.environments.models import Environment
 from apps.runs import selectors, services
 from apps.runs.models import Run, RunEvent
+from apps.runs.services import LaunchRequest
 
 
 class RunSerializer(serializers.Serializer):
@@ -141,23 +143,8 @@ def _not_found(field: str, value: str) -> Response:
     )
 
 
-@extend_schema(
-    request=LaunchSerializer,
-    responses={
-        201: RunSerializer,
-        400: ErrorSerializer,
-        403: ErrorSerializer,
-        409: ErrorSerializer,
-        503: ErrorSerializer,
-    },
-)
-@api_view(["POST"])
-def run_create(request):
-    """Launch an action: 201 with the run, or 400/403/409/503 with the reason (409 when
-    another run holds the service's lock on the environment, with that run)."""
-    data = LaunchSerializer(data=request.data)
-    data.is_valid(raise_exception=True)
-    values = data.validated_data
+def _launch_request(request, values: dict) -> LaunchRequest | Response:
+    """The launch the body asks for, or a 400 naming what it names that does not exist."""
     service = Service.objects.filter(slug=values["service"]).first()
     if service is None:
         return _not_found("service", values["service"])
@@ -176,22 +163,44 @@ def run_create(request):
         rollback_of = Run.objects.filter(pk=values["rollback_of"]).first()
         if rollback_of is None:
             return _not_found("rollback_of", str(values["rollback_of"]))
+    return LaunchRequest(
+        user=request.user,
+        service=service,
+        action=action,
+        environment=environment,
+        parameters=values["parameters"],
+        given_as=ParameterInput.JSON,
+        via=Via.API,
+        http_request=request,
+        check=values["check"],
+        auto_verify=values["verify"],
+        rollback_of=rollback_of,
+        reason=values["reason"],
+        emergency_reason=values["emergency_reason"],
+    )
+
+
+@extend_schema(
+    request=LaunchSerializer,
+    responses={
+        201: RunSerializer,
+        400: ErrorSerializer,
+        403: ErrorSerializer,
+        409: ErrorSerializer,
+        503: ErrorSerializer,
+    },
+)
+@api_view(["POST"])
+def run_create(request):
+    """Launch an action: 201 with the run, or 400/403/409/503 with the reason (409 when
+    another run holds the service's lock on the environment, with that run)."""
+    data = LaunchSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    req = _launch_request(request, data.validated_data)
+    if isinstance(req, Response):
+        return req
     try:
-        run = services.run_launch(
-            user=request.user,
-            service=service,
-            action=action,
-            environment=environment,
-            parameters=values["parameters"],
-            check=values["check"],
-            from_api=True,
-            via=Via.API,
-            request=request,
-            auto_verify=values["verify"],
-            rollback_of=rollback_of,
-            reason=values["reason"],
-            emergency_reason=values["emergency_reason"],
-        )
+        run = services.run_launch(req)
     except ParameterError as exc:
         return Response(
             {"detail": "Parameters do not fit the form.", "errors": {"parameters": exc.errors}},

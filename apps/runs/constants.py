@@ -21,3 +21,12 @@ FINAL_STATUSES = frozenset(
     }
 )
 ACTIVE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+
+# The longest version a run records (the column's length): a longer one in the form is
+# refused at launch, and one a playbook reports is cut to it when the run ends.
+VERSION_MAX_CHARS = 200
+
+# The tasks, named where the services send them: the services do not import the task
+# module (which imports them).
+TASK_EXECUTE = "apps.runs.tasks.run_execute"
+TASK_FOLLOW_UPS = "apps.runs.tasks.run_follow_ups"

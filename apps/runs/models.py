@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.runs.constants import ACTIVE_STATUSES, FINAL_STATUSES, RunStatus
+from apps.runs.constants import ACTIVE_STATUSES, FINAL_STATUSES, VERSION_MAX_CHARS, RunStatus
 
 FOLLOW_UP_WAIT = timedelta(minutes=15)
 
@@ -46,7 +46,7 @@ class Run(models.Model):
     secret_credentials = models.TextField(
         blank=True, help_text="Their values, encrypted; erased when the run ends."
     )
-    version = models.CharField(max_length=200, blank=True)
+    version = models.CharField(max_length=VERSION_MAX_CHARS, blank=True)
     check_mode = models.BooleanField(default=False)
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
     rollback_of = models.ForeignKey(

@@ -13,7 +13,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from apps.runs import runner, services
-from apps.runs.constants import RunStatus
+from apps.runs.constants import TASK_EXECUTE, TASK_FOLLOW_UPS, RunStatus
 from apps.runs.events import SecretMasker
 from apps.runs.models import Run
 from portal.crypto import DecryptionError
@@ -54,7 +54,9 @@ def _quietly(call, default):
         return default
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=False, ignore_result=True)
+@shared_task(
+    name=TASK_EXECUTE, bind=True, acks_late=True, reject_on_worker_lost=False, ignore_result=True
+)
 def run_execute(self, run_id: int) -> None:
     """Execute a queued run. A redelivered message finds it started and does nothing."""
     run = _with_db_retry(
@@ -79,8 +81,10 @@ def run_execute(self, run_id: int) -> None:
             run,
             secret_values=secret_values,
             credentials=credentials,
-            cancel_requested=lambda: _quietly(lambda: run_should_stop(run_id), False),
-            heartbeat=lambda: _quietly(lambda: run_heartbeat(run_id), False),
+            cancel_requested=lambda: _quietly(
+                lambda: services.run_should_stop(run_id=run_id), False
+            ),
+            heartbeat=lambda: _quietly(lambda: services.run_heartbeat(run_id=run_id), False),
         )
     except SoftTimeLimitExceeded:
         # Celery's limit is above the run's own timeout: the runner did not stop it.
@@ -110,7 +114,7 @@ def run_execute(self, run_id: int) -> None:
     )
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name=TASK_FOLLOW_UPS, acks_late=True, ignore_result=True)
 def run_follow_ups(run_id: int) -> None:
     """Launch what a successful run starts by itself (verification, promotion); once."""
     run = Run.objects.filter(pk=run_id).first()
@@ -118,23 +122,8 @@ def run_follow_ups(run_id: int) -> None:
         services.run_follow_up(run=run)
 
 
-def run_should_stop(run_id: int) -> bool:
-    """Whether the runner must stop: a cancel was asked, or the run is not running any
-    more (a reaper ended it as lost; its lock may already be someone else's)."""
-    return not Run.objects.filter(
-        pk=run_id, status=RunStatus.RUNNING, cancel_requested_at__isnull=True
-    ).exists()
-
-
-def run_heartbeat(run_id: int) -> bool:
-    """Tell reapers the run is alive; only a running run's heartbeat is refreshed."""
-    return bool(
-        Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
-    )
-
-
 def _finish(run: Run, **outcome) -> None:
-    _with_db_retry(lambda: services.run_finish(run=run, **outcome), what=f"Ending run {run.pk}")
+    _with_db_retry(lambda: services.run_end(run=run, **outcome), what=f"Ending run {run.pk}")
 
 
 def runs_clean_up(runs: list[Run]) -> None:

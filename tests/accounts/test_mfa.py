@@ -22,6 +22,7 @@ from apps.runs import services
 from apps.runs.models import Run
 from tests.accounts.conftest import api_client, page_client
 from tests.factories import PASSWORD
+from tests.runs.helpers import launch
 
 FORM = "/services/hello-web/deploy/production/"
 REAUTH = "/accounts/2fa/reauthenticate/"
@@ -144,13 +145,11 @@ def test_a_launch_asked_for_a_confirmation_goes_on_after_it(mfa_world, enrolled)
 
 def test_a_service_call_without_a_page_cannot_prove_a_confirmation(mfa_world, enrolled):
     with pytest.raises(services.LaunchRefused, match="only the portal's pages can ask for"):
-        services.run_launch(
+        launch(
             user=mfa_world.users["prod_member"],
-            service=mfa_world.hello,
             action=mfa_world.deploy,
             environment=mfa_world.envs["production"],
             parameters={},
-            from_api=True,
             via=Via.CLI,
         )
 

@@ -17,6 +17,7 @@ from apps.audit.models import AuditEvent, Outcome
 from apps.audit.selectors import audit_event_page
 from tests.audit.conftest import record
 from tests.factories import UserFactory
+from tests.runs.helpers import launch
 
 pytestmark = pytest.mark.django_db
 
@@ -168,13 +169,11 @@ def test_it_opens_a_row_with_its_changes_and_its_hash_checked(auditor_client, sa
 
 
 def test_a_run_row_links_to_the_run_with_its_inputs_and_playbook(auditor_client, dev, local_env):
-    from apps.audit.models import Via
-    from apps.runs.services import run_launch
     from tests.factories import ActionFactory
 
     action = ActionFactory(environments=[local_env], form=[{"name": "version", "type": "string"}])
-    run = run_launch(user=dev, service=action.service, action=action, environment=local_env,
-                     parameters={"version": "2.0.1"}, from_api=True, via=Via.API)  # fmt: skip
+    run = launch(user=dev, action=action, environment=local_env,
+                     parameters={"version": "2.0.1"},)  # fmt: skip
     row = AuditEvent.objects.get(verb="run.requested")
 
     page = auditor_client.get(f"/audit/{row.pk}/").content.decode()

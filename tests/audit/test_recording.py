@@ -23,6 +23,7 @@ from tests.factories import (
     ServiceFactory,
     UserFactory,
 )
+from tests.runs.helpers import launch
 
 pytestmark = pytest.mark.django_db
 SECRET = "s3cr3t-never-in-the-log"
@@ -196,14 +197,11 @@ def run_env(dev, local_env):
 
 
 def _launch(run_env, user=None):
-    return runs.run_launch(
+    return launch(
         user=user or run_env.dev,
-        service=run_env.action.service,
         action=run_env.action,
         environment=run_env.env,
         parameters={"token": SECRET, "version": "1.2.3"},
-        from_api=True,
-        via=Via.API,
     )
 
 
@@ -211,7 +209,7 @@ def test_a_finished_run_keeps_status_rc_and_the_hosts_summary(run_env):
     run = _launch(run_env)
     summary = {"web1": {"ok": 3, "changed": 1, "failed": 1}}
 
-    runs.run_finish(run=run, status=RunStatus.FAILED, rc=2, host_summary=summary)
+    runs.run_end(run=run, status=RunStatus.FAILED, rc=2, host_summary=summary)
 
     [finished] = rows("run.finished")
     assert finished.details["status"] == "failed" and finished.details["rc"] == 2

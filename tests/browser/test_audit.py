@@ -7,20 +7,22 @@ import pytest
 from playwright.sync_api import expect
 
 from apps.audit.models import Via
+from apps.catalog.constants import ParameterInput
 from apps.runs import services
 from apps.runs.constants import RunStatus
 from tests.insights.helpers import History
+from tests.runs.helpers import launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_an_auditor_finds_a_deploy_opens_its_run_and_exports_csv(page, live_server, demo):
     History(demo).shipped("test", "4.5.6")  # QA takes only what test verified
-    run = services.run_launch(
-        user=demo.dev, service=demo.service, action=demo.deploy, environment=demo.envs["qa"],
-        parameters={"version": "4.5.6"}, from_api=False, via=Via.WEB,
+    run = launch(
+        user=demo.dev, action=demo.deploy, environment=demo.envs["qa"],
+        parameters={"version": "4.5.6"}, given_as=ParameterInput.FORM, via=Via.WEB,
     )  # fmt: skip
-    services.run_finish(
+    services.run_end(
         run=run, status=RunStatus.SUCCESSFUL, rc=0, host_summary={"localhost": {"ok": 5}}
     )
 

@@ -25,7 +25,7 @@ def test_line_times_are_local_on_the_page_and_in_the_download(page, live_server,
     run = deploy(demo, environment="test", version="1.0.0")
     services.run_start(run_id=run.pk, worker="tests", pid=0)
     add_log(run, ["PLAY [Deploy hello-web] ***", "ok: [localhost]"], at=FIVE_UTC)
-    services.run_finish(run=run, status=RunStatus.SUCCESSFUL, rc=0)
+    services.run_end(run=run, status=RunStatus.SUCCESSFUL, rc=0)
 
     sign_in(page, live_server.url, "dev", "pushbutton-dev")
     page.goto(f"{live_server.url}/runs/{run.pk}/")

@@ -11,11 +11,13 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from apps.audit.models import AuditEvent, Via
+from apps.catalog.constants import ParameterInput
 from apps.runs import services
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
 from tests.browser.a11y import accessibility_violations, assert_accessible, describe
 from tests.browser.test_deploy import sign_in
+from tests.runs.helpers import launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -78,11 +80,11 @@ def add_log(run: Run, lines: list[str], *, at=None) -> None:
 def deploy(demo, *, environment="test", version="1.0.0", user=None, action=None) -> Run:
     """A deploy (or `action`) launched as the portal does; it waits in the queue for a
     worker, when there is one."""
-    return services.run_launch(
-        user=user or demo.dev, service=demo.service, action=action or demo.deploy,
+    return launch(
+        user=user or demo.dev, action=action or demo.deploy,
         environment=demo.envs[environment],
         parameters={"version": version} if action in (None, demo.deploy) else {},
-        from_api=False, via=Via.WEB,
+        given_as=ParameterInput.FORM, via=Via.WEB,
     )  # fmt: skip
 
 
@@ -90,7 +92,7 @@ def finished_run(demo, **kwargs) -> Run:
     run = deploy(demo, **kwargs)
     services.run_start(run_id=run.pk, worker="tests", pid=0)
     add_log(run, LOG + RECAP)
-    return services.run_finish(
+    return services.run_end(
         run=run, status=RunStatus.SUCCESSFUL, rc=0,
         host_summary={"localhost": {"ok": 9, "changed": 5}}, version=run.version,
     )  # fmt: skip

@@ -3,6 +3,7 @@
 import pytest
 from django.http import QueryDict
 
+from apps.catalog.constants import ParameterInput
 from apps.catalog.parameters import (
     MASK,
     ParameterError,
@@ -21,9 +22,9 @@ TOKEN = {"name": "token", "type": "secret", "pattern": r"[A-Za-z0-9]{8,}"}
 FORM = [VERSION, REPLICAS, MIGRATE, REGION, FEATURES, TOKEN]
 
 
-def _errors(fields, data, *, from_api=True) -> dict[str, list[str]]:
+def _errors(fields, data, *, given_as=ParameterInput.JSON) -> dict[str, list[str]]:
     with pytest.raises(ParameterError) as caught:
-        parameters_clean(fields, data, from_api=from_api)
+        parameters_clean(fields, data, given_as=given_as)
     return caught.value.errors
 
 
@@ -51,7 +52,7 @@ def test_it_cleans_every_field_type_from_the_api():
             "features": ["cdn", "search"],
             "token": "s3cretS3cret",
         },
-        from_api=True,
+        given_as=ParameterInput.JSON,
     )
 
     assert clean == {
@@ -65,7 +66,7 @@ def test_it_cleans_every_field_type_from_the_api():
 
 
 def test_it_applies_defaults_for_missing_optional_keys_from_the_api():
-    clean = parameters_clean(FORM, {"version": "1.2.3"}, from_api=True)
+    clean = parameters_clean(FORM, {"version": "1.2.3"}, given_as=ParameterInput.JSON)
 
     assert clean == {
         "version": "1.2.3",
@@ -78,14 +79,16 @@ def test_it_applies_defaults_for_missing_optional_keys_from_the_api():
 
 
 def test_it_keeps_a_value_given_over_the_default():
-    clean = parameters_clean([MIGRATE, REPLICAS], {"migrate": False, "replicas": 7}, from_api=True)
+    clean = parameters_clean(
+        [MIGRATE, REPLICAS], {"migrate": False, "replicas": 7}, given_as=ParameterInput.JSON
+    )
 
     assert clean == {"migrate": False, "replicas": 7}
 
 
 def test_it_accepts_no_parameters_for_an_empty_form():
-    assert parameters_clean([], None, from_api=True) == {}
-    assert parameters_clean([], {}, from_api=True) == {}
+    assert parameters_clean([], None, given_as=ParameterInput.JSON) == {}
+    assert parameters_clean([], {}, given_as=ParameterInput.JSON) == {}
 
 
 def test_it_refuses_a_missing_required_field():
@@ -109,7 +112,7 @@ def test_it_refuses_a_string_that_does_not_match_the_whole_pattern(value):
 def test_it_reads_an_unanchored_pattern_as_the_whole_value():
     field = {"name": "tag", "type": "string", "pattern": "[0-9.]+"}
 
-    assert parameters_clean([field], {"tag": "1.0"}, from_api=True) == {"tag": "1.0"}
+    assert parameters_clean([field], {"tag": "1.0"}, given_as=ParameterInput.JSON) == {"tag": "1.0"}
     assert _errors([field], {"tag": "1.0 && reboot"}) == {
         "tag": ["Must match the pattern [0-9.]+."]
     }
@@ -121,7 +124,7 @@ def test_it_refuses_a_string_parameter_that_is_not_text():
 
 @pytest.mark.parametrize(("value", "expected"), [(1, 1), (10, 10), ("5", 5)])
 def test_it_accepts_integers_within_min_and_max(value, expected):
-    assert parameters_clean([REPLICAS], {"replicas": value}, from_api=True) == {
+    assert parameters_clean([REPLICAS], {"replicas": value}, given_as=ParameterInput.JSON) == {
         "replicas": expected
     }
 
@@ -145,7 +148,9 @@ def test_it_refuses_an_integer_parameter_that_is_not_a_whole_number(value):
     [(True, True), (False, False), ("true", True), ("false", False), ("no", False), (None, False)],
 )
 def test_it_accepts_true_or_false_for_a_boolean(value, expected):
-    assert parameters_clean([MIGRATE], {"migrate": value}, from_api=True) == {"migrate": expected}
+    assert parameters_clean([MIGRATE], {"migrate": value}, given_as=ParameterInput.JSON) == {
+        "migrate": expected
+    }
 
 
 @pytest.mark.parametrize("value", ["maybe", "nope", 1, 0, [True], {"x": 1}])
@@ -190,7 +195,7 @@ def test_it_refuses_a_secret_that_does_not_match_its_pattern():
 def test_it_keeps_a_secret_exactly_as_given():
     field = {"name": "password", "type": "secret"}
 
-    assert parameters_clean([field], {"password": " pa ss "}, from_api=True) == {
+    assert parameters_clean([field], {"password": " pa ss "}, given_as=ParameterInput.JSON) == {
         "password": " pa ss "
     }
 
@@ -214,7 +219,7 @@ def test_it_reports_every_bad_field_at_once():
 
 def test_it_says_which_fields_are_wrong_in_the_exception_text():
     with pytest.raises(ParameterError, match=r"replicas: Enter a whole number\."):
-        parameters_clean([REPLICAS], {"replicas": "many"}, from_api=True)
+        parameters_clean([REPLICAS], {"replicas": "many"}, given_as=ParameterInput.JSON)
 
 
 # --- parameters from a page ------------------------------------------------------
@@ -228,7 +233,7 @@ def test_it_cleans_a_page_post():
         token="s3cretS3cret",
     )
 
-    clean = parameters_clean(FORM, data, from_api=False)
+    clean = parameters_clean(FORM, data, given_as=ParameterInput.FORM)
 
     assert clean == {
         "version": "1.2.3",
@@ -242,14 +247,18 @@ def test_it_cleans_a_page_post():
 
 def test_it_reads_an_unchecked_checkbox_as_false_even_with_a_true_default():
     # A box left unchecked is not sent at all; the page showed it checked by default.
-    clean = parameters_clean(FORM, _post(version="1.2.3", region="eu"), from_api=False)
+    clean = parameters_clean(
+        FORM, _post(version="1.2.3", region="eu"), given_as=ParameterInput.FORM
+    )
 
     assert clean["migrate"] is False
     assert clean["features"] == []
 
 
 def test_it_ignores_the_csrf_token_and_other_page_fields():
-    clean = parameters_clean([VERSION], _post(version="1.2.3", check="1"), from_api=False)
+    clean = parameters_clean(
+        [VERSION], _post(version="1.2.3", check="1"), given_as=ParameterInput.FORM
+    )
 
     assert clean == {"version": "1.2.3"}
 
@@ -257,7 +266,7 @@ def test_it_ignores_the_csrf_token_and_other_page_fields():
 def test_it_refuses_bad_values_from_a_page():
     data = _post(version="1.2", replicas="abc", migrate="maybe", region="eu", features=["x"])
 
-    errors = _errors(FORM, data, from_api=False)
+    errors = _errors(FORM, data, given_as=ParameterInput.FORM)
 
     assert errors == {
         "version": [r"Must match the pattern \d+\.\d+\.\d+."],
@@ -268,7 +277,7 @@ def test_it_refuses_bad_values_from_a_page():
 
 
 def test_it_requires_fields_on_a_page_too():
-    errors = _errors(FORM, _post(region="eu"), from_api=False)
+    errors = _errors(FORM, _post(region="eu"), given_as=ParameterInput.FORM)
 
     assert errors == {"version": ["This field is required."]}
 

@@ -2,7 +2,6 @@
 
 import json
 from io import StringIO
-from unittest import mock
 
 import pytest
 from cryptography.fernet import Fernet
@@ -19,9 +18,9 @@ from apps.environments.selectors import CredentialConflict, credentials_for_run
 from apps.environments.services import credential_create
 from apps.runs import services
 from apps.runs.models import Run
-from apps.runs.tasks import run_execute
 from portal.crypto import decrypt_text
 from tests.factories import ActionFactory, EnvironmentFactory
+from tests.runs.helpers import launch, queue_held
 
 SECRET = "s3cret-never-shown-again"
 ADD_URL = "/admin/environments/credential/add/"
@@ -248,15 +247,12 @@ def test_rotation_re_encrypts_credentials_and_waiting_runs_with_the_new_key(loca
     with override_settings(FIELD_ENCRYPTION_KEY=old):
         credential = _create([local_env])
         action = ActionFactory(environments=[local_env], form=[{"name": "pw", "type": "secret"}])
-        with mock.patch.object(run_execute, "apply_async"):
-            run = services.run_launch(
+        with queue_held():
+            run = launch(
                 user=dev,
-                service=action.service,
                 action=action,
                 environment=local_env,
                 parameters={"pw": "field-secret"},
-                from_api=True,
-                via=Via.API,
             )
     out = StringIO()
 
@@ -338,15 +334,12 @@ def test_a_launch_copies_the_credentials_encrypted_onto_the_run(local_env, dev):
     _create([local_env])
     action = ActionFactory(environments=[local_env])
 
-    with mock.patch.object(run_execute, "apply_async"):
-        run = services.run_launch(
+    with queue_held():
+        run = launch(
             user=dev,
-            service=action.service,
             action=action,
             environment=local_env,
             parameters={},
-            from_api=True,
-            via=Via.API,
         )
 
     run.refresh_from_db()
@@ -369,14 +362,11 @@ def test_a_launch_is_refused_when_the_credentials_are_ambiguous(local_env, dev, 
     action = ActionFactory(environments=[local_env], form=form)
 
     with pytest.raises(services.LaunchRefused) as refused:
-        services.run_launch(
+        launch(
             user=dev,
-            service=action.service,
             action=action,
             environment=local_env,
             parameters={},
-            from_api=True,
-            via=Via.API,
         )
 
     assert refused.value.status == 409

@@ -5,7 +5,6 @@ import datetime
 import json
 import zoneinfo
 from html import unescape
-from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -30,7 +29,7 @@ from tests.factories import (
     TeamFactory,
     UserFactory,
 )
-from tests.runs.helpers import launch, wait_final
+from tests.runs.helpers import launch, queue_held, wait_final
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 UTC = datetime.UTC
@@ -403,7 +402,7 @@ def test_the_api_refuses_a_deploy_on_a_locked_environment_even_in_an_emergency(o
 def test_a_dry_run_passes_a_freeze(demo):
     _always(demo.envs["test"])
 
-    with mock.patch.object(run_execute, "apply_async"):
+    with queue_held():
         response = _deploy(_api(demo.dev), check=True)
 
     assert response.status_code == 201, response.json()
@@ -459,7 +458,7 @@ def test_the_run_page_takes_an_emergency_override(oncall, demo):
     client = Client()
     client.force_login(oncall)
 
-    with mock.patch.object(run_execute, "apply_async"):
+    with queue_held():
         response = client.post(
             "/services/hello-web/deploy/test/",
             {"version": "1.0.0", "pushbutton_emergency_reason": "Payment outage"},
@@ -475,7 +474,7 @@ def test_the_run_page_takes_an_emergency_override(oncall, demo):
 
 @pytest.mark.parametrize("block", ["freeze", "lock"])
 def test_a_queued_run_that_meets_a_block_at_its_start_does_not_run(demo, block):
-    with mock.patch.object(run_execute, "apply_async"):
+    with queue_held():
         run = launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.0.0"})
     if block == "freeze":
         _always(demo.envs["test"])
@@ -500,7 +499,7 @@ def test_a_queued_run_that_meets_a_block_at_its_start_does_not_run(demo, block):
 
 def test_a_queued_emergency_run_passes_the_freeze_at_its_start_but_not_a_lock(oncall, demo):
     _always(demo.envs["test"])
-    with mock.patch.object(run_execute, "apply_async"):
+    with queue_held():
         run = launch(
             oncall, demo.deploy, demo.envs["test"], {"version": "1.0.0"}, emergency_reason="Outage"
         )

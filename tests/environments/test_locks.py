@@ -5,7 +5,6 @@ import datetime
 import json
 import re
 import threading
-from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -24,7 +23,6 @@ from apps.environments.services import LockRefused, lock_create, lock_release
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from apps.runs.services import run_follow_up
-from apps.runs.tasks import run_execute
 from tests.factories import (
     EnvironmentFactory,
     GrantFactory,
@@ -32,7 +30,7 @@ from tests.factories import (
     TeamFactory,
     UserFactory,
 )
-from tests.runs.helpers import make_run
+from tests.runs.helpers import make_run, queue_held
 
 HOUR = datetime.timedelta(hours=1)
 
@@ -490,7 +488,7 @@ def test_a_lock_stops_automatic_runs_too(demo):
     )
     _lock(demo.ops, demo.envs["test"], reason="Network maintenance")
 
-    with mock.patch.object(run_execute, "apply_async"):
+    with queue_held():
         launched = run_follow_up(run=deploy)
 
     assert launched == []

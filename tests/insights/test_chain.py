@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent, Via
 from apps.environments.services import lock_create
-from apps.insights.selectors import current_version
 from apps.runs.constants import RunStatus
+from apps.runs.deployments import current_version
 from apps.runs.models import Run
 from tests.conftest import wait_for
 from tests.insights.helpers import page

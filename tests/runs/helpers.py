@@ -1,4 +1,5 @@
-from apps.audit.models import Via
+from unittest import mock
+
 from apps.runs import services
 from apps.runs.models import Run
 from tests.conftest import wait_for
@@ -18,17 +19,24 @@ def make_run(**fields) -> Run:
     return Run.objects.create(**{**defaults, **fields})
 
 
-def launch(user, action, environment, parameters=None, **kwargs) -> Run:
-    """Launch through the service, as the API does."""
+def queue_held():
+    """While it lasts, nothing reaches the broker: launched runs stay queued (patch of
+    the one place the services send tasks from)."""
+    return mock.patch("apps.runs.services.lifecycle.task_send")
+
+
+def launch(user, action, environment, parameters=None, *, service=None, **options) -> Run:
+    """Launch through the one launch path, as the API does unless `options` (fields of
+    LaunchRequest) say otherwise; `service` is the action's unless given."""
     return services.run_launch(
-        user=user,
-        service=action.service,
-        action=action,
-        environment=environment,
-        parameters=parameters or {},
-        from_api=True,
-        via=Via.API,
-        **kwargs,
+        services.LaunchRequest(
+            user=user,
+            service=service or action.service,
+            action=action,
+            environment=environment,
+            parameters={} if parameters is None else parameters,
+            **options,
+        )
     )
 
 

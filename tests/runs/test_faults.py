@@ -25,15 +25,14 @@ from apps.audit.models import AuditEvent, Via
 from apps.catalog.services import action_delete
 from apps.environments.models import CredentialKind
 from apps.environments.services import credential_create, credential_delete
-from apps.runs import services
 from apps.runs.constants import RunStatus
 from apps.runs.events import MASK, EventSink
 from apps.runs.models import Run, RunEvent
-from apps.runs.tasks import run_execute
+from apps.runs.services import checks
 from portal.celery import app as celery_app
 from tests.conftest import BASE, _database_url, free_port, wait_for
 from tests.factories import ActionFactory
-from tests.runs.helpers import launch, make_run, wait_final
+from tests.runs.helpers import launch, make_run, queue_held, wait_final
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -132,7 +131,7 @@ def _assert_cleaned_up(victim, dev) -> None:
         message="its private dir was left",
     )
     # The lock went with it: the next deploy is accepted.
-    with mock.patch.object(run_execute, "apply_async"):
+    with queue_held():
         again = launch(dev, victim.action, run.environment, {"seconds": 1})
     assert again.status == RunStatus.QUEUED
     row = AuditEvent.objects.filter(verb="run.finished", object_id=str(run.pk)).get()
@@ -226,7 +225,7 @@ def test_with_the_broker_down_a_launch_is_refused_with_503_and_nothing_is_create
 def test_a_broker_lost_between_check_and_enqueue_leaves_no_run_queued(broker_down, local_env, dev):
     action = ActionFactory(environments=[local_env])
 
-    with mock.patch.object(services, "queue_unreachable_reason", return_value=None):
+    with mock.patch.object(checks, "queue_unreachable_reason", return_value=None):
         response = _api_launch(dev, action, local_env)
 
     assert response.status_code == 503

@@ -2,13 +2,12 @@
 
 import time
 from datetime import timedelta
-from unittest import mock
 
 from django.utils import timezone
 
 from apps.runs import runner, services, tasks
 from apps.runs.constants import RunStatus
-from tests.runs.helpers import make_run
+from tests.runs.helpers import make_run, queue_held
 
 
 def test_the_heartbeat_goes_on_while_the_playbook_is_fetched(db, settings, monkeypatch):
@@ -45,19 +44,19 @@ def test_a_run_ended_during_its_preparation_never_starts_ansible(db, monkeypatch
 
 def test_a_run_reaped_as_lost_gets_no_heartbeat_and_its_runner_stops(db):
     run = make_run(status=RunStatus.RUNNING, started_at=timezone.now())
-    assert tasks.run_heartbeat(run.pk) is True
-    assert tasks.run_should_stop(run.pk) is False
+    assert services.run_heartbeat(run_id=run.pk) is True
+    assert services.run_should_stop(run_id=run.pk) is False
 
     long_ago = timezone.now() - timedelta(hours=1)
     type(run).objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
     [lost] = services.runs_mark_lost(silent_for=30)
     assert lost.status == RunStatus.LOST
 
-    assert tasks.run_heartbeat(run.pk) is False
+    assert services.run_heartbeat(run_id=run.pk) is False
     run.refresh_from_db()
     assert run.heartbeat_at == long_ago
     assert run.status == RunStatus.LOST
-    assert tasks.run_should_stop(run.pk) is True
+    assert services.run_should_stop(run_id=run.pk) is True
 
 
 def test_a_run_no_worker_took_ends_failed_and_frees_the_lock(db, settings):
@@ -79,6 +78,6 @@ def test_a_run_no_worker_took_ends_failed_and_frees_the_lock(db, settings):
 def test_a_late_queue_message_expires_with_the_same_bound(db, settings):
     settings.RUN_QUEUED_MAX_SECONDS = 600
     run = make_run()
-    with mock.patch.object(tasks.run_execute, "apply_async") as apply_async:
+    with queue_held() as apply_async:
         services.run_enqueue(run=run)
     assert apply_async.call_args.kwargs["expires"] == 600

@@ -16,8 +16,10 @@ from apps.audit.models import AuditEvent, Via
 from apps.runs import services
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
+from apps.runs.services import checks
 from apps.runs.tasks import run_execute
 from tests.factories import ActionFactory
+from tests.runs.helpers import launch, queue_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,7 +45,7 @@ def _launch(client, action, environment, **extra):
 @pytest.fixture
 def no_broker_send():
     """The lock is the database's business: nothing needs to reach a worker here."""
-    with mock.patch.object(run_execute, "apply_async") as apply_async:
+    with queue_held() as apply_async:
         yield apply_async
 
 
@@ -85,28 +87,22 @@ def test_concurrent_launches_start_one_run_and_refuse_the_others(local_env, dev,
 def test_the_lock_is_the_database_s_even_past_the_check(local_env, dev, no_broker_send):
     """Two launches that both passed the early check: the index still refuses one."""
     action = ActionFactory(environments=[local_env])
-    first = services.run_launch(
+    first = launch(
         user=dev,
-        service=action.service,
         action=action,
         environment=local_env,
         parameters={},
-        from_api=True,
-        via=Via.API,
     )
 
     with (
-        mock.patch.object(services, "_lock_holder", side_effect=[None, first]),
+        mock.patch.object(checks, "lock_holder", side_effect=[None, first]),
         pytest.raises(services.LaunchRefused) as refused,
     ):
-        services.run_launch(
+        launch(
             user=dev,
-            service=action.service,
             action=action,
             environment=local_env,
             parameters={},
-            from_api=True,
-            via=Via.API,
         )
 
     assert refused.value.status == 409
@@ -135,7 +131,7 @@ def test_the_lock_is_freed_when_its_run_ends(local_env, dev, no_broker_send, end
     services.run_start(run_id=holder.pk, worker="w@host", pid=1)
     assert _launch(client, action, local_env).status_code == 409
 
-    services.run_finish(run=holder, status=end)
+    services.run_end(run=holder, status=end)
 
     assert _launch(client, action, local_env).status_code == 201
 

@@ -11,7 +11,9 @@ from apps.catalog.parameters import MASK, ParameterError
 from apps.runs import services
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
+from apps.runs.services import launch as launch_module
 from tests.factories import ActionFactory, EnvironmentFactory, PlaybookVersionFactory
+from tests.runs.helpers import launch, queue_held
 
 SECRET = "hunter2-do-not-store"
 SECRET_FORM = [
@@ -21,14 +23,11 @@ SECRET_FORM = [
 
 
 def _launch(user, action, environment, parameters=None, **kwargs):
-    return services.run_launch(
+    return launch(
         user=user,
-        service=action.service,
         action=action,
         environment=environment,
         parameters={} if parameters is None else parameters,
-        from_api=True,
-        via=Via.API,
         **kwargs,
     )
 
@@ -71,7 +70,7 @@ def test_it_writes_the_run_and_its_audit_row(demo):
 def test_it_writes_nothing_when_the_audit_row_fails(demo):
     # The run and its audit row are one transaction: no run without its row.
     with (
-        mock.patch.object(services, "audit_record", side_effect=RuntimeError("disk full")),
+        mock.patch.object(launch_module, "audit_record", side_effect=RuntimeError("disk full")),
         pytest.raises(RuntimeError),
     ):
         _launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
@@ -87,7 +86,7 @@ def test_it_enqueues_only_after_commit_on_the_environment_queue(
     production.require_verified = False
     production.save()
 
-    with mock.patch("apps.runs.tasks.run_execute.apply_async") as apply_async:
+    with queue_held() as apply_async:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             run = _launch(demo.ops, demo.deploy, production, {"version": "1.2.3"})
             assert apply_async.call_count == 0
@@ -100,7 +99,7 @@ def test_it_enqueues_only_after_commit_on_the_environment_queue(
 
 def test_it_does_not_enqueue_a_refused_launch(demo, django_capture_on_commit_callbacks):
     with (
-        mock.patch("apps.runs.tasks.run_execute.apply_async") as apply_async,
+        queue_held() as apply_async,
         django_capture_on_commit_callbacks(execute=True) as callbacks,
         pytest.raises(services.LaunchRefused),
     ):
@@ -157,14 +156,12 @@ def test_it_refuses_an_action_of_another_service(demo):
     other = ActionFactory(environments=[demo.envs["test"]])
 
     with pytest.raises(services.LaunchRefused) as refused:
-        services.run_launch(
+        launch(
             user=demo.dev,
             service=demo.service,
             action=other,
             environment=demo.envs["test"],
             parameters={},
-            from_api=True,
-            via=Via.API,
         )
 
     assert refused.value.status == 400
@@ -326,7 +323,7 @@ def test_a_reported_version_too_long_is_cut_not_lost(demo):
     run = _launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
     services.run_start(run_id=run.pk, worker="w@host", pid=1)
 
-    services.run_finish(run=run, status=RunStatus.SUCCESSFUL, version="9" * 300)
+    services.run_end(run=run, status=RunStatus.SUCCESSFUL, version="9" * 300)
 
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCESSFUL

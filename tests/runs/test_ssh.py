@@ -9,12 +9,12 @@ from playwright.sync_api import expect
 from apps.audit.models import Via
 from apps.environments.models import CredentialKind
 from apps.environments.services import credential_create
-from apps.runs import runner, services
+from apps.runs import runner
 from apps.runs.constants import RunStatus
 from apps.runs.events import MASK
 from apps.runs.models import RunEvent
 from tests.factories import PASSWORD, ActionFactory
-from tests.runs.helpers import wait_final
+from tests.runs.helpers import launch, wait_final
 
 VERSION_FORM = [{"name": "version", "type": "string", "required": True}]
 
@@ -69,14 +69,11 @@ def test_it_deploys_over_ssh_with_every_kind_of_credential(
         playbook_version=test_playbooks["ssh_deploy"], environments=[ssh_env], form=VERSION_FORM
     )
 
-    run = services.run_launch(
+    run = launch(
         user=dev,
-        service=action.service,
         action=action,
         environment=ssh_env,
         parameters={"version": "2.0.0"},
-        from_api=True,
-        via=Via.API,
     )
     run = wait_final(run)
 

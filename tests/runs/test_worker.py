@@ -131,15 +131,12 @@ def test_the_demo_rolls_back_to_the_previous_release_and_smoke_tests_it(celery_w
 
 
 def test_a_dry_run_changes_nothing_on_disk(celery_worker, demo):
-    run = services.run_launch(
+    run = launch(
         user=demo.dev,
-        service=demo.service,
         action=demo.deploy,
         environment=demo.envs["qa"],
         parameters={"version": "2.0.0"},
         check=True,
-        from_api=True,
-        via=Via.API,
     )
     run = wait_final(run)
 

@@ -1,0 +1,219 @@
+"""Launching a run: one request, one place that decides, one path for the pages, the API
+and the runs the system starts by itself."""
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from apps.audit.models import Outcome, Via
+from apps.audit.services import audit_record
+from apps.catalog.constants import ParameterInput
+from apps.catalog.models import Action, Service
+from apps.catalog.parameters import ParameterError
+from apps.environments.models import Environment
+from apps.runs.models import Run
+from apps.runs.queue import QUEUE_DOWN
+from apps.runs.services import checks
+from apps.runs.services.checks import LaunchPlan, LaunchRefused
+from apps.runs.services.lifecycle import run_enqueue
+from portal.crypto import encrypt_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """Everything a launch is asked with, whoever asks: a page, the API, or the system
+    following up a run (`triggered_by`, on behalf of `user`).
+
+    `parameters` is what was given for the action's form: a JSON object with typed values
+    (`given_as=ParameterInput.JSON`) or the text fields of a posted form
+    (`ParameterInput.FORM`). `http_request` is the request it came with, if any: its
+    address goes into the audit row and its session holds the second factor."""
+
+    user: Any
+    service: Service
+    action: Action
+    environment: Environment
+    parameters: Any = None
+    given_as: str = ParameterInput.JSON
+    via: str = Via.API
+    http_request: Any = None
+    check: bool = False
+    auto_verify: bool = False
+    rerun_of: Run | None = None
+    rollback_of: Run | None = None
+    promoted_from: Environment | None = None
+    reason: str = ""
+    emergency_reason: str = ""
+    triggered_by: Run | None = None
+
+    def but(self, **changes) -> "LaunchRequest":
+        """The same request with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def _refusal_audit(exc: LaunchRefused | ParameterError, req: LaunchRequest) -> None:
+    """Keep a refused launch in the audit log, although nothing else is written."""
+    if isinstance(exc, ParameterError):
+        details = {"reason": "Parameters do not fit the form.", "errors": exc.errors}
+    else:
+        details = {"reason": exc.reason}
+        if exc.holder is not None:
+            details["lock_held_by"] = exc.holder.pk
+        if exc.missing is not None:
+            details["missing"] = exc.missing
+    if req.triggered_by is not None:
+        details["on_behalf_of"] = req.user.get_username()
+        details["triggered_by"] = req.triggered_by.pk
+    action = req.action
+    audit_record(
+        actor=None if req.triggered_by is not None else req.user,
+        via=req.via,
+        verb="run.refused",
+        object_type="catalog.action",
+        object_id=str(action.pk) if action else "",
+        object_repr=str(action) if action else "",
+        service=req.service.slug if req.service else "",
+        environment=req.environment.slug if req.environment else "",
+        details=details,
+        outcome=Outcome.REFUSED,
+        request=req.http_request,
+    )
+
+
+def run_plan(req: LaunchRequest) -> LaunchPlan:
+    """Every check of a launch, in one place, without launching: may the user run it (and
+    did they confirm their second factor where the environment asks for it); is the
+    playbook version approved; do the parameters fit the form; is the environment locked
+    or frozen (an emergency override passes a freeze, for who has the right); does the
+    promotion rule hold; the credentials; the deploy lock; the queue.
+
+    Raises LaunchRefused or ParameterError, each recorded in the audit log."""
+    try:
+        return checks.plan(req)
+    except (LaunchRefused, ParameterError) as exc:
+        # A page asking for the second factor is a step, not a refusal; it is tried again.
+        if not getattr(exc, "reauthenticate", False):
+            _refusal_audit(exc, req)
+        raise
+
+
+def run_snapshot(*, action: Action, environment: Environment) -> dict:
+    """What a run copies, at launch, from its action (pinned playbook version, form,
+    timeout) and environment (inventory, queue): later edits of those never change it."""
+    version = action.playbook_version
+    return {
+        "service": action.service,
+        "action": action,
+        "environment": environment,
+        "action_slug": action.slug,
+        "action_label": action.label,
+        "action_kind": action.kind,
+        "playbook_version": version,
+        "playbook_commit": version.commit,
+        "playbook_path": version.path,
+        "content_hash": version.content_hash,
+        "form": action.form,
+        "inventory": environment.inventory,
+        "timeout": action.timeout,
+        "queue": environment.queue,
+    }
+
+
+def _run_create(req: LaunchRequest, plan: LaunchPlan) -> Run:
+    user, credentials = req.user, plan.credentials
+    return Run.objects.create(
+        **run_snapshot(action=req.action, environment=req.environment),
+        parameters=plan.masked,
+        secret_parameters=encrypt_json(plan.secrets) if plan.secrets else "",
+        version=plan.version,
+        check_mode=req.check,
+        rerun_of=req.rerun_of,
+        rollback_of=req.rollback_of,
+        promoted_from=req.promoted_from,
+        reason=req.reason.strip() if req.rollback_of else "",
+        emergency=plan.emergency,
+        emergency_reason=plan.emergency_reason,
+        auto_verify=req.auto_verify and not req.check,
+        triggered_by=req.triggered_by,
+        api_token=getattr(user, "api_token", None),
+        requested_by=user,
+        requested_by_name=user.get_username(),
+        credentials=[
+            {"name": c["name"], "kind": c["kind"], "variable": c["variable"]} for c in credentials
+        ],
+        secret_credentials=encrypt_json(credentials) if credentials else "",
+    )
+
+
+def _launch_details(req: LaunchRequest, plan: LaunchPlan, run: Run) -> dict:
+    version = req.action.playbook_version
+    details = {
+        "action": req.action.slug,
+        "parameters": plan.masked,
+        "check": req.check,
+        "playbook_commit": version.commit,
+        "playbook_path": version.path,
+        "content_hash": version.content_hash,
+        "credentials": [c["name"] for c in plan.credentials],
+    }
+    if plan.version:
+        details["version"] = plan.version
+    if plan.current is not None:
+        details["replaces"] = plan.current.version
+    if req.rollback_of is not None:
+        details["rollback_of"] = req.rollback_of.pk
+        details["reason"] = run.reason
+    if req.promoted_from is not None:
+        details["promoted_from"] = req.promoted_from.slug
+    if plan.emergency:
+        details["emergency"] = True
+        details["emergency_reason"] = run.emergency_reason
+    if req.triggered_by is not None:
+        details["on_behalf_of"] = req.user.get_username()
+        details["triggered_by"] = req.triggered_by.pk
+    return details
+
+
+def run_launch(req: LaunchRequest) -> Run:
+    """Check everything (run_plan), then create a queued Run and its audit row in one
+    transaction; the worker task is enqueued on the environment's queue after commit.
+
+    One queued or running run per service and environment holds the deploy lock
+    (a partial unique index, so it holds under concurrent launches); a second one
+    is refused with 409 naming the holder. Dry runs never take it. When the broker
+    cannot be reached nothing is created (503); should it drop between that check
+    and the enqueue, the run ends at once as failed, never left queued.
+
+    Raises LaunchRefused or ParameterError, each recorded in the audit log."""
+    plan = run_plan(req)
+    enqueued: list[bool] = []
+    try:
+        with transaction.atomic():
+            run = _run_create(req, plan)
+            audit_record(
+                actor=None if req.triggered_by is not None else req.user,
+                via=req.via,
+                verb="run.emergency" if plan.emergency else "run.requested",
+                obj=run,
+                service=req.service.slug,
+                environment=req.environment.slug,
+                request=req.http_request,
+                details=_launch_details(req, plan, run),
+            )
+            transaction.on_commit(lambda: enqueued.append(run_enqueue(run=run)))
+    except IntegrityError:
+        # Another launch took the lock between the check above and this insert.
+        holder = None if req.check else checks.lock_holder(req.service, req.environment)
+        if holder is None:
+            raise
+        refused = checks.locked(holder)
+        _refusal_audit(refused, req)
+        raise refused from None
+    if enqueued == [False]:
+        raise LaunchRefused(QUEUE_DOWN, status=503)
+    return run

@@ -1,0 +1,70 @@
+"""Runs whose worker is gone, and runs no worker took: found and ended, so no run stays
+queued or running for ever and their deploy lock is freed."""
+
+import socket
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.runs.constants import RunStatus
+from apps.runs.models import Run
+from apps.runs.services.lifecycle import run_end
+
+
+def runs_mark_lost(*, worker: str | None = None, silent_for: float | None = None) -> list[Run]:
+    """End as lost the running runs of `worker` (at its restart: it cannot still have
+    them), or those whose heartbeat has been silent for `silent_for` seconds (their
+    worker died). Returns them, so the caller can clean up what is left on its host.
+    Their lock is freed with them."""
+    if worker is None and silent_for is None:
+        raise ValueError("Say whose runs are lost: a worker, or a silence.")
+    runs = Run.objects.filter(status=RunStatus.RUNNING)
+    if worker is not None:
+        runs = runs.filter(worker=worker)
+        why = f"The worker {worker} stopped while the run was going."
+    if silent_for is not None:
+        cutoff = timezone.now() - timedelta(seconds=silent_for)
+        silent = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+        runs = runs.filter(silent)
+        why = f"Its worker stopped answering (no heartbeat for {int(silent_for)} s or more)."
+    lost = []
+    for run in runs.select_related("service", "environment"):
+        with transaction.atomic():
+            # Checked again under the row lock: a heartbeat may have just arrived.
+            still = Run.objects.select_for_update().filter(pk=run.pk, status=RunStatus.RUNNING)
+            if silent_for is not None:
+                still = still.filter(silent)
+            if not still.exists():
+                continue
+            lost.append(run_end(run=run, status=RunStatus.LOST, error=f"Lost: {why}"))
+    return lost
+
+
+def runs_fail_unstarted(*, waited_for: float) -> list[Run]:
+    """End as failed the runs queued for `waited_for` seconds or more: no worker took
+    them (none consumes their queue, the message was lost, or the web process died
+    before sending it). Their lock is freed with them."""
+    cutoff = timezone.now() - timedelta(seconds=waited_for)
+    failed = []
+    for run in Run.objects.filter(status=RunStatus.QUEUED, created_at__lt=cutoff):
+        with transaction.atomic():
+            # Checked again under the row lock: a worker may have just started it.
+            if (
+                not Run.objects.select_for_update()
+                .filter(pk=run.pk, status=RunStatus.QUEUED)
+                .exists()
+            ):
+                continue
+            error = (
+                f"Never started: no worker took it within {int(waited_for)} s; "
+                f"is a worker consuming queue {run.queue!r}?"
+            )
+            failed.append(run_end(run=run, status=RunStatus.FAILED, error=error))
+    return failed
+
+
+def run_on_this_host(run: Run) -> bool:
+    """Whether the run's worker was on this machine (worker names are name@host)."""
+    return run.worker.rpartition("@")[2] == socket.gethostname()

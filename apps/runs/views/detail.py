@@ -1,0 +1,89 @@
+"""A run's page, and what a person does from it: cancel, run again."""
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from apps.accounts.permissions import can_cancel_run, can_run
+from apps.accounts.views import refusal_page
+from apps.audit.models import Via
+from apps.catalog.parameters import secret_names
+from apps.runs import selectors, services
+from apps.runs.models import Run
+
+
+def run_or_404(request, run_id) -> Run:
+    run = selectors.run_get(user=request.user, run_id=run_id)
+    if run is None:
+        raise Http404("No such run.")
+    return run
+
+
+@login_required
+def run_detail(request, run_id):
+    run = run_or_404(request, run_id)
+    lines, last_counter = selectors.run_log_tail(run=run)
+    first = lines[0].number if lines else 1
+    return render(
+        request,
+        "runs/run_detail.html",
+        {
+            "run": run,
+            "lines": lines,
+            "last_counter": last_counter,
+            "earlier_from": first if first > 1 else None,
+            "progress": selectors.run_progress(run=run),
+            "diffs": selectors.run_diffs(run=run) if run.check_mode else [],
+            "can_cancel": can_cancel_run(request.user, run) and not run.is_final,
+            "can_rerun": can_rerun(request.user, run),
+            "secret_fields": secret_names(run.form),
+        },
+    )
+
+
+def can_rerun(user, run) -> bool:
+    return run.action is not None and can_run(user, action=run.action, environment=run.environment)
+
+
+@login_required
+@require_POST
+def run_cancel(request, run_id):
+    # Not looked up through run_get: run_cancel says why not, and records it, itself.
+    run = Run.objects.select_related("service", "environment").filter(pk=run_id).first()
+    if run is None:
+        raise Http404("No such run.")
+    try:
+        services.run_cancel(run=run, user=request.user, via=Via.WEB, request=request)
+    except services.LaunchRefused as exc:
+        if exc.status == 403:
+            return refusal_page(request, exc.reason)
+        messages.error(request, exc.reason)
+    else:
+        messages.success(request, f"Cancel requested for run #{run.pk}.")
+    return redirect(run)
+
+
+@login_required
+def run_again(request, run_id):
+    """The form of the run's action, pre-filled with its parameters (never its secrets)."""
+    run = run_or_404(request, run_id)
+    if run.action is None:
+        raise Http404("The action of this run no longer exists.")
+    secrets = secret_names(run.form)
+    params = {k: v for k, v in run.parameters.items() if k not in secrets and v not in (None, "")}
+    params["rerun_of"] = run.pk
+    if run.check_mode:
+        params["check"] = "1"
+    url = reverse("runs:form", args=[run.service.slug, run.action_slug, run.environment.slug])
+    return redirect(f"{url}?{urlencode(params, doseq=True)}")
+
+
+@login_required
+def run_follow_ups(request, run_id):
+    """The runs this one started by itself, for its page while they go."""
+    return render(request, "runs/_follow_ups.html", {"run": run_or_404(request, run_id)})

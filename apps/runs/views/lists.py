@@ -1,0 +1,104 @@
+"""The runs list: filters, a run number to open, pages."""
+
+from datetime import date, datetime, timedelta
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+
+from apps.accounts.permissions import environment_filter, service_filter
+from apps.accounts.services import refusal_record
+from apps.audit.models import Via
+from apps.catalog.models import Service
+from apps.environments.models import Environment
+from apps.runs import selectors
+from apps.runs.constants import RunStatus
+
+
+def _wanted_run(request, wanted: str, errors: dict):
+    """`?run=N`: the run to open, or None with the reason in `errors` and its status."""
+    if not (wanted.isascii() and wanted.isdigit()) or len(wanted) > 12:
+        errors["run"] = "A run number is digits only, e.g. 42."
+        return None, 400
+    try:
+        run = selectors.run_get(user=request.user, run_id=int(wanted))
+    except PermissionDenied as exc:
+        refusal_record(user=request.user, reason=str(exc), request=request, via=Via.WEB)
+        errors["run"] = f"You may not see run #{wanted}: {exc}"
+        return None, 403
+    if run is None:
+        errors["run"] = f"There is no run #{wanted}."
+        return None, 404
+    return run, 200
+
+
+def _period(filters: dict, zone, errors: dict) -> tuple:
+    """The first and the last day asked for, as instants in `zone`: (since, until)."""
+    days = {}
+    for name in ("from", "to"):
+        try:
+            days[name] = date.fromisoformat(filters[name]) if filters[name] else None
+        except ValueError:
+            errors[name] = "A day is written YYYY-MM-DD, e.g. 2026-01-31."
+            days[name] = None
+    if days["from"] and days["to"] and days["from"] > days["to"]:
+        errors["to"] = "The last day is before the first."
+        days["to"] = None
+    midnight = datetime.min.time()
+    since = days["from"] and datetime.combine(days["from"], midnight, tzinfo=zone)
+    until = days["to"] and datetime.combine(days["to"] + timedelta(days=1), midnight, tzinfo=zone)
+    return since, until
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name[:64] or "UTC")
+    except (ValueError, OSError, ZoneInfoNotFoundError):
+        return ZoneInfo("UTC")
+
+
+@login_required
+def run_list(request):
+    """Runs the user may see, filtered by service, environment, status, user and days
+    (in the reader's time zone `tz`, which portal.js fills in; UTC without it). `?run=N`
+    opens run N, or says here that there is none or why the user may not see it."""
+    get = request.GET
+    errors: dict[str, str] = {}
+    status = 200
+    wanted = get.get("run", "").strip().removeprefix("#")
+    if wanted:
+        run, status = _wanted_run(request, wanted, errors)
+        if run is not None:
+            return redirect(run)
+    names = ("service", "environment", "status", "user", "from", "to")
+    filters = {name: get.get(name, "").strip() for name in names}
+    zone = _zone(get.get("tz", ""))
+    since, until = _period(filters, zone, errors)
+    if errors.keys() & {"from", "to"}:
+        status = 400
+    runs = selectors.run_list(
+        user=request.user, filters={**filters, "since": since, "until": until}
+    )
+    page = Paginator(runs, 25).get_page(get.get("page"))
+    kept = {k: v for k, v in filters.items() if v}
+    if kept.keys() & {"from", "to"}:
+        kept["tz"] = str(zone)
+    return render(
+        request,
+        "runs/run_list.html",
+        {
+            "page": page,
+            "filters": filters,
+            "wanted": wanted,
+            "errors": errors,
+            "zone": zone,
+            "query": urlencode(kept),
+            "statuses": RunStatus.choices,
+            "services": Service.objects.filter(service_filter(request.user)).order_by("name"),
+            "environments": Environment.objects.filter(environment_filter(request.user)),
+        },
+        status=status,
+    )

@@ -1,0 +1,139 @@
+"""A run's log for its page: the live tail, earlier and later lines, a window around a
+line, search, and the download."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import render
+
+from apps.runs import selectors
+from apps.runs.views.detail import can_rerun, run_or_404
+
+
+def _line_number(request, name: str) -> int | None:
+    """A line number from the query string, or None when it is not one."""
+    value = request.GET.get(name, "")
+    # isascii: "²" is a digit to isdigit() but not to int().
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
+
+
+@login_required
+def run_log(request, run_id):
+    """The lines after `after` (an event counter), and the run's state, for the live page:
+    the progress when something happened, the diffs once a dry run has ended."""
+    run = run_or_404(request, run_id)
+    after = _line_number(request, "after") or 0
+    lines, last_counter, more = selectors.run_log_after(run=run, counter=after)
+    ended = run.is_final and not more
+    return render(
+        request,
+        "runs/_log_update.html",
+        {
+            "run": run,
+            "lines": lines,
+            "last_counter": last_counter,
+            "more": more,
+            "progress": selectors.run_progress(run=run)
+            if last_counter > after or run.is_final
+            else None,
+            "diffs": selectors.run_diffs(run=run) if ended and run.check_mode else [],
+            # Once it ended, its facts and buttons are sent again (finished at, no Cancel).
+            "ended": ended,
+            "can_rerun": ended and can_rerun(request.user, run),
+        },
+    )
+
+
+@login_required
+def run_log_earlier(request, run_id):
+    run = run_or_404(request, run_id)
+    before = _line_number(request, "before")
+    if before is None:
+        return HttpResponse("before must be a line number", status=400)
+    lines = selectors.run_log_before(run=run, line=before)
+    first = lines[0].number if lines else 1
+    return render(
+        request,
+        "runs/_log_earlier.html",
+        {"run": run, "lines": lines, "earlier_from": first if first > 1 else None},
+    )
+
+
+@login_required
+def run_log_download(request, run_id):
+    """The whole log as plain text: line number, timestamp and text, as the page shows."""
+    run = run_or_404(request, run_id)
+    response = StreamingHttpResponse(
+        selectors.run_log_text(run=run), content_type="text/plain; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.log"'
+    return response
+
+
+# --- the log beyond its tail: later lines, a window around a line, search ----------
+@login_required
+def run_log_later(request, run_id):
+    """The lines after line `after`, below a window of the log (and a button for more)."""
+    run = run_or_404(request, run_id)
+    after = _line_number(request, "after")
+    if after is None:
+        return HttpResponse("after must be a line number", status=400)
+    lines = selectors.run_log_later(run=run, line=after)
+    last = lines[-1].number if lines else after
+    return render(
+        request,
+        "runs/_log_later.html",
+        {"run": run, "lines": lines, "later_from": last if last < run.line_count else None},
+    )
+
+
+@login_required
+def run_log_window(request, run_id):
+    """The log's content around line `line` (a `#L123` link, a search match), with the
+    buttons for the lines before and after it; `?line=tail` gives the tail the page
+    first shows."""
+    run = run_or_404(request, run_id)
+    if request.GET.get("line") == "tail":
+        lines, _ = selectors.run_log_tail(run=run)
+    else:
+        line = _line_number(request, "line")
+        if line is None:
+            return HttpResponse("line must be a line number or tail", status=400)
+        lines = selectors.run_log_window(run=run, line=line)
+    first = lines[0].number if lines else 1
+    last = lines[-1].number if lines else 0
+    return render(
+        request,
+        "runs/_log_window.html",
+        {
+            "run": run,
+            "lines": lines,
+            "earlier_from": first if first > 1 else None,
+            "later_from": last if last < run.line_count else None,
+        },
+    )
+
+
+SEARCH_MAX_CHARS = 200
+
+
+@login_required
+def run_log_search(request, run_id):
+    """Every match of `q` in the whole log: the lines and the count, as JSON."""
+    run = run_or_404(request, run_id)
+    query = request.GET.get("q", "")
+    if not query.strip() or len(query) > SEARCH_MAX_CHARS or "\x00" in query:
+        return JsonResponse(
+            {"detail": f"q must be some text, at most {SEARCH_MAX_CHARS} characters."},
+            status=400,
+        )
+    found = selectors.run_log_search(run=run, query=query)
+    return JsonResponse(
+        {
+            "q": query,
+            "total": found.total,
+            "upto": found.upto,
+            "hits": found.hits,
+            # More matches than the hits listed (on lines beyond the first SEARCH_HITS).
+            "truncated": found.total > sum(count for _, count in found.hits),
+        }
+    )
