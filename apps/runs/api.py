@@ -1,3 +1,4 @@
+from django.core.exceptions import PermissionDenied
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -144,7 +145,8 @@ def _not_found(field: str, value: str) -> Response:
 
 
 def _launch_request(request, values: dict) -> LaunchRequest | Response:
-    """The launch the body asks for, or a 400 naming what it names that does not exist."""
+    """The launch the body asks for, or a 400 naming what it names that does not exist.
+    A run the user may not see is named as one that does not exist."""
     service = Service.objects.filter(slug=values["service"]).first()
     if service is None:
         return _not_found("service", values["service"])
@@ -160,7 +162,10 @@ def _launch_request(request, values: dict) -> LaunchRequest | Response:
         return _not_found("environment", values["environment"])
     rollback_of = None
     if values["rollback_of"] is not None:
-        rollback_of = Run.objects.filter(pk=values["rollback_of"]).first()
+        try:
+            rollback_of = selectors.run_get(user=request.user, run_id=values["rollback_of"])
+        except PermissionDenied:
+            rollback_of = None
         if rollback_of is None:
             return _not_found("rollback_of", str(values["rollback_of"]))
     return LaunchRequest(

@@ -158,14 +158,29 @@ def _version(req: "LaunchRequest", version: str, current: Run | None) -> str:
 
 
 def _rollback_version(req: "LaunchRequest", version: str, current: Run) -> str:
-    """What a rollback action that names no version puts back: the version before
-    (until its playbook says)."""
-    if req.action.kind == ActionKind.ROLLBACK and not version:
-        targets = deployments.rollback_targets(
-            service=req.service, environment=req.environment, current=current
-        )
-        return targets[0].version if targets else ""
-    return version
+    """A rollback puts back one of the versions the Roll back page offers: an earlier
+    successful one there, never one that was itself rolled back. A rollback action
+    that names no version puts back the one before (until its playbook says)."""
+    targets = deployments.rollback_targets(
+        service=req.service, environment=req.environment, current=current
+    )
+    offered = [run.version for run in targets]
+    if not version and req.action.kind == ActionKind.ROLLBACK:
+        return offered[0] if offered else ""
+    if version in offered:
+        return version
+    if not offered:
+        why = f"nothing ran on {req.environment} before {current.version} to roll back to"
+    else:
+        why = f"the versions to roll back to are {', '.join(offered)}"
+    field = req.action.version_field or "rollback_of"
+    raise LaunchRefused(
+        f"{req.service} {version or '(no version)'} cannot be rolled back to on "
+        f"{req.environment}: {why} (never the current one, one that did not run there, "
+        "nor one that was itself rolled back).",
+        status=409,
+        field=field,
+    )
 
 
 def rollback_problem(req: "LaunchRequest", *, current: Run | None) -> LaunchRefused | None:
