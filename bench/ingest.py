@@ -82,7 +82,7 @@ def fixtures(events: int):
     from django.conf import settings
 
     from apps.accounts.models import Role, User
-    from apps.audit.models import Via
+    from apps.audit.constants import Via
     from apps.catalog.constants import ActionKind
     from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service
     from apps.catalog.services import playbook_version_approve, source_sync
@@ -201,7 +201,7 @@ def bare_run(playbook: str, workdir: Path) -> tuple[float, float, list[dict]]:
 
 def portal_run(*, worker, ops, service, action, environment) -> dict:
     """Launch through run_launch and wait for the final state in the database."""
-    from apps.audit.models import Via
+    from apps.audit.constants import Via
     from apps.runs.constants import FINAL_STATUSES
     from apps.runs.models import Run, RunEvent
     from apps.runs.services import run_launch

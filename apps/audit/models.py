@@ -2,21 +2,8 @@ from django.db import models
 from django.utils import timezone
 
 from apps.audit.chain import GENESIS
+from apps.audit.constants import Outcome, Via
 from apps.audit.fields import CanonicalJSONField
-
-
-class Via(models.TextChoices):
-    WEB = "web", "Web"
-    API = "api", "API"
-    ADMIN = "admin", "Admin"
-    CLI = "cli", "Command line"
-    SYSTEM = "system", "System"
-
-
-class Outcome(models.TextChoices):
-    SUCCESS = "success", "Success"
-    REFUSED = "refused", "Refused"
-    FAILURE = "failure", "Failure"
 
 
 class AuditEvent(models.Model):

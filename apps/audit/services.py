@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from apps.audit import selectors
 from apps.audit.chain import canonical_ip, clean_text, event_values, json_safe, row_hash
-from apps.audit.models import AuditEvent, AuditHead, Outcome
+from apps.audit.constants import Outcome
+from apps.audit.models import AuditEvent, AuditHead
 
 
 def audit_event_hash(event: AuditEvent) -> str:

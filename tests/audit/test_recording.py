@@ -7,7 +7,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from apps.audit.models import AuditEvent, Outcome, Via
+from apps.audit.constants import Outcome, Via
+from apps.audit.models import AuditEvent
 from apps.audit.services import REDACTED, SECRET_UNSET
 from apps.catalog.models import Action, PlaybookSource, Service
 from apps.catalog.services import playbook_version_approve

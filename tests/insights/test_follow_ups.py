@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from apps.accounts.services import token_create
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.environments.services import lock_create
 from apps.runs import services
 from apps.runs.constants import RunStatus

@@ -1,4 +1,4 @@
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.runs import services
 from apps.runs.models import Run
 from tests.conftest import wait_for
