@@ -2,7 +2,7 @@ from django.db import models
 from django.utils import timezone
 
 from apps.audit.chain import GENESIS
-from apps.audit.constants import Outcome, Via
+from apps.audit.constants import READ_LOG_CODENAME, Outcome, Via
 from apps.audit.fields import CanonicalJSONField
 
 
@@ -34,6 +34,7 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        permissions = [(READ_LOG_CODENAME, "Can read the audit log")]
         # Each filter of the review pages walks its own index newest first
         # (keyset pagination on id), so a deep page costs what the first does.
         indexes = [
