@@ -9,7 +9,7 @@ from django.db import transaction
 
 from apps.accounts.models import Grant, Membership, Right, Role, Team, User
 from apps.accounts.services import grant_save, membership_save, team_save
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.audit.services import audit_changes, audit_noun, audit_record, audit_snapshot
 from apps.catalog.constants import ActionKind
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service
