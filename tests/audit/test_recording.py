@@ -283,7 +283,7 @@ def test_rows_outlive_their_actor():
 
 
 def test_a_credential_is_recorded_without_its_value(ops):
-    from apps.environments.models import CredentialKind
+    from apps.environments.constants import CredentialKind
     from apps.environments.services import credential_create
 
     credential_create(

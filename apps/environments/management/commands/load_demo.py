@@ -14,7 +14,8 @@ from apps.audit.services import audit_changes, audit_noun, audit_record, audit_s
 from apps.catalog.constants import ActionKind
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service
 from apps.catalog.services import playbook_version_approve, source_sync
-from apps.environments.models import Environment, FreezeKind, FreezeWindow
+from apps.environments.constants import FreezeKind
+from apps.environments.models import Environment, FreezeWindow
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo" / "playbooks"
 USERS = [
