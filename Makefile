@@ -25,6 +25,7 @@ run: $(STAMP)
 
 test: $(STAMP) sshd
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The tests deploy over SSH to a real OpenSSH server they start on loopback: install
@@ -43,6 +44,7 @@ sshd:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

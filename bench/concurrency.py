@@ -74,7 +74,7 @@ def fixtures(journal: Path):
     from django.utils import timezone
 
     from apps.accounts.models import Role, User
-    from apps.audit.models import Via
+    from apps.audit.constants import Via
     from apps.catalog.models import Action, PlaybookSource, Service
     from apps.catalog.services import playbook_version_approve, source_sync
     from apps.environments.models import Environment

@@ -82,7 +82,7 @@ def fixtures(events: int):
     from django.conf import settings
 
     from apps.accounts.models import Role, User
-    from apps.audit.models import Via
+    from apps.audit.constants import Via
     from apps.catalog.constants import ActionKind
     from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service
     from apps.catalog.services import playbook_version_approve, source_sync

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.accounts.services import refusal_record
-from apps.audit.models import Via
+from apps.audit.constants import Via
 
 
 def exception_handler(exc, context):

@@ -9,7 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("portal.api")),
-    path("", include("apps.catalog.urls")),
+    path("", include("apps.insights.catalog_urls")),
     path("", include("apps.insights.urls")),
     path("", include("apps.runs.urls")),
     path("", include("apps.audit.urls")),

@@ -17,7 +17,7 @@ from django.test.utils import override_settings
 from django.utils import timezone
 
 from apps.accounts.models import Right, Role
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.catalog.models import Action, PlaybookSource, Service
 from apps.catalog.services import playbook_version_approve, playbook_version_create, source_sync
 from apps.environments.models import Environment

@@ -11,7 +11,7 @@ from django.utils import timezone
 from apps.accounts import services
 from apps.accounts.constants import ALL_TOKEN_SCOPES, TokenScope
 from apps.accounts.models import ApiToken, Grant, Membership, Team, User
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.audit.services import audit_snapshot
 
 

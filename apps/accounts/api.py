@@ -12,8 +12,7 @@ from apps.accounts import selectors, services
 from apps.accounts.authentication import SignedIn
 from apps.accounts.constants import TokenScope
 from apps.accounts.permissions import token_scope_refusal
-from apps.audit.models import Via
-from apps.environments.models import Environment
+from apps.audit.constants import Via
 
 
 class TokenSerializer(serializers.Serializer):
@@ -48,10 +47,10 @@ class TokenCreateSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
     def validate_environments(self, slugs):
-        found = {env.slug: env for env in Environment.objects.filter(slug__in=slugs)}
-        if missing := [slug for slug in slugs if slug not in found]:
+        found, missing = selectors.environments_by_slug(slugs=slugs)
+        if missing:
             raise serializers.ValidationError(f"No environment {', '.join(map(repr, missing))}.")
-        return [found[slug] for slug in slugs]
+        return found
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -1,17 +1,33 @@
 from django.contrib.auth.backends import BaseBackend
 
-from apps.accounts.permissions import role_permissions
+from apps.accounts.permissions import can_read_audit, role_permissions
+from apps.audit.constants import READ_LOG
 
 
 class RolePermissionBackend(BaseBackend):
-    """The admin permissions a role brings (apps.accounts.permissions.role_permissions),
-    so an Ops or auditor account needs no hand-picked permission. Authenticates nobody."""
+    """The permissions a role brings, so an Ops or auditor account needs no hand-picked
+    permission. Authenticates nobody.
+
+    - The admin's model permissions (apps.accounts.permissions.role_permissions), for
+      staff accounts only.
+    - Reading the audit log (apps.audit.constants.READ_LOG), for whom
+      apps.accounts.permissions.can_read_audit allows, staff or not: the audit pages
+      and API ask `user.has_perm(READ_LOG)`.
+    """
 
     def get_all_permissions(self, user_obj, obj=None) -> set[str]:
-        return role_permissions(user_obj) if obj is None else set()
+        if obj is not None:
+            return set()
+        perms = role_permissions(user_obj)
+        return perms | {READ_LOG} if can_read_audit(user_obj) else perms
 
     def has_perm(self, user_obj, perm, obj=None) -> bool:
-        return perm in self.get_all_permissions(user_obj, obj)
+        if obj is not None:
+            return False
+        if perm == READ_LOG:
+            return can_read_audit(user_obj)
+        return perm in role_permissions(user_obj)
 
     def has_module_perms(self, user_obj, app_label) -> bool:
+        # The admin's index: only the admin's own permissions open an app there.
         return any(perm.startswith(f"{app_label}.") for perm in role_permissions(user_obj))

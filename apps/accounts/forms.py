@@ -4,7 +4,7 @@ from django import forms
 from django.utils import timezone
 
 from apps.accounts.constants import TokenScope
-from apps.environments.models import Environment
+from apps.accounts.selectors import environment_list
 
 DEFAULT_TOKEN_DAYS = 90
 
@@ -26,7 +26,7 @@ class TokenForm(forms.Form):
         help_text="Read: look at the catalog and runs. Run: launch and cancel runs.",
     )
     environments = forms.ModelMultipleChoiceField(
-        queryset=Environment.objects.none(),
+        queryset=None,  # set by __init__: the environments the user may use
         widget=forms.CheckboxSelectMultiple,
         required=False,
         help_text=(
@@ -44,7 +44,7 @@ class TokenForm(forms.Form):
     def __init__(self, *args, environments=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["environments"].queryset = (
-            environments if environments is not None else Environment.objects.all()
+            environments if environments is not None else environment_list()
         )
 
     def clean_expires_on(self):

@@ -3,6 +3,23 @@ from django.db.models import QuerySet
 from apps.accounts.models import ApiToken, Grant, Team, User
 
 
+def environment_list() -> QuerySet:
+    """Every environment, in promotion order (what a token may be limited to).
+
+    The model is reached through ApiToken's field: accounts sits below the environments
+    app and imports nothing of it.
+    """
+    return ApiToken._meta.get_field("environments").related_model.objects.all()
+
+
+def environments_by_slug(*, slugs: list[str]) -> tuple[list, list[str]]:
+    """The environments named by `slugs`, in that order, and the slugs that name none."""
+    found = {env.slug: env for env in environment_list().filter(slug__in=slugs)}
+    return [found[slug] for slug in slugs if slug in found], [
+        slug for slug in slugs if slug not in found
+    ]
+
+
 def token_list(*, user: User) -> QuerySet[ApiToken]:
     """The user's own API tokens, newest first (revoked and expired ones too)."""
     return ApiToken.objects.filter(user=user).prefetch_related("environments")

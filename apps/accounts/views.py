@@ -9,8 +9,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts import selectors, services
 from apps.accounts.forms import TokenForm
 from apps.accounts.permissions import environment_filter, mfa_recently_confirmed
-from apps.audit.models import Via
-from apps.environments.models import Environment
+from apps.audit.constants import Via
 
 
 def refusal_page(request, reason: str, *, status: int = 403):
@@ -32,7 +31,7 @@ def _mfa_enabled(user) -> bool:
 
 
 def _profile(request, *, form=None, new_key: str = "", new_token=None, status: int = 200):
-    environments = Environment.objects.filter(environment_filter(request.user))
+    environments = selectors.environment_list().filter(environment_filter(request.user))
     return render(
         request,
         "accounts/profile.html",
@@ -44,7 +43,7 @@ def _profile(request, *, form=None, new_key: str = "", new_token=None, status: i
             "form": form or TokenForm(environments=environments),
             "new_key": new_key,
             "new_token": new_token,
-            "mfa_environments": Environment.objects.filter(require_mfa=True),
+            "mfa_environments": selectors.environment_list().filter(require_mfa=True),
         },
         status=status,
     )
@@ -59,7 +58,7 @@ def profile(request):
 @login_required
 @require_POST
 def token_create(request):
-    environments = Environment.objects.filter(environment_filter(request.user))
+    environments = selectors.environment_list().filter(environment_filter(request.user))
     form = TokenForm(data=request.POST, environments=environments)
     if not form.is_valid():
         return _profile(request, form=form, status=400)

@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.db import router, transaction
 from django.db.models.deletion import Collector
 
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.audit.services import (
     audit_model_deleted,
     audit_model_saved,

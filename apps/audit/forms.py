@@ -4,7 +4,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from apps.audit.models import Outcome, Via
+from apps.audit.constants import Outcome, Via
 
 # What the pages and the API offer in their verb list (any other verb may be typed).
 KNOWN_VERBS = (

@@ -2,21 +2,8 @@ from django.db import models
 from django.utils import timezone
 
 from apps.audit.chain import GENESIS
+from apps.audit.constants import READ_LOG_CODENAME, Outcome, Via
 from apps.audit.fields import CanonicalJSONField
-
-
-class Via(models.TextChoices):
-    WEB = "web", "Web"
-    API = "api", "API"
-    ADMIN = "admin", "Admin"
-    CLI = "cli", "Command line"
-    SYSTEM = "system", "System"
-
-
-class Outcome(models.TextChoices):
-    SUCCESS = "success", "Success"
-    REFUSED = "refused", "Refused"
-    FAILURE = "failure", "Failure"
 
 
 class AuditEvent(models.Model):
@@ -47,6 +34,7 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        permissions = [(READ_LOG_CODENAME, "Can read the audit log")]
         # Each filter of the review pages walks its own index newest first
         # (keyset pagination on id), so a deep page costs what the first does.
         indexes = [

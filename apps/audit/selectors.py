@@ -181,17 +181,3 @@ def audit_verification_latest() -> AuditVerification | None:
 
 def audit_checkpoint_latest() -> AuditCheckpoint | None:
     return AuditCheckpoint.objects.order_by("-id").first()
-
-
-def audit_event_run(*, event: AuditEvent, user):
-    """The run a row is about, when there is one and `user` may see it."""
-    if event.run_id is None:
-        return None
-    from django.core.exceptions import PermissionDenied
-
-    from apps.runs.selectors import run_get
-
-    try:
-        return run_get(user=user, run_id=event.run_id)
-    except PermissionDenied:
-        return None

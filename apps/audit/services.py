@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from apps.audit import selectors
 from apps.audit.chain import canonical_ip, clean_text, event_values, json_safe, row_hash
-from apps.audit.models import AuditEvent, AuditHead, Outcome
+from apps.audit.constants import Outcome
+from apps.audit.models import AuditEvent, AuditHead
 
 
 def audit_event_hash(event: AuditEvent) -> str:
@@ -73,6 +74,14 @@ def audit_record(
         name: value if name in ("actor_id", "ip") else clean_text(value, name)
         for name, value in values.items()
     }
+    return _chain_append(
+        values=values, details=audit_masked(json_safe(_public(details or {}))), outcome=outcome
+    )
+
+
+def _chain_append(*, values: dict, details: dict, outcome: str) -> AuditEvent:
+    """Write the next row of the chain: the head is locked while its id and previous hash
+    are taken and moved on, so concurrent writers never fork the chain."""
     with transaction.atomic():
         head = AuditHead.objects.select_for_update().filter(id=1).first()
         if head is None:
@@ -80,7 +89,7 @@ def audit_record(
         event = AuditEvent(
             id=head.last_id + 1,
             created_at=timezone.now(),
-            details=audit_masked(json_safe(_public(details or {}))),
+            details=details,
             outcome=outcome,
             prev_hash=head.last_hash,
             **values,

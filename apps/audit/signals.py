@@ -7,7 +7,7 @@ written explicitly by the service that makes the change.
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 
-from apps.audit.models import Outcome, Via
+from apps.audit.constants import Outcome, Via
 from apps.audit.services import audit_record
 
 

@@ -5,13 +5,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 
-from apps.accounts.permissions import can_read_audit
 from apps.audit import selectors
+from apps.audit.constants import READ_LOG, Outcome, Via
 from apps.audit.exports import csv_chunks, jsonl_chunks
 from apps.audit.forms import KNOWN_VERBS, AuditFilterForm, CursorForm
-from apps.audit.models import Outcome, Via
 from apps.audit.services import audit_event_hash, audit_record, audit_search
 
 EXPORT_FORMATS = {
@@ -24,7 +24,7 @@ def audit_reader_required(view):
     @wraps(view)
     @login_required
     def wrapped(request, *args, **kwargs):
-        if not can_read_audit(request.user):
+        if not request.user.has_perm(READ_LOG):
             raise PermissionDenied("Only auditors and Ops read the audit log.")
         return view(request, *args, **kwargs)
 
@@ -91,7 +91,9 @@ def audit_detail(request, event_id: int):
             and (previous is None or previous.id == event.id - 1),
             "previous": previous,
             "following": following,
-            "run": selectors.audit_event_run(event=event, user=request.user),
+            # A link by id only: the run's own page decides who sees it (every reader of
+            # the log does), and the audit log needs nothing of the runs app.
+            "run_url": reverse("runs:detail", args=[event.run_id]) if event.run_id else None,
         },
     )
 

@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from apps.audit.admin import AuditedModelAdmin
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service, SourceCommit
 from apps.catalog.services import (
     action_snapshot,

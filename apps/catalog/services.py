@@ -36,19 +36,7 @@ def source_sync(*, source: PlaybookSource, acting_user, via: str) -> list[Source
         source.save(update_fields=["sync_error"])
         raise ValidationError(f"Sync of {source} failed: {exc}") from exc
     with transaction.atomic():
-        rows = []
-        for index, commit in enumerate(commits):
-            row, _ = SourceCommit.objects.update_or_create(
-                source=source,
-                sha=commit.sha,
-                defaults={
-                    "committed_at": commit.committed_at,
-                    "author": commit.author[:200],
-                    "message": commit.message[:500],
-                    **({"playbooks": head_playbooks} if index == 0 else {}),
-                },
-            )
-            rows.append(row)
+        rows = _commits_store(source, commits, head_playbooks=head_playbooks)
         created = []
         for path in new_paths:
             # get_or_create: a sync running at the same time may have pinned it meanwhile.
@@ -71,6 +59,24 @@ def source_sync(*, source: PlaybookSource, acting_user, via: str) -> list[Source
                 "new_versions": [v.pk for v in created],
             },
         )
+    return rows
+
+
+def _commits_store(source: PlaybookSource, commits, *, head_playbooks) -> list[SourceCommit]:
+    """Record the fetched commits (newest first); the head one lists its playbooks."""
+    rows = []
+    for index, commit in enumerate(commits):
+        row, _ = SourceCommit.objects.update_or_create(
+            source=source,
+            sha=commit.sha,
+            defaults={
+                "committed_at": commit.committed_at,
+                "author": commit.author[:200],
+                "message": commit.message[:500],
+                **({"playbooks": head_playbooks} if index == 0 else {}),
+            },
+        )
+        rows.append(row)
     return rows
 
 

@@ -5,14 +5,9 @@ from django.utils import timezone
 
 from apps.accounts.constants import Role
 from apps.audit.admin import AuditedModelAdmin
-from apps.audit.models import Via
-from apps.environments.models import (
-    WEEKDAYS,
-    Credential,
-    Environment,
-    EnvironmentLock,
-    FreezeWindow,
-)
+from apps.audit.constants import Via
+from apps.environments.constants import WEEKDAYS
+from apps.environments.models import Credential, Environment, EnvironmentLock, FreezeWindow
 from apps.environments.selectors import when
 from apps.environments.services import (
     LockRefused,

@@ -12,10 +12,11 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from apps.accounts.permissions import can_view, environment_filter
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.catalog.models import Service
 from apps.environments import selectors, services
-from apps.environments.models import LOCK_MAX_DAYS, REASON_MAX_CHARS, Environment, EnvironmentLock
+from apps.environments.constants import LOCK_MAX_DAYS, REASON_MAX_CHARS
+from apps.environments.models import Environment, EnvironmentLock
 
 
 class EnvironmentLockSerializer(serializers.Serializer):

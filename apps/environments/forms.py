@@ -1,6 +1,6 @@
 from django import forms
 
-from apps.environments.models import REASON_MAX_CHARS
+from apps.environments.constants import REASON_MAX_CHARS
 
 # How long a lock lasts, in minutes: the page offers these; the API takes any up to 30 days.
 LOCK_DURATIONS = [

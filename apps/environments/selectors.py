@@ -4,13 +4,8 @@ from dataclasses import dataclass
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from apps.environments.models import (
-    Credential,
-    CredentialKind,
-    Environment,
-    EnvironmentLock,
-    FreezeWindow,
-)
+from apps.environments.constants import CredentialKind
+from apps.environments.models import Credential, Environment, EnvironmentLock, FreezeWindow
 
 
 class CredentialConflict(Exception):

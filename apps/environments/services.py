@@ -11,10 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.permissions import lock_refusal_reason, unlock_refusal_reason
-from apps.audit.models import Outcome
+from apps.audit.constants import Outcome
 from apps.audit.services import audit_record
 from apps.catalog.parameters import ANSIBLE_MAGIC_VARS, NAME
-from apps.environments.models import Credential, CredentialKind, EnvironmentLock
+from apps.environments.constants import CredentialKind
+from apps.environments.models import Credential, EnvironmentLock
 from apps.environments.selectors import when
 from portal.crypto import decrypt_text, encrypt_text, token_is_current, token_rotate
 

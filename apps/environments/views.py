@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import can_lock, lock_refusal_reason
 from apps.accounts.views import refusal_page
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.catalog.models import Service
 from apps.environments import selectors, services
 from apps.environments.forms import LockForm

@@ -6,7 +6,7 @@ from rest_framework.decorators import api_view
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.catalog.constants import ParameterInput
 from apps.catalog.models import Action, Service
 from apps.catalog.parameters import ParameterError

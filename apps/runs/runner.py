@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import connections
 
 from apps.catalog import git
-from apps.environments.models import CredentialKind
+from apps.environments.constants import CredentialKind
 from apps.runs.constants import RunStatus
 from apps.runs.events import EventSink
 from apps.runs.models import Run

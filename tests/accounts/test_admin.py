@@ -9,7 +9,8 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.models import ApiToken, Grant, Membership, Right, Role, Team, User
 from apps.accounts.permissions import PORTAL_APPS, can_manage_tokens_of, role_permissions
-from apps.audit.models import AuditEvent, Outcome
+from apps.audit.constants import READ_LOG, Outcome
+from apps.audit.models import AuditEvent
 from tests.accounts.conftest import page_client
 from tests.factories import TeamFactory, UserFactory
 
@@ -298,6 +299,16 @@ def test_ops_and_auditors_never_read_authenticator_secrets(world, role):
     assert "mfa" not in client.get("/admin/").content.decode().lower()
     granted = role_permissions(world.users[role])
     assert granted and all(p.split(".")[0] in PORTAL_APPS for p in granted)
+
+
+def test_reading_the_audit_log_brings_no_admin_permission(world):
+    auditor = UserFactory(username="reader", role=Role.AUDITOR)  # not staff
+
+    assert auditor.get_all_permissions() == {READ_LOG}
+    assert not auditor.has_module_perms("audit")
+    assert page_client(auditor).get("/admin/audit/auditevent/").status_code == 302
+    assert READ_LOG in world.users["auditor"].get_all_permissions()
+    assert READ_LOG not in world.users["member"].get_all_permissions()
 
 
 def test_ops_cannot_make_a_token_of_a_superuser(world):

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from apps.audit.models import AuditEvent, Outcome
+from apps.audit.constants import Outcome
+from apps.audit.models import AuditEvent
 from tests.accounts.conftest import ENVS, ROLES, api_client, page_client
 
 EVERY = frozenset(ENVS)

@@ -17,7 +17,8 @@ from django.core.cache import cache
 from django.test import Client
 
 from apps.accounts.models import ApiToken
-from apps.audit.models import AuditEvent, Via
+from apps.audit.constants import Via
+from apps.audit.models import AuditEvent
 from apps.runs import services
 from apps.runs.models import Run
 from tests.accounts.conftest import api_client, page_client

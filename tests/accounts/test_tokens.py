@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiToken
 from apps.accounts.services import token_create, token_revoke
-from apps.audit.models import AuditEvent, Outcome
+from apps.audit.constants import Outcome
+from apps.audit.models import AuditEvent
 from apps.runs.models import Run
 from tests.accounts.conftest import api_client, page_client
 from tests.factories import EnvironmentFactory, UserFactory

@@ -11,9 +11,12 @@ from django.http import StreamingHttpResponse
 from django.test import Client
 from rest_framework.test import APIClient
 
+from apps.accounts.constants import Role
+from apps.accounts.services import token_create
 from apps.audit.chain import row_hash
+from apps.audit.constants import READ_LOG, Outcome, Via
 from apps.audit.exports import CSV_HEADER
-from apps.audit.models import AuditEvent, Outcome
+from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_event_page
 from tests.audit.conftest import record
 from tests.factories import UserFactory
@@ -64,6 +67,80 @@ def test_it_refuses_a_developer_pages_exports_and_api(dev):
     assert "Audit</a>" not in client.get("/runs/").content.decode()
     api = APIClient()
     api.force_authenticate(dev)
+    assert api.get("/api/v1/audit/").status_code == 403
+
+
+# Who reads the log: its permission (audit.read_log) follows the role, staff or not.
+READERS = {
+    "auditor": {"role": Role.AUDITOR},
+    "staff auditor": {"role": Role.AUDITOR, "is_staff": True},
+    "ops": {"role": Role.OPS},
+    "staff ops": {"role": Role.OPS, "is_staff": True},
+    "superuser": {"role": Role.DEVELOPER, "is_superuser": True, "is_staff": True},
+}
+NOT_READERS = {
+    "developer": {"role": Role.DEVELOPER},
+    "staff developer": {"role": Role.DEVELOPER, "is_staff": True},
+    "inactive auditor": {"role": Role.AUDITOR, "is_active": False},
+    "inactive ops": {"role": Role.OPS, "is_staff": True, "is_active": False},
+    "inactive superuser": {"is_superuser": True, "is_staff": True, "is_active": False},
+}
+
+
+def _api(user) -> APIClient:
+    api = APIClient()
+    api.force_authenticate(user)
+    return api
+
+
+@pytest.mark.parametrize("who", READERS)
+def test_readers_open_the_pages_the_export_and_the_api(who):
+    user = UserFactory(username="reader", **READERS[who])
+    row = record()
+    client, api = _client(user), _api(user)
+
+    assert user.has_perm(READ_LOG)
+    assert 'href="/audit/">Audit</a>' in client.get("/runs/").content.decode()
+    for path in ("/audit/", f"/audit/{row.pk}/", "/audit/export/?format=csv"):
+        assert client.get(path).status_code == 200, path
+    assert api.get("/api/v1/audit/").status_code == 200
+    assert api.get(f"/api/v1/audit/{row.pk}/").status_code == 200
+
+
+@pytest.mark.parametrize("who", NOT_READERS)
+def test_nobody_else_opens_them(who):
+    user = UserFactory(username="other", **NOT_READERS[who])
+    row = record()
+    client, api = _client(user), _api(user)
+
+    assert not user.has_perm(READ_LOG)
+    for path in ("/audit/", f"/audit/{row.pk}/", "/audit/export/?format=csv"):
+        response = client.get(path)
+        if user.is_active:
+            assert response.status_code == 403, path
+        else:  # a deactivated account is signed out
+            assert response["Location"].startswith("/accounts/login/"), path
+    assert api.get("/api/v1/audit/").status_code == 403
+    assert api.get(f"/api/v1/audit/{row.pk}/").status_code == 403
+    assert not AuditEvent.objects.filter(verb__in=["audit.search", "audit.view"]).exists()
+
+
+def test_the_api_asks_an_anonymous_caller_for_a_token(db):
+    response = APIClient().get("/api/v1/audit/")
+
+    assert response.status_code == 401
+    assert "results" not in response.json()
+
+
+def test_an_auditors_read_token_reads_it_and_a_developers_does_not(auditor, dev):
+    _, auditor_key = token_create(user=auditor, name="siem", scopes=["read"], acting_user=auditor,
+                                  via=Via.CLI)  # fmt: skip
+    _, dev_key = token_create(user=dev, name="ci", scopes=["read"], acting_user=dev, via=Via.CLI)
+    api = APIClient()
+
+    api.credentials(HTTP_AUTHORIZATION=f"Token {auditor_key}")
+    assert api.get("/api/v1/audit/").status_code == 200
+    api.credentials(HTTP_AUTHORIZATION=f"Token {dev_key}")
     assert api.get("/api/v1/audit/").status_code == 403
 
 

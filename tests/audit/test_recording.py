@@ -7,7 +7,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from apps.audit.models import AuditEvent, Outcome, Via
+from apps.audit.constants import Outcome, Via
+from apps.audit.models import AuditEvent
 from apps.audit.services import REDACTED, SECRET_UNSET
 from apps.catalog.models import Action, PlaybookSource, Service
 from apps.catalog.services import playbook_version_approve
@@ -280,7 +281,7 @@ def test_rows_outlive_their_actor():
 
 
 def test_a_credential_is_recorded_without_its_value(ops):
-    from apps.environments.models import CredentialKind
+    from apps.environments.constants import CredentialKind
     from apps.environments.services import credential_create
 
     credential_create(

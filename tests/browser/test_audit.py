@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.catalog.constants import ParameterInput
 from apps.runs import services
 from apps.runs.constants import RunStatus

@@ -9,7 +9,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import escape
 
-from apps.audit.models import AuditEvent, Via
+from apps.audit.constants import Via
+from apps.audit.models import AuditEvent
 from apps.catalog import git
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, SourceCommit
 from tests.conftest import git_repo

@@ -12,8 +12,10 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
 
-from apps.audit.models import AuditEvent, Via
-from apps.environments.models import Credential, CredentialKind
+from apps.audit.constants import Via
+from apps.audit.models import AuditEvent
+from apps.environments.constants import CredentialKind
+from apps.environments.models import Credential
 from apps.environments.selectors import CredentialConflict, credentials_for_run
 from apps.environments.services import credential_create
 from apps.runs import services

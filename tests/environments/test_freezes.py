@@ -15,8 +15,10 @@ from django.utils import timezone
 from apps.accounts.models import Role
 from apps.accounts.permissions import can_override_freeze
 from apps.accounts.services import token_create
-from apps.audit.models import AuditEvent, Outcome, Via
-from apps.environments.models import EnvironmentLock, FreezeKind, FreezeWindow
+from apps.audit.constants import Outcome, Via
+from apps.audit.models import AuditEvent
+from apps.environments.constants import FreezeKind
+from apps.environments.models import EnvironmentLock, FreezeWindow
 from apps.environments.selectors import freeze_in_force, freezes_in_force, launch_block
 from apps.environments.services import lock_create
 from apps.runs.constants import RunStatus

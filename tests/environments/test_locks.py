@@ -16,7 +16,8 @@ from django.utils import timezone
 from apps.accounts.models import Right, Role
 from apps.accounts.permissions import can_lock, can_unlock
 from apps.accounts.services import token_create
-from apps.audit.models import AuditEvent, Outcome, Via
+from apps.audit.constants import Outcome, Via
+from apps.audit.models import AuditEvent
 from apps.environments.models import EnvironmentLock
 from apps.environments.selectors import active_locks, launch_block
 from apps.environments.services import LockRefused, lock_create, lock_release

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from apps.accounts.services import token_create
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.environments.services import lock_create
 from apps.runs import services
 from apps.runs.constants import RunStatus
@@ -99,7 +99,8 @@ def test_an_automatic_promotion_keeps_the_token_s_limits(demo, history, qa_promo
 
 
 def test_the_verification_of_an_emergency_deploy_follows_it_through_the_freeze(demo, history):
-    from apps.environments.models import FreezeKind, FreezeWindow
+    from apps.environments.constants import FreezeKind
+    from apps.environments.models import FreezeWindow
 
     production = demo.envs["production"]
     now = timezone.now()

@@ -239,7 +239,7 @@ def test_locks_of_services_one_may_not_see_are_not_shown(demo):
 
     from django.utils import timezone
 
-    from apps.audit.models import Via
+    from apps.audit.constants import Via
     from apps.environments.services import lock_create
     from tests.factories import ServiceFactory
 
@@ -293,7 +293,7 @@ def test_the_run_form_shows_a_lock_only_when_there_is_one(demo):
 
     from django.utils import timezone
 
-    from apps.audit.models import Via
+    from apps.audit.constants import Via
     from apps.environments.services import lock_create
 
     url = "/services/hello-web/deploy/test/"

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from apps.audit.models import AuditEvent, Outcome
+from apps.audit.constants import Outcome
+from apps.audit.models import AuditEvent
 from apps.runs import services
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run

@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiToken
 from apps.accounts.services import token_create
-from apps.audit.models import AuditEvent, Outcome
+from apps.audit.constants import Outcome
+from apps.audit.models import AuditEvent
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
 from tests.factories import ActionFactory, EnvironmentFactory, PlaybookVersionFactory, UserFactory

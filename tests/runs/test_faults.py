@@ -21,9 +21,10 @@ from django.db.models import F
 from django.test import Client
 
 from apps.accounts.services import token_create
-from apps.audit.models import AuditEvent, Via
+from apps.audit.constants import Via
+from apps.audit.models import AuditEvent
 from apps.catalog.services import action_delete
-from apps.environments.models import CredentialKind
+from apps.environments.constants import CredentialKind
 from apps.environments.services import credential_create, credential_delete
 from apps.runs.constants import RunStatus
 from apps.runs.events import MASK, EventSink

@@ -11,7 +11,8 @@ import pytest
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from apps.audit.models import AuditEvent, Via
+from apps.audit.constants import Via
+from apps.audit.models import AuditEvent
 from apps.environments.services import lock_create
 from apps.runs import services
 from apps.runs.constants import FINAL_STATUSES, RunStatus

@@ -18,7 +18,7 @@ from django.db import connection
 from django.test import Client
 
 from apps.accounts.services import token_create
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.catalog.models import PlaybookSource, PlaybookVersion
 from apps.catalog.services import playbook_version_approve, playbook_version_pin, source_sync
 from apps.runs import runner

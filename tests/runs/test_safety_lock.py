@@ -12,7 +12,8 @@ from django.db import connection
 from django.test import Client
 
 from apps.accounts.services import token_create
-from apps.audit.models import AuditEvent, Via
+from apps.audit.constants import Via
+from apps.audit.models import AuditEvent
 from apps.runs import services
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run

@@ -6,7 +6,8 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from apps.audit.models import AuditEvent, Outcome, Via
+from apps.audit.constants import Outcome, Via
+from apps.audit.models import AuditEvent
 from apps.catalog.parameters import MASK, ParameterError
 from apps.runs import services
 from apps.runs.constants import RunStatus

@@ -6,8 +6,8 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from apps.audit.models import Via
-from apps.environments.models import CredentialKind
+from apps.audit.constants import Via
+from apps.environments.constants import CredentialKind
 from apps.environments.services import credential_create
 from apps.runs import runner
 from apps.runs.constants import RunStatus

@@ -4,7 +4,8 @@ import psutil
 import pytest
 from django.conf import settings
 
-from apps.audit.models import AuditEvent, Via
+from apps.audit.constants import Via
+from apps.audit.models import AuditEvent
 from apps.runs import services
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent

@@ -2,14 +2,7 @@ import json
 
 from django import template
 
-from apps.accounts.permissions import can_read_audit as _can_read_audit
-
 register = template.Library()
-
-
-@register.filter
-def can_read_audit(user) -> bool:
-    return _can_read_audit(user)
 
 
 @register.filter

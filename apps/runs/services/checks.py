@@ -15,7 +15,7 @@ from apps.accounts.permissions import (
     reauthentication_reason,
     refusal_reason,
 )
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.catalog.constants import ActionKind
 from apps.catalog.parameters import (
     ParameterError,

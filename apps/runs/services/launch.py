@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from apps.audit.models import Outcome, Via
+from apps.audit.constants import Outcome, Via
 from apps.audit.services import audit_record
 from apps.catalog.constants import ParameterInput
 from apps.catalog.models import Action, Service

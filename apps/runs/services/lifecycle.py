@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.permissions import cancel_refusal_reason
-from apps.audit.models import Outcome, Via
+from apps.audit.constants import Outcome, Via
 from apps.audit.services import audit_record
 from apps.environments.selectors import launch_block
 from apps.runs.constants import FINAL_STATUSES, TASK_EXECUTE, VERSION_MAX_CHARS, RunStatus

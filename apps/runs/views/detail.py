@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import can_cancel_run, can_run
 from apps.accounts.views import refusal_page
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.catalog.parameters import secret_names
 from apps.runs import selectors, services
 from apps.runs.models import Run

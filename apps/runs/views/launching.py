@@ -14,7 +14,7 @@ from apps.accounts.permissions import (
     refusal_reason,
 )
 from apps.accounts.views import refusal_page
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.catalog.constants import ActionKind, ParameterInput
 from apps.catalog.parameters import ParameterError, parameters_form_class, secret_names
 from apps.catalog.selectors import action_get, verify_action

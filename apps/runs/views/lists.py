@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 
 from apps.accounts.permissions import environment_filter, service_filter
 from apps.accounts.services import refusal_record
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.catalog.models import Service
 from apps.environments.models import Environment
 from apps.runs import selectors

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from apps.accounts.permissions import refusal_reason
 from apps.accounts.views import refusal_page
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.catalog.constants import ActionKind, ParameterInput
 from apps.catalog.parameters import ParameterError
 from apps.catalog.selectors import deploy_action, service_list

@@ -6,9 +6,9 @@ from django.utils import timezone
 
 from apps.accounts.constants import ALL_TOKEN_SCOPES
 from apps.accounts.models import User
+from apps.accounts.selectors import environments_by_slug
 from apps.accounts.services import token_create
-from apps.audit.models import Via
-from apps.environments.models import Environment
+from apps.audit.constants import Via
 
 
 class Command(BaseCommand):
@@ -43,8 +43,8 @@ class Command(BaseCommand):
             user = User.objects.get(username=username)
         except User.DoesNotExist as exc:
             raise CommandError(f"No user named {username!r}.") from exc
-        found = {env.slug: env for env in Environment.objects.filter(slug__in=environments)}
-        if missing := [slug for slug in environments if slug not in found]:
+        found, missing = environments_by_slug(slugs=environments)
+        if missing:
             raise CommandError(f"No environment {', '.join(map(repr, missing))}.")
         if expires_in is not None and expires_in < 1:
             raise CommandError("--expires-in takes a number of days, 1 or more.")
@@ -54,7 +54,7 @@ class Command(BaseCommand):
                 user=user,
                 name=name,
                 scopes=[scope.strip() for scope in scopes.split(",") if scope.strip()],
-                environments=[found[slug] for slug in environments],
+                environments=found,
                 expires_at=expires_at,
                 acting_user=None,
                 via=Via.CLI,

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.audit.checkpoints import CheckpointError
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.audit.services import audit_record
 from apps.audit.verification import (
     ChainReport,

@@ -7,7 +7,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from apps.catalog.management.commands.load_demo import USERS
+from apps.environments.management.commands.load_demo import USERS
 
 
 class Command(BaseCommand):

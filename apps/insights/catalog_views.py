@@ -1,3 +1,9 @@
+"""The catalog and a service's page: what runs where, and the buttons the user may press.
+
+They live here, above runs, because they read deployment state (apps.runs.deployments);
+their URLs keep the catalog's names (apps/insights/catalog_urls.py).
+"""
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render

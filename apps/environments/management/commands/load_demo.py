@@ -9,12 +9,13 @@ from django.db import transaction
 
 from apps.accounts.models import Grant, Membership, Right, Role, Team, User
 from apps.accounts.services import grant_save, membership_save, team_save
-from apps.audit.models import Via
+from apps.audit.constants import Via
 from apps.audit.services import audit_changes, audit_noun, audit_record, audit_snapshot
 from apps.catalog.constants import ActionKind
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service
 from apps.catalog.services import playbook_version_approve, source_sync
-from apps.environments.models import Environment, FreezeKind, FreezeWindow
+from apps.environments.constants import FreezeKind
+from apps.environments.models import Environment, FreezeWindow
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo" / "playbooks"
 USERS = [
