@@ -5,7 +5,10 @@ filesystem broker, both under VAR_DIR. Production sets DATABASE_URL (PostgreSQL)
 and CELERY_BROKER_URL (Redis or RabbitMQ).
 """
 
+import base64
 import os
+import secrets
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -334,10 +337,34 @@ RUN_HIDDEN_ENV = envlist(
     "AUDIT_SIGNING_KEY,EMAIL_HOST_PASSWORD,OIDC_CLIENT_SECRET",
 )
 
+
 # --- Audit log ---------------------------------------------------------------
+def _audit_signing_key() -> str:
+    if key := os.getenv("AUDIT_SIGNING_KEY"):
+        return key
+    # The embedded default signs its checkpoints out of the box, with a key made at the
+    # first start and kept in var/ as the secret key is. An Ed25519 private key is any 32
+    # random bytes. Written whole then linked into place, so two processes starting at
+    # once (web and worker) end up with the same key.
+    path = VAR_DIR / "audit_signing_key"
+    if not path.exists():
+        fd, draft = tempfile.mkstemp(dir=VAR_DIR, prefix=".audit_signing_key.")  # mode 0600
+        try:
+            os.write(fd, base64.b64encode(secrets.token_bytes(32)))
+            os.fsync(fd)
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.close(fd)
+            os.unlink(draft)
+    return path.read_text().strip()
+
+
 # The Ed25519 key that signs checkpoints (base64 of its 32 raw bytes, or PEM);
-# `manage.py audit_checkpoint --generate-key` makes one. Without it none is signed.
-AUDIT_SIGNING_KEY = os.getenv("AUDIT_SIGNING_KEY", "")
+# `manage.py audit_checkpoint --generate-key` makes one. Production sets it from a
+# secret store; otherwise it is generated in var/audit_signing_key.
+AUDIT_SIGNING_KEY = _audit_signing_key()
 # The public key verify_audit checks checkpoints with (default: the signing key's).
 AUDIT_PUBLIC_KEY = os.getenv("AUDIT_PUBLIC_KEY", "")
 # Where checkpoints are published: an append-only file ("" for none) and/or a webhook.

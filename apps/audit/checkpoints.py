@@ -2,9 +2,11 @@
 
 A checkpoint says "the log had `sequence` rows, the last one hashing to `hash`,
 at `time`", signed with an Ed25519 key that only the portal holds
-(AUDIT_SIGNING_KEY). It is appended to a file (AUDIT_CHECKPOINT_FILE) and/or
-POSTed to a webhook (AUDIT_CHECKPOINT_WEBHOOK): places the database's admins
-cannot rewrite. Anyone with the public key can check one: the signed message
+(AUDIT_SIGNING_KEY; by default one generated at the first start in
+var/audit_signing_key). It is appended to a file (AUDIT_CHECKPOINT_FILE, by
+default var/audit-checkpoints.jsonl) and/or POSTed to a webhook
+(AUDIT_CHECKPOINT_WEBHOOK): places the database's admins cannot rewrite, when
+they are kept apart from the database. Anyone with the public key can check one: the signed message
 is the ASCII text
 
     pushbutton-audit-checkpoint:v1:<sequence>:<hash>:<time>

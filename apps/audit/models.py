@@ -11,8 +11,8 @@ class AuditEvent(models.Model):
 
     The actor is copied (id and name), not referenced, so the row outlives the
     user. Each row hashes its own content and the previous row's hash (see
-    apps/audit/chain.py). The database refuses UPDATE, DELETE and TRUNCATE on
-    this table (triggers installed by migration 0003).
+    apps/audit/chain.py). The database refuses UPDATE, DELETE, REPLACE and
+    TRUNCATE on this table (triggers: apps/audit/triggers/).
     """
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -59,7 +59,8 @@ class AuditEvent(models.Model):
 
 class AuditHead(models.Model):
     """The chain's head: one row, locked to serialize appends, so the chain never forks
-    and sequence numbers have no gaps."""
+    and sequence numbers have no gaps. The database lets it move only forward, onto the
+    newest row (triggers: apps/audit/triggers/)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_id = models.BigIntegerField(default=0)
@@ -73,7 +74,7 @@ class AuditCheckpoint(models.Model):
     """A signed statement "the log had `sequence` rows, the last with `hash`, at `signed_at`".
 
     The copy that counts is the one published outside the database (file, webhook);
-    this row is what the portal shows.
+    this row is what the portal shows. The database refuses changing or removing it.
     """
 
     sequence = models.BigIntegerField()

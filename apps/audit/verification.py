@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from apps.audit.chain import GENESIS, canonical_ip, canonical_time, chain_encode, details_text
 from apps.audit.checkpoints import (
@@ -20,22 +20,19 @@ from apps.audit.checkpoints import (
     verifying_key,
 )
 from apps.audit.models import AuditHead, AuditVerification
+from apps.audit.triggers import event_trigger_notes, triggers_problems
 
 MAX_PROBLEMS = 20
 BATCH = 10_000
-TRIGGERS = {
-    "postgresql": {"audit_auditevent_append_only", "audit_auditevent_no_truncate"},
-    "sqlite": {"audit_auditevent_no_update", "audit_auditevent_no_delete"},
-}
 
 
 @dataclass
 class Problem:
-    sequence: int
+    sequence: int | None  # None: a problem of the database, not of a row
     message: str
 
     def __str__(self) -> str:
-        return f"row #{self.sequence}: {self.message}"
+        return self.message if self.sequence is None else f"row #{self.sequence}: {self.message}"
 
 
 @dataclass
@@ -59,7 +56,7 @@ class ChainReport:
     def rate(self) -> float:
         return self.rows_checked / self.duration if self.duration else 0.0
 
-    def add(self, sequence: int, message: str) -> None:
+    def add(self, sequence: int | None, message: str) -> None:
         self.problem_count += 1
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(Problem(sequence, message))
@@ -88,7 +85,8 @@ def chain_check(
     expected_id, prev = start_sequence, start_prev_hash
     report.first_sequence = start_sequence
     started = clock.monotonic()
-    # The hash of chain.row_hash, inlined: this loop is the verification's speed.
+    # The hash of chain.row_hash, inlined: this loop is the verification's speed, so
+    # helpers are called only when a row is wrong.
     sha256, encode = hashlib.sha256, chain_encode
     for row in rows:
         values = list(row[:16])
@@ -99,21 +97,8 @@ def chain_check(
         if not isinstance(details, str):
             details = details_text(details)
         values[13] = sha256(details.encode()).hexdigest()
-        if sequence != expected_id:
-            missing = (
-                f"row #{expected_id} is missing"
-                if sequence == expected_id + 1
-                else f"rows #{expected_id} to #{sequence - 1} are missing"
-            )
-            report.add(
-                expected_id, f"{missing} (the log goes from #{expected_id - 1} to #{sequence})."
-            )
-        elif stored_prev != prev:
-            report.add(
-                sequence,
-                f"its previous hash is not the hash of row #{sequence - 1}: "
-                "a row before it was changed or replaced.",
-            )
+        if sequence != expected_id or stored_prev != prev:
+            _out_of_order(report, sequence, expected_id)
         if sha256(encode(values).encode()).hexdigest() != stored:
             report.add(sequence, "its content does not match its hash: it was changed.")
         checkpoint = signed.get(sequence)
@@ -126,16 +111,39 @@ def chain_check(
         report.rows_checked += 1
         expected_id, prev = sequence + 1, stored
     report.last_sequence, report.last_hash = expected_id - 1, prev
+    if complete:
+        _cut_from_the_end(report, signed)
+    report.duration += clock.monotonic() - started
+    return report
+
+
+def _out_of_order(report: ChainReport, sequence: int, expected_id: int) -> None:
+    """Row `sequence` is not the one expected after the previous, or does not chain to it."""
+    if sequence == expected_id:
+        report.add(
+            sequence,
+            f"its previous hash is not the hash of row #{sequence - 1}: "
+            "a row before it was changed or replaced.",
+        )
+        return
+    missing = (
+        f"row #{expected_id} is missing"
+        if sequence == expected_id + 1
+        else f"rows #{expected_id} to #{sequence - 1} are missing"
+    )
+    report.add(expected_id, f"{missing} (the log goes from #{expected_id - 1} to #{sequence}).")
+
+
+def _cut_from_the_end(report: ChainReport, signed: dict[int, dict]) -> None:
+    """A complete log reaches every checkpoint: the first one past its end is named."""
     for checkpoint in sorted(signed.values(), key=lambda c: c["sequence"]):
-        if complete and checkpoint["sequence"] > report.last_sequence:
+        if checkpoint["sequence"] > report.last_sequence:
             report.add(
                 report.last_sequence + 1,
                 f"rows were cut from the end: the checkpoint signed at {checkpoint['time']} "
                 f"covers #{checkpoint['sequence']}, the log ends at #{report.last_sequence}.",
             )
-            break
-    report.duration += clock.monotonic() - started
-    return report
+            return
 
 
 def _database_rows(after: int = 0) -> Iterator[tuple]:
@@ -214,22 +222,6 @@ def _sqlite_time(value) -> str:
     return (value if "." in value else value + ".000000") + "Z"
 
 
-def triggers_present() -> set[str]:
-    """Which of the append-only triggers the database has."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_auditevent'::regclass "
-                "AND tgenabled <> 'D'"
-            )
-        else:
-            cursor.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'trigger' "
-                "AND tbl_name = 'audit_auditevent'"
-            )
-        return {name for (name,) in cursor.fetchall()} & TRIGGERS.get(connection.vendor, set())
-
-
 def checkpoints_load(path: Path | None, *, public_key: str = "") -> tuple[list[dict], list[str]]:
     """The checkpoints of `path` whose signature holds; notes on what could not be trusted."""
     if path is None:
@@ -251,27 +243,22 @@ def checkpoints_load(path: Path | None, *, public_key: str = "") -> tuple[list[d
 
 
 def audit_verify(*, checkpoints: list[dict] = (), notes: list[str] = ()) -> ChainReport:
-    """Walk the whole chain in the database and store the result (AuditVerification)."""
+    """Check that the database still refuses changes to the log (its triggers), then walk
+    the whole chain; store the result (AuditVerification). A trigger missing, disabled or
+    altered is a failure, as a changed row is."""
     started = clock.monotonic()
     report = ChainReport(notes=list(notes))
-    # Read before the rows: any row the head counts is then visible to the walk.
-    head_id = AuditHead.objects.filter(id=1).values_list("last_id", flat=True).first() or 0
-    chain_check(_database_rows(), checkpoints=checkpoints, report=report)
-    report.checkpoints_checked = len(checkpoints)
-    report.newest_checkpoint = max(checkpoints, key=lambda c: c["sequence"], default=None)
-    if head_id > report.last_sequence and report.ok:
-        report.add(
-            report.last_sequence + 1,
-            f"rows were cut from the end: the chain head says #{head_id}, "
-            f"the log ends at #{report.last_sequence}.",
-        )
-    missing = TRIGGERS.get(connection.vendor, set()) - triggers_present()
-    if missing:
+    problems = triggers_problems()
+    for problem in problems:
+        report.add(None, f"The append-only protection is broken: {problem}.")
+    if problems:
         report.notes.append(
-            "The append-only triggers are missing or disabled: "
-            + ", ".join(sorted(missing))
-            + " (run `manage.py migrate audit`)."
+            "Until its triggers are back (`manage.py audit_triggers --install`), the "
+            "database no longer refuses changes to the audit log."
         )
+    report.notes += event_trigger_notes()
+    if not any(problem.damages_the_log for problem in problems):
+        _walk(report, checkpoints)
     report.duration = clock.monotonic() - started
     first = report.problems[0] if report.problems else None
     AuditVerification.objects.create(
@@ -286,6 +273,25 @@ def audit_verify(*, checkpoints: list[dict] = (), notes: list[str] = ()) -> Chai
         checkpoints_checked=report.checkpoints_checked,
     )
     return report
+
+
+def _walk(report: ChainReport, checkpoints: list[dict]) -> None:
+    """The chain in the database against the checkpoints and the head."""
+    try:
+        # Read before the rows: any row the head counts is then visible to the walk.
+        head_id = AuditHead.objects.filter(id=1).values_list("last_id", flat=True).first() or 0
+        chain_check(_database_rows(), checkpoints=checkpoints, report=report)
+    except DatabaseError as exc:
+        report.add(None, f"The audit log cannot be read: {exc}")
+        return
+    report.checkpoints_checked = len(checkpoints)
+    report.newest_checkpoint = max(checkpoints, key=lambda c: c["sequence"], default=None)
+    if head_id > report.last_sequence and report.ok:
+        report.add(
+            report.last_sequence + 1,
+            f"rows were cut from the end: the chain head says #{head_id}, "
+            f"the log ends at #{report.last_sequence}.",
+        )
 
 
 def archive_rows(path: Path) -> Iterator[tuple]:

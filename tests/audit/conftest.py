@@ -24,6 +24,13 @@ def all_text() -> str:
     )
 
 
+@pytest.fixture(autouse=True)
+def _checkpoints_of_this_test(settings, tmp_path):
+    """Checkpoints go to a file of each test's own: the default one in var/ may hold
+    those of another database (a worker's beat, an earlier session)."""
+    settings.AUDIT_CHECKPOINT_FILE = str(tmp_path / "audit-checkpoints.jsonl")
+
+
 @pytest.fixture
 def auditor_client(auditor):
     client = Client()

@@ -2,6 +2,10 @@
 
 import base64
 import json
+import os
+import stat
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from io import StringIO
@@ -16,6 +20,8 @@ from django.core.management import CommandError, call_command
 from apps.audit.models import AuditCheckpoint
 from apps.audit.tasks import audit_chain_verify, audit_checkpoint
 from tests.audit.conftest import record
+from tests.audit.database import chain_rewrite
+from tests.conftest import BASE, _database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -150,3 +156,49 @@ def test_celery_beat_signs_and_verifies_periodically(key, settings):
 
     assert AuditCheckpoint.objects.count() == 1
     assert AuditVerification.objects.get().checkpoints_checked == 1
+
+
+# --- the embedded default, out of the box --------------------------------------------
+def manage(*args: str, var_dir: Path) -> subprocess.CompletedProcess:
+    """`manage.py ARGS` as a fresh install runs it: its own var/, no AUDIT_* setting, on
+    this test's database."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AUDIT_")}
+    env.update(VAR_DIR=str(var_dir), DATABASE_URL=_database_url())
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_a_fresh_install_makes_its_signing_key_once_and_keeps_it_to_its_owner(tmp_path):
+    first = manage("audit_checkpoint", "--public-key", var_dir=tmp_path)
+    second = manage("audit_checkpoint", "--public-key", var_dir=tmp_path)
+
+    assert first.returncode == 0, first.stderr
+    assert "BEGIN PUBLIC KEY" in first.stdout and first.stdout == second.stdout
+    key_file = tmp_path / "audit_signing_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_a_fresh_install_a_rewritten_chain_fails_against_the_checkpoint(tmp_path):
+    """No AUDIT_SIGNING_KEY, no AUDIT_CHECKPOINT_FILE: the periodic task still signs the
+    head into var/audit-checkpoints.jsonl, so whoever rewrites the chain in the database
+    (triggers dropped, rows hashed again, head moved) is caught by verify_audit."""
+    log = [record(verb=f"test.row{n}") for n in range(6)]
+    signed = manage(
+        "shell", "-c", "from apps.audit.tasks import audit_checkpoint; audit_checkpoint()",
+        var_dir=tmp_path,
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    lines = (tmp_path / "audit-checkpoints.jsonl").read_text().splitlines()
+    assert [json.loads(line)["sequence"] for line in lines] == [log[-1].id]
+    intact = manage("verify_audit", var_dir=tmp_path)
+    assert intact.returncode == 0, intact.stderr
+    assert "Checked 1 signed checkpoint(s)" in intact.stdout
+
+    chain_rewrite(log[2].id)
+    rewritten = manage("verify_audit", var_dir=tmp_path)
+
+    assert rewritten.returncode == 1
+    assert f"row #{log[-1].id}: its hash differs from the one signed at" in rewritten.stderr

@@ -9,9 +9,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from apps.audit.models import AuditEvent, AuditHead, AuditVerification
-from apps.audit.services import audit_event_hash
 from tests.audit.conftest import record
-from tests.audit.database import tamper
+from tests.audit.database import TABLES, TRIGGERS, chain_rewrite, owner_ddl, tamper
 
 pytestmark = pytest.mark.django_db
 
@@ -109,17 +108,7 @@ def test_without_a_checkpoint_the_chain_head_still_tells_rows_cut_from_the_end(l
 def test_a_rewritten_chain_differs_from_the_signed_checkpoint(log, signing):
     """Whoever rewrites a row and every hash after it still cannot match the signature."""
     call_command("audit_checkpoint", stdout=StringIO())
-    tamper("UPDATE audit_auditevent SET service = 'changed' WHERE id = %s", [log[2].id])
-    prev = log[1].hash
-    for event in AuditEvent.objects.filter(id__gte=log[2].id).order_by("id"):
-        event.prev_hash = prev
-        event.hash = audit_event_hash(event)
-        tamper(
-            "UPDATE audit_auditevent SET prev_hash = %s, hash = %s WHERE id = %s",
-            [event.prev_hash, event.hash, event.id],
-        )
-        prev = event.hash
-    tamper("UPDATE audit_audithead SET last_hash = %s", [prev])
+    chain_rewrite(log[2].id)
 
     message = refused()
 
@@ -190,3 +179,98 @@ def test_the_page_shows_the_last_verification(log, auditor_client):
     page = auditor_client.get("/audit/").content.decode()
     assert "Chain broken" in page and f"row #{log[1].id}" in page
     assert AuditHead.objects.get().last_id > log[-1].id
+
+
+# --- the database's own protection ----------------------------------------------------
+def _drop_trigger(name: str) -> str:
+    if connection.vendor == "sqlite":
+        return f"DROP TRIGGER {name}"
+    return f"DROP TRIGGER {name} ON {next(t for t in TABLES if name.startswith(t + '_'))}"
+
+
+@pytest.mark.parametrize("trigger", sorted(TRIGGERS[connection.vendor]))
+def test_a_missing_trigger_fails_the_verification_naming_it(log, trigger):
+    """Whoever owns the database can drop a trigger (on PostgreSQL only behind the event
+    trigger's back, as a superuser): the chain may still be intact, the log no longer
+    protected, and verify_audit says so, failing."""
+    owner_ddl(_drop_trigger(trigger))
+
+    message = refused()
+
+    assert trigger in message and "missing" in message
+    assert not AuditVerification.objects.get().ok
+
+
+SCHEMA_CHANGES = {
+    "postgresql": {
+        "disable a trigger": (
+            "ALTER TABLE audit_auditevent DISABLE TRIGGER audit_auditevent_append_only",
+            "audit_auditevent_append_only on audit_auditevent is disabled",
+        ),
+        "make a trigger do nothing": (
+            "CREATE OR REPLACE FUNCTION audit_audithead_guard() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+            "function audit_audithead_guard() was altered",
+        ),
+    },
+    "sqlite": {
+        "make a trigger do nothing": (
+            "DROP TRIGGER audit_audithead_only_forward",
+            "CREATE TRIGGER audit_audithead_only_forward BEFORE UPDATE ON audit_audithead "
+            "BEGIN SELECT 1; END",
+            "audit_audithead_only_forward on audit_audithead was altered",
+        ),
+        "drop the log": ("DROP TABLE audit_auditevent", "table audit_auditevent is missing"),
+        "rename the log": (
+            "ALTER TABLE audit_auditevent RENAME TO audit_auditevent_old",
+            "table audit_auditevent is missing",
+        ),
+        "drop a column": (
+            "ALTER TABLE audit_auditevent DROP COLUMN user_agent",
+            "column audit_auditevent.user_agent is missing",
+        ),
+        "rename a column": (
+            "ALTER TABLE audit_auditevent RENAME COLUMN user_agent TO agent",
+            "column audit_auditevent.user_agent is missing",
+        ),
+    },
+}[connection.vendor]
+
+
+@pytest.mark.parametrize("change", SCHEMA_CHANGES.values(), ids=SCHEMA_CHANGES.keys())
+def test_a_schema_change_that_weakens_the_log_fails_the_verification(log, change):
+    """SQLite has no hook to refuse these (PostgreSQL's event trigger refuses them, so
+    there they are made as a superuser, behind its back): verify_audit names them."""
+    *statements, named = change
+    for statement in statements:
+        owner_ddl(statement)
+
+    message = refused()
+
+    assert named in message
+    assert not AuditVerification.objects.get().ok
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="event triggers are PostgreSQL's")
+def test_without_the_event_trigger_it_warns_and_still_verifies(log):
+    """Only a superuser can create (or drop) the event trigger; without it the tables'
+    owner could drop a row trigger, which verify_audit would then report as a failure."""
+    with connection.cursor() as cursor:
+        cursor.execute("DROP EVENT TRIGGER audit_guard_after")
+
+    out = verify()
+
+    assert "The chain is intact" in out
+    assert "audit_guard_after" in out and "superuser" in out
+
+
+def test_the_triggers_are_reinstalled_and_verification_passes_again(log):
+    trigger = sorted(TRIGGERS[connection.vendor])[0]
+    owner_ddl(_drop_trigger(trigger))
+    assert trigger in refused()
+
+    out = StringIO()
+    call_command("audit_triggers", "--install", stdout=out)
+
+    assert f"Installed trigger {trigger}" in out.getvalue()
+    assert "The chain is intact up to" in verify()
