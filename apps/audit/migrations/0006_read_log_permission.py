@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("audit", "0004_text_search_index"),
+        ("audit", "0005_append_only_head_checkpoints_replace"),
     ]
 
     operations = [
