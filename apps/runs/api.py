@@ -1,4 +1,3 @@
-from django.core.exceptions import PermissionDenied
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -11,8 +10,8 @@ from apps.catalog.constants import ParameterInput
 from apps.catalog.models import Action, Service
 from apps.catalog.parameters import ParameterError
 from apps.environments.models import Environment
-from apps.runs import selectors, services
-from apps.runs.models import Run, RunEvent
+from apps.runs import services
+from apps.runs.models import RunEvent
 from apps.runs.services import LaunchRequest
 
 
@@ -162,10 +161,9 @@ def _launch_request(request, values: dict) -> LaunchRequest | Response:
         return _not_found("environment", values["environment"])
     rollback_of = None
     if values["rollback_of"] is not None:
-        try:
-            rollback_of = selectors.run_get(user=request.user, run_id=values["rollback_of"])
-        except PermissionDenied:
-            rollback_of = None
+        rollback_of = services.run_for(
+            user=request.user, run_id=values["rollback_of"], request=request, via=Via.API
+        )
         if rollback_of is None:
             return _not_found("rollback_of", str(values["rollback_of"]))
     return LaunchRequest(
@@ -224,7 +222,8 @@ def run_create(request):
 
 
 def _run(request, run_id):
-    run = selectors.run_get(user=request.user, run_id=run_id)
+    """The run, if the user may see it; 404 alike for a hidden run and a missing one."""
+    run = services.run_for(user=request.user, run_id=run_id, request=request, via=Via.API)
     if run is None:
         raise NotFound("No such run.")
     return run
@@ -261,14 +260,17 @@ def run_events(request, run_id: int):
 
 
 @extend_schema(
-    request=None, responses={202: RunSerializer, 403: ErrorSerializer, 409: ErrorSerializer}
+    request=None,
+    responses={
+        202: RunSerializer,
+        403: ErrorSerializer,
+        404: ErrorSerializer,
+        409: ErrorSerializer,
+    },
 )
 @api_view(["POST"])
 def run_cancel(request, run_id: int):
-    # Not looked up through run_get: run_cancel says why not, and records it, itself.
-    run = Run.objects.select_related("service", "environment").filter(pk=run_id).first()
-    if run is None:
-        raise NotFound("No such run.")
+    run = _run(request, run_id)
     try:
         run = services.run_cancel(run=run, user=request.user, via=Via.API, request=request)
     except services.LaunchRefused as exc:

@@ -61,15 +61,16 @@ PAGES = [
     Endpoint("launch", "post", "/services/hello-web/deploy/{env}/", RUNS_HELLO, 302, data=LAUNCH),
     Endpoint("launch billing", "post", "/services/billing/deploy/{env}/", NOBODY, 302,
              data=LAUNCH),
-    Endpoint("run page", "get", "/runs/{run}/", SEES_HELLO, 200),
-    Endpoint("live log", "get", "/runs/{run}/log/?after=0", SEES_HELLO, 200),
-    Endpoint("earlier lines", "get", "/runs/{run}/log/earlier/?before=9", SEES_HELLO, 200),
-    Endpoint("log download", "get", "/runs/{run}/log/download/", SEES_HELLO, 200),
-    Endpoint("run again", "get", "/runs/{run}/again/", SEES_HELLO, 302),
-    Endpoint("lines around", "get", "/runs/{run}/log/window/?line=1", SEES_HELLO, 200),
-    Endpoint("later lines", "get", "/runs/{run}/log/later/?after=1", SEES_HELLO, 200),
-    Endpoint("log search", "get", "/runs/{run}/log/search/?q=a", SEES_HELLO, 200),
-    Endpoint("follow-ups", "get", "/runs/{run}/follow-ups/", SEES_HELLO, 200),
+    Endpoint("run page", "get", "/runs/{run}/", SEES_HELLO, 200, refused=404),
+    Endpoint("live log", "get", "/runs/{run}/log/?after=0", SEES_HELLO, 200, refused=404),
+    Endpoint("earlier lines", "get", "/runs/{run}/log/earlier/?before=9", SEES_HELLO, 200,
+             refused=404),
+    Endpoint("log download", "get", "/runs/{run}/log/download/", SEES_HELLO, 200, refused=404),
+    Endpoint("run again", "get", "/runs/{run}/again/", SEES_HELLO, 302, refused=404),
+    Endpoint("lines around", "get", "/runs/{run}/log/window/?line=1", SEES_HELLO, 200, refused=404),
+    Endpoint("later lines", "get", "/runs/{run}/log/later/?after=1", SEES_HELLO, 200, refused=404),
+    Endpoint("log search", "get", "/runs/{run}/log/search/?q=a", SEES_HELLO, 200, refused=404),
+    Endpoint("follow-ups", "get", "/runs/{run}/follow-ups/", SEES_HELLO, 200, refused=404),
     Endpoint("service page", "get", "/services/hello-web/", SEES_HELLO, 200, refused=404),
     Endpoint("what runs where", "get", "/what-runs-where/", EVERYONE, 200),
     Endpoint("promote", "get", "/services/hello-web/environments/{env}/promote/", RUNS_HELLO,
@@ -77,8 +78,9 @@ PAGES = [
     Endpoint("roll back", "get", "/services/hello-web/environments/{env}/rollback/", RUNS_HELLO,
              200, refused_by_role={"outsider": 404}),
     Endpoint("lock form", "get", "/environments/{env}/lock/?service=hello-web", LOCKS_HELLO, 200),
-    Endpoint("cancel", "post", "/runs/{run}/cancel/", CANCELS_OTHERS, 302),
-    Endpoint("billing run page", "get", "/runs/{billing_run}/", SEES_BILLING, 200),
+    Endpoint("cancel", "post", "/runs/{run}/cancel/", CANCELS_OTHERS, 302,
+             refused_by_role={"outsider": 404}),
+    Endpoint("billing run page", "get", "/runs/{billing_run}/", SEES_BILLING, 200, refused=404),
     Endpoint("audit log", "get", "/audit/", STAFF, 200),
     Endpoint("admin", "get", "/admin/", STAFF, 200, refused_by_role=ADMIN_ONLY_STAFF),
     Endpoint("admin grants", "get", "/admin/accounts/grant/", STAFF, 200,
@@ -100,10 +102,11 @@ API = [
     Endpoint("launch billing", "post", "/api/v1/runs/", NOBODY, 201,
              data={"service": "billing", "action": "deploy", "environment": "{env}",
                    "parameters": {}}),
-    Endpoint("run", "get", "/api/v1/runs/{run}/", SEES_HELLO, 200),
-    Endpoint("events", "get", "/api/v1/runs/{run}/events/?after=0", SEES_HELLO, 200),
-    Endpoint("cancel", "post", "/api/v1/runs/{run}/cancel/", CANCELS_OTHERS, 202),
-    Endpoint("billing run", "get", "/api/v1/runs/{billing_run}/", SEES_BILLING, 200),
+    Endpoint("run", "get", "/api/v1/runs/{run}/", SEES_HELLO, 200, refused=404),
+    Endpoint("events", "get", "/api/v1/runs/{run}/events/?after=0", SEES_HELLO, 200, refused=404),
+    Endpoint("cancel", "post", "/api/v1/runs/{run}/cancel/", CANCELS_OTHERS, 202,
+             refused_by_role={"outsider": 404}),
+    Endpoint("billing run", "get", "/api/v1/runs/{billing_run}/", SEES_BILLING, 200, refused=404),
     Endpoint("audit log", "get", "/api/v1/audit/", STAFF, 200),
     Endpoint("what runs where", "get", "/api/v1/environments/", EVERYONE, 200),
     Endpoint("service environments", "get", "/api/v1/services/hello-web/environments/",
@@ -160,6 +163,14 @@ def _assert_refused_with_a_reason(response, before: int, *, api: bool) -> None:
     assert reason in {row.details.get("reason") for row in rows}
 
 
+def _assert_hidden_run_reads_as_missing(response, before: int, path: str) -> None:
+    """A run one may not see answers as one that does not exist, and the refusal is
+    still kept, with its reason, in the audit log."""
+    assert "No such run" in _body(response)
+    rows = AuditEvent.objects.filter(outcome=Outcome.REFUSED, id__gt=before)
+    assert any("You may not see run #" in row.details.get("reason", "") for row in rows), path
+
+
 def _page_reason(response) -> str:
     match = re.search(r'id="refusal">(.*?)</p>', response.content.decode(), re.S)
     return match.group(1).strip() if match else ""
@@ -191,6 +202,8 @@ def test_pages(world, endpoint, role, env):
     assert response.status_code == _expected(endpoint, role, env), _body(response)[:500]
     if response.status_code == 403:
         _assert_refused_with_a_reason(response, before, api=False)
+    if response.status_code == 404 and "/runs/" in endpoint.path:
+        _assert_hidden_run_reads_as_missing(response, before, path)
     _assert_nothing_hidden_shown(_body(response), world, role, f"{path} {data}")
 
 
@@ -213,4 +226,6 @@ def test_api(world, endpoint, role, env):
     assert response.status_code == _expected(endpoint, role, env), _body(response)[:500]
     if response.status_code == 403:
         _assert_refused_with_a_reason(response, before, api=True)
+    if response.status_code == 404 and "/runs/" in endpoint.path:
+        _assert_hidden_run_reads_as_missing(response, before, path)
     _assert_nothing_hidden_shown(_body(response), world, role, f"{path} {data}")

@@ -147,6 +147,14 @@ def run_view_refusal(user, run) -> str | None:
         return None
     if not (user is not None and user.is_authenticated):
         return "Sign in to see runs."
+    access = _access(user)
+    if not access.active:
+        return "This account is deactivated."
+    if not _in_token_limit(access, run.environment_id):
+        return (
+            f"You may not see run #{run.pk}: this API token is limited to other environments "
+            "than the run's."
+        )
     return (
         f"You may not see run #{run.pk}: none of your teams has a grant on its service "
         "in its environment."

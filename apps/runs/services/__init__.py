@@ -7,6 +7,7 @@
 - follow_ups: what the system launches by itself after a run succeeded
 - reaping:    runs whose worker is gone or that no worker took
 - keys:       re-encrypting the secrets of runs going on
+- visibility: a run looked up for someone (hidden reads as missing)
 
 The names below are the ones the rest of the portal uses.
 """
@@ -28,6 +29,7 @@ from apps.runs.services.lifecycle import (
     run_start,
 )
 from apps.runs.services.reaping import run_on_this_host, runs_fail_unstarted, runs_mark_lost
+from apps.runs.services.visibility import run_for
 
 __all__ = [
     "EndNote",
@@ -39,6 +41,7 @@ __all__ = [
     "run_end",
     "run_enqueue",
     "run_follow_up",
+    "run_for",
     "run_heartbeat",
     "run_launch",
     "run_on_this_host",

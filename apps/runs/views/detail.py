@@ -18,7 +18,9 @@ from apps.runs.models import Run
 
 
 def run_or_404(request, run_id) -> Run:
-    run = selectors.run_get(user=request.user, run_id=run_id)
+    """The run, if the user may see it; 404 alike for a run hidden from them and one
+    that does not exist."""
+    run = services.run_for(user=request.user, run_id=run_id, request=request, via=Via.WEB)
     if run is None:
         raise Http404("No such run.")
     return run
@@ -53,10 +55,7 @@ def can_rerun(user, run) -> bool:
 @login_required
 @require_POST
 def run_cancel(request, run_id):
-    # Not looked up through run_get: run_cancel says why not, and records it, itself.
-    run = Run.objects.select_related("service", "environment").filter(pk=run_id).first()
-    if run is None:
-        raise Http404("No such run.")
+    run = run_or_404(request, run_id)
     try:
         services.run_cancel(run=run, user=request.user, via=Via.WEB, request=request)
     except services.LaunchRefused as exc:

@@ -5,16 +5,14 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 
 from apps.accounts.permissions import environment_filter, service_filter
-from apps.accounts.services import refusal_record
 from apps.audit.constants import Via
 from apps.catalog.models import Service
 from apps.environments.models import Environment
-from apps.runs import selectors
+from apps.runs import selectors, services
 from apps.runs.constants import RunStatus
 
 
@@ -23,13 +21,8 @@ def _wanted_run(request, wanted: str, errors: dict):
     if not (wanted.isascii() and wanted.isdigit()) or len(wanted) > 12:
         errors["run"] = "A run number is digits only, e.g. 42."
         return None, 400
-    try:
-        run = selectors.run_get(user=request.user, run_id=int(wanted))
-    except PermissionDenied as exc:
-        refusal_record(user=request.user, reason=str(exc), request=request, via=Via.WEB)
-        errors["run"] = f"You may not see run #{wanted}: {exc}"
-        return None, 403
-    if run is None:
+    run = services.run_for(user=request.user, run_id=int(wanted), request=request, via=Via.WEB)
+    if run is None:  # none, or hidden from this user: the same answer
         errors["run"] = f"There is no run #{wanted}."
         return None, 404
     return run, 200
