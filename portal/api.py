@@ -1,15 +1,42 @@
 """API wiring under /api/v1/ and the error shape every endpoint shares."""
 
+import logging
+
+from django.core.exceptions import SuspiciousOperation
+from django.db import DataError
+from django.http import JsonResponse
 from django.urls import include, path
+from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.exceptions import ParseError
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.accounts.services import refusal_record
 from apps.audit.models import Via
 
+log = logging.getLogger(__name__)
+
+
+def _input_error(exc: Exception) -> ParseError | None:
+    """The 400 for an error that only input the API could not take can cause: the
+    parsers and serializers refuse what they know, this catches what slips past them."""
+    if isinstance(exc, RecursionError):
+        return ParseError("The request is nested too deep.")
+    if isinstance(exc, UnicodeError):
+        return ParseError("The request is not valid UTF-8 text.")
+    if isinstance(exc, SuspiciousOperation):  # too big a body, too many fields
+        return ParseError(str(exc) or "The request is malformed.")
+    if isinstance(exc, ValueError | OverflowError | DataError):
+        # Not a refusal the code chose: logged with its traceback, to be handled where it arose.
+        log.error("A request raised %s; answered 400.", type(exc).__name__, exc_info=exc)
+        return ParseError("The request holds a value that is malformed or out of range.")
+    return None
+
 
 def exception_handler(exc, context):
-    """Errors are JSON: {"detail": reason} and, for bad input, {"errors": {field: [messages]}}."""
+    """Errors are JSON: {"detail": reason} and, for bad input, {"errors": {field: [messages]}}.
+    No input is answered with a 500: what the API could not read is a 400 with the reason."""
+    exc = _input_error(exc) or exc
     response = drf_exception_handler(exc, context)
     if response is not None and response.status_code == 403 and context.get("request"):
         # Every refusal is kept in the audit log, with the reason the answer gives.
@@ -21,6 +48,28 @@ def exception_handler(exc, context):
     elif response is not None and isinstance(response.data, list):
         response.data = {"detail": " ".join(str(m) for m in response.data)}
     return response
+
+
+# Errors Django answers itself (no view reached): JSON under /api/, pages elsewhere.
+def bad_request(request, exception):
+    """handler400: a request Django refused before any view (too many fields, a bad Host)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "The request is malformed."}, status=400)
+    return defaults.bad_request(request, exception)
+
+
+def not_found(request, exception):
+    """handler404: under /api/, a path that matches no endpoint."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "No such API endpoint."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Server error."}, status=500)
+    return defaults.server_error(request)
 
 
 urlpatterns = [

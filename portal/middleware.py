@@ -1,8 +1,12 @@
-"""The reader's time zone, for what the server writes as a clock time."""
+"""Request-wide middleware: the reader's time zone; input no view can read, refused."""
 
 import zoneinfo
+from urllib.parse import unquote_to_bytes
 
+from django.http import HttpResponseBadRequest, JsonResponse
 from django.utils import timezone
+
+from portal.parsers import MAX_BODY_BYTES, BadJSON, json_loads
 
 TIME_ZONE_COOKIE = "pushbutton_tz"
 
@@ -28,3 +32,75 @@ class ReaderTimeZoneMiddleware:
         else:
             timezone.activate(zone)
         return self.get_response(request)
+
+
+MAX_QUERY_CHARS = 8192
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _wsgi_bytes(value: str) -> bytes:
+    """The bytes a WSGI string stands for (PEP 3333: latin-1), or of any str given."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass")
+
+
+def _form_text_refusal(raw: bytes, what: str) -> str:
+    """Why a query string or url-encoded body cannot be read, or ""."""
+    try:
+        text = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return f"The {what} is not UTF-8 text once its %-escapes are decoded."
+    if "\x00" in text:
+        return f"The {what} holds a NUL character (%00)."
+    return ""
+
+
+class RequestInputMiddleware:
+    """Refuses, before any view runs, what no view can read: a query string or form body
+    that is not UTF-8 or holds NUL characters (PostgreSQL stores no NUL; Django would
+    turn bad bytes into U+FFFD), a query string longer than MAX_QUERY_CHARS, and under
+    /api/ a JSON body json_loads refuses (whether or not the view reads its body).
+    A 400 with the reason: JSON under /api/, plain text elsewhere."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if reason := self.refusal(request):
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": reason}, status=400)
+            return HttpResponseBadRequest(reason, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
+
+    @staticmethod
+    def refusal(request) -> str:
+        query = request.META.get("QUERY_STRING", "")
+        if len(query) > MAX_QUERY_CHARS:
+            return f"The query string is too long: at most {MAX_QUERY_CHARS} characters."
+        if reason := _form_text_refusal(_wsgi_bytes(query), "query string"):
+            return reason
+        content_type = request.content_type or ""
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return "The Content-Length header is not a number."
+        if not length or request.method in ("GET", "HEAD"):
+            return ""
+        if content_type == "application/x-www-form-urlencoded":
+            return _form_text_refusal(request.body, "form")
+        api = request.path.startswith("/api/")
+        if content_type == "multipart/form-data" and not api:
+            values = [v for _, vs in request.POST.lists() for v in vs]
+            if any("\x00" in v for v in [*values, *request.POST]):
+                return "The form holds a NUL character."
+            return ""
+        if api and content_type.endswith(("/json", "+json")):
+            if length > MAX_BODY_BYTES:
+                return f"The request body is larger than {MAX_BODY_BYTES} bytes."
+            try:
+                json_loads(request.body)
+            except BadJSON as exc:
+                return str(exc)
+        return ""
