@@ -62,16 +62,17 @@ class RequestInputMiddleware:
     that is not UTF-8 or holds NUL characters (PostgreSQL stores no NUL; Django would
     turn bad bytes into U+FFFD), a query string longer than MAX_QUERY_CHARS, and under
     /api/ a JSON body json_loads refuses (whether or not the view reads its body).
-    A 400 with the reason: JSON under /api/, plain text elsewhere."""
+    A 400 with the reason: plain text to a browser navigating, JSON ({"detail"}) to the
+    API and to the pages' scripts (the log search shows `detail`)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         if reason := self.refusal(request):
-            if request.path.startswith("/api/"):
-                return JsonResponse({"detail": reason}, status=400)
-            return HttpResponseBadRequest(reason, content_type="text/plain; charset=utf-8")
+            if "text/html" in request.headers.get("Accept", ""):  # a browser, navigating
+                return HttpResponseBadRequest(reason, content_type="text/plain; charset=utf-8")
+            return JsonResponse({"detail": reason}, status=400)
         return self.get_response(request)
 
     @staticmethod

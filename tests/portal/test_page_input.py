@@ -94,3 +94,13 @@ def test_good_queries_still_work(api_world, member, auditor):
     assert auditor.get("/audit/?q=na%C3%AFve&actor=member").status_code == 200
     assert member.get(f"/runs/{run}/log/search/?q=%E2%9C%93").status_code == 200
     assert member.get(f"/runs/{run}/log/window/?line=tail").status_code == 200
+
+
+def test_a_browser_reads_the_reason_as_text_and_a_script_as_json(member):
+    browser = member.get("/runs/?service=a%00b", headers={"Accept": "text/html,*/*;q=0.8"})
+    script = member.get("/runs/?service=a%00b", headers={"Accept": "*/*"})
+
+    assert browser.status_code == script.status_code == 400
+    assert browser["Content-Type"] == "text/plain; charset=utf-8"
+    assert browser.content.decode() == "The query string holds a NUL character (%00)."
+    assert script.json() == {"detail": "The query string holds a NUL character (%00)."}
