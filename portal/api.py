@@ -1,9 +1,6 @@
 """API wiring under /api/v1/ and the error shape every endpoint shares."""
 
-import logging
-
 from django.core.exceptions import SuspiciousOperation
-from django.db import DataError
 from django.http import JsonResponse
 from django.urls import include, path
 from django.views import defaults
@@ -13,24 +10,15 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.accounts.services import refusal_record
 from apps.audit.models import Via
-
-log = logging.getLogger(__name__)
+from portal.middleware import input_error_reason
 
 
 def _input_error(exc: Exception) -> ParseError | None:
-    """The 400 for an error that only input the API could not take can cause: the
-    parsers and serializers refuse what they know, this catches what slips past them."""
-    if isinstance(exc, RecursionError):
-        return ParseError("The request is nested too deep.")
-    if isinstance(exc, UnicodeError):
-        return ParseError("The request is not valid UTF-8 text.")
+    """The 400 for an error that only input the API could not take can cause."""
     if isinstance(exc, SuspiciousOperation):  # too big a body, too many fields
         return ParseError(str(exc) or "The request is malformed.")
-    if isinstance(exc, ValueError | OverflowError | DataError):
-        # Not a refusal the code chose: logged with its traceback, to be handled where it arose.
-        log.error("A request raised %s; answered 400.", type(exc).__name__, exc_info=exc)
-        return ParseError("The request holds a value that is malformed or out of range.")
-    return None
+    reason = input_error_reason(exc)
+    return ParseError(reason) if reason else None
 
 
 def exception_handler(exc, context):

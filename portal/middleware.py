@@ -1,14 +1,17 @@
 """Request-wide middleware: the reader's time zone; input no view can read, refused."""
 
+import logging
 import zoneinfo
 from urllib.parse import unquote_to_bytes
 
+from django.db import DataError
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.utils import timezone
 
 from portal.parsers import MAX_BODY_BYTES, BadJSON, json_loads
 
 TIME_ZONE_COOKIE = "pushbutton_tz"
+log = logging.getLogger(__name__)
 
 
 class ReaderTimeZoneMiddleware:
@@ -32,6 +35,21 @@ class ReaderTimeZoneMiddleware:
         else:
             timezone.activate(zone)
         return self.get_response(request)
+
+
+def input_error_reason(exc: BaseException) -> str:
+    """The reason to answer with (a 400) to an error that only the request's input can
+    cause, though no check refused it first; "" for any other error. The checks refuse
+    what they know; this is the net below them, on pages and in the API alike."""
+    if isinstance(exc, RecursionError):
+        return "The request is nested too deep."
+    if isinstance(exc, UnicodeError):
+        return "The request is not valid UTF-8 text."
+    if isinstance(exc, ValueError | OverflowError | DataError):
+        # No refusal the code chose: logged with its traceback, to be handled where it arose.
+        log.error("A request raised %s; answered 400.", type(exc).__name__, exc_info=exc)
+        return "The request holds a value that is malformed or out of range."
+    return ""
 
 
 MAX_QUERY_CHARS = 8192
@@ -70,10 +88,20 @@ class RequestInputMiddleware:
 
     def __call__(self, request):
         if reason := self.refusal(request):
-            if "text/html" in request.headers.get("Accept", ""):  # a browser, navigating
-                return HttpResponseBadRequest(reason, content_type="text/plain; charset=utf-8")
-            return JsonResponse({"detail": reason}, status=400)
+            return self.refuse(request, reason)
         return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        """A page's view failed on a value only the input could hold (a day past the
+        calendar's last): a 400, not a 500. (The API has its exception handler.)"""
+        reason = input_error_reason(exception)
+        return self.refuse(request, reason) if reason else None
+
+    @staticmethod
+    def refuse(request, reason: str):
+        if "text/html" in request.headers.get("Accept", ""):  # a browser, navigating
+            return HttpResponseBadRequest(reason, content_type="text/plain; charset=utf-8")
+        return JsonResponse({"detail": reason}, status=400)
 
     @staticmethod
     def refusal(request) -> str:
