@@ -19,3 +19,7 @@ urlpatterns = [
 
 # A refused page says why, and the refusal is kept in the audit log.
 handler403 = "apps.accounts.views.permission_denied"
+# Under /api/, errors Django answers itself are JSON too, as every other API answer.
+handler400 = "portal.api.bad_request"
+handler404 = "portal.api.not_found"
+handler500 = "portal.api.server_error"

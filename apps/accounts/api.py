@@ -24,10 +24,10 @@ class TokenSerializer(serializers.Serializer):
     limited = serializers.BooleanField(
         help_text="Limited to `environments`; an empty list then means nowhere."
     )
-    expires_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
-    last_used_at = serializers.DateTimeField()
-    revoked_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
     active = serializers.BooleanField(source="is_active")
 
     def get_environments(self, token) -> list[str]:
@@ -53,7 +53,7 @@ class TokenCreateSerializer(serializers.Serializer):
         return found
 
 
-class ErrorSerializer(serializers.Serializer):
+class TokenErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     errors = serializers.DictField(required=False)
 
@@ -64,7 +64,7 @@ class ErrorSerializer(serializers.Serializer):
 @extend_schema(
     methods=["POST"],
     request=TokenCreateSerializer,
-    responses={201: NewTokenSerializer, 400: ErrorSerializer},
+    responses={201: NewTokenSerializer, 400: TokenErrorSerializer},
     description="Create a token; its key is in this answer only.",
 )
 @api_view(["GET", "POST"])
@@ -100,7 +100,7 @@ def tokens(request):
     return Response({**TokenSerializer(token).data, "key": key}, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(request=None, responses={200: TokenSerializer, 404: ErrorSerializer})
+@extend_schema(request=None, responses={200: TokenSerializer, 404: TokenErrorSerializer})
 @api_view(["POST"])
 @permission_classes([SignedIn])
 def token_revoke(request, token_id: int):

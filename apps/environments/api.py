@@ -27,7 +27,7 @@ class EnvironmentLockSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
     locked_by = serializers.CharField(source="created_by_name")
     created_at = serializers.DateTimeField()
-    released_at = serializers.DateTimeField()
+    released_at = serializers.DateTimeField(allow_null=True)
     released_by = serializers.CharField(source="released_by_name")
     active = serializers.SerializerMethodField()
     message = serializers.SerializerMethodField(help_text="What a user stopped by it reads.")

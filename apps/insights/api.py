@@ -22,7 +22,7 @@ class RunRefSerializer(serializers.Serializer):
     status = serializers.CharField()
     version = serializers.CharField()
     requested_by = serializers.CharField(source="requested_by_name")
-    finished_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
 
 
 class DeploymentSerializer(serializers.Serializer):

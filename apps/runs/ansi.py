@@ -1,28 +1,87 @@
-"""ANSI colour codes in ansible output, as HTML spans (escaped first)."""
+"""The log's text: its lines as ansible-runner numbers them, and what a playbook printed
+made harmless to show: colours kept (as HTML spans on the page), every other terminal
+sequence removed, every other control character shown as a visible symbol.
+
+A playbook prints what it likes (a task's name, a command's output): escape sequences
+that set a terminal's title, write its clipboard (OSC 52), hide a link (OSC 8), clear
+the screen, or overwrite a line with a carriage return or backspaces. The download is
+read with `cat` and the page is copied into terminals, so neither holds any of them.
+"""
 
 import re
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+# One terminal sequence: a CSI (7- or 8-bit) up to its final byte; an OSC, DCS, SOS, PM
+# or APC string up to its terminator (BEL or ST), or up to the next ESC (which aborts it
+# in a terminal) or the end; any other escape (ESC c, ESC 7, ESC ( B, ...); a lone ESC.
+SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c|(?=\x1b)|\Z)"
+    r"|\x1b[\x20-\x2f]*[\x30-\x7e]"
+    r"|\x1b"
+)
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
-OTHER_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 COLOURS = {str(n): f"fg{n}" for n in [*range(30, 38), *range(90, 98)]}
+# What is left of control characters: C0 (but tab) and DEL as their Control Pictures
+# (␍, ␈, ␇), so a reader sees one was there; C1, the Unicode line and paragraph
+# separators and the bidirectional overrides (which make text read as other text) as �.
+VISIBLE = {
+    **{c: 0x2400 + c for c in range(0x20) if c != 0x09},
+    0x7F: 0x2421,
+    **dict.fromkeys([*range(0x80, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F)], 0xFFFD),
+    **dict.fromkeys(range(0x2066, 0x206A), 0xFFFD),
+}
+
+# The characters plain_text shows for control characters (stored as the controls).
+CONTROL_SYMBOLS = frozenset(map(chr, VISIBLE.values()))
 
 
-def strip_ansi(text: str) -> str:
-    return OTHER_ESCAPES.sub("", SGR.sub("", text))
+def split_lines(stdout: str) -> list[str]:
+    """The lines of an event's output, as ansible-runner counts them (its start_line and
+    end_line): split at "\\n" only, a "\\r" before it being part of the break (Ansible
+    ends its lines with "\\r\\n"). Any other separator (a lone "\\r", "\\v", "\\f",
+    "\\x1c"-"\\x1e", "\\x85", "\\u2028", "\\u2029") is text inside a line. The one
+    definition of a line, wherever lines are counted, shown, linked, searched and
+    downloaded."""
+    if not stdout:
+        return []
+    return [line.removesuffix("\r") for line in stdout.split("\n")]
+
+
+def event_lines(stdout: str, count: int) -> list[str]:
+    """The `count` lines ansible-runner numbered for an event (end_line - start_line):
+    its output's lines, fitted to them, so numbers never repeat nor go missing. (An
+    output line with no number is joined onto the last numbered one; a numbered line
+    with no output, a blank line ansible-runner counted, is empty.)"""
+    lines = split_lines(stdout)
+    if count <= 0:
+        return []
+    if len(lines) > count:
+        lines[count - 1 :] = [" ".join(lines[count - 1 :])]
+    return lines + [""] * (count - len(lines))
+
+
+def plain_text(text: str) -> str:
+    """The text a reader sees: without terminal sequences (colours included), its other
+    control characters made visible. Only printable characters and tabs are left."""
+    return SEQUENCE.sub("", text).translate(VISIBLE)
 
 
 def ansi_to_html(text: str) -> SafeString:
+    """The text as HTML: plain_text, escaped, its colours (SGR) as spans."""
     out: list[str] = []
     open_span = False
     pos = 0
-    for match in SGR.finditer(text):
-        out.append(escape(OTHER_ESCAPES.sub("", text[pos : match.start()])))
+    for match in SEQUENCE.finditer(text):
+        out.append(escape(text[pos : match.start()].translate(VISIBLE)))
         pos = match.end()
+        sgr = SGR.fullmatch(match.group())
+        if sgr is None:
+            continue
         classes = []
-        for code in (match.group(1) or "0").split(";"):
+        for code in (sgr.group(1) or "0").split(";"):
             if code in COLOURS:
                 classes.append(COLOURS[code])
             elif code == "1":
@@ -33,7 +92,7 @@ def ansi_to_html(text: str) -> SafeString:
         if classes:
             out.append(f'<span class="{" ".join(classes)}">')
             open_span = True
-    out.append(escape(OTHER_ESCAPES.sub("", text[pos:])))
+    out.append(escape(text[pos:].translate(VISIBLE)))
     if open_span:
         out.append("</span>")
     return mark_safe("".join(out))  # noqa: S308 - every piece of text was escaped above

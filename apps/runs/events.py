@@ -17,6 +17,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils.dateparse import parse_datetime
 
 from apps.catalog.parameters import MASK
+from apps.runs.ansi import split_lines
 from apps.runs.models import Run, RunEvent
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,27 @@ STATS_KEYS = {
 }
 
 
+# What no database stores: NUL (PostgreSQL, in text and JSON) and lone surrogates (any;
+# Ansible passes on the bytes of a command's output that are not UTF-8 as those). Kept
+# visible as U+2400 (the picture of NUL) and U+FFFD.
+NOT_STORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _storable_char(match: re.Match) -> str:
+    return "\u2400" if match.group() == "\x00" else "\ufffd"
+
+
+def storable(value):
+    """The value (a string, or a structure of them: keys too) as the database can store it."""
+    if isinstance(value, str):
+        return NOT_STORABLE.sub(_storable_char, value) if NOT_STORABLE.search(value) else value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
+
+
 # Lines of a multi-line secret (an SSH key) this long are masked on their own too,
 # so a key printed in part, or wrapped differently, does not show either.
 SECRET_LINE_CHARS = 12
@@ -61,7 +83,7 @@ def secret_forms(secret: str) -> set[str]:
     }
     if "\n" in secret:
         forms.update(
-            line.strip() for line in secret.splitlines() if len(line.strip()) >= SECRET_LINE_CHARS
+            line.strip() for line in split_lines(secret) if len(line.strip()) >= SECRET_LINE_CHARS
         )
     return {f for f in forms if len(f) >= 3}
 
@@ -117,8 +139,8 @@ class EventSink:
         if name == "playbook_on_no_hosts_matched":
             self.no_hosts_matched = True
         elif name == "playbook_on_stats":
-            self.host_summary = self._summary(data)
-            self.artifact_data = self.masker.data(data.get("artifact_data") or {})
+            self.host_summary = storable(self._summary(data))
+            self.artifact_data = storable(self.masker.data(data.get("artifact_data") or {}))
         kept = {k: data[k] for k in KEPT_DATA if k in data}
         created = event.get("created")
         self.buffer.append(
@@ -128,23 +150,26 @@ class EventSink:
                 event=name[:64],
                 created=parse_datetime(created) if isinstance(created, str) else created,
                 # Ansible templates names: a task may be named after a secret variable.
-                host=self.masker.text(str(data.get("host") or data.get("remote_addr") or ""))[:200],
-                play=self.masker.text(str(data.get("play") or ""))[:500],
-                task=self.masker.text(str(data.get("task") or ""))[:500],
+                host=self._text(data.get("host") or data.get("remote_addr"))[:200],
+                play=self._text(data.get("play"))[:500],
+                task=self._text(data.get("task"))[:500],
                 start_line=event.get("start_line", 0),
                 end_line=event.get("end_line", 0),
-                stdout=self.masker.text(event.get("stdout", "")),
+                stdout=self._text(event.get("stdout")),
                 failed=name in ("runner_on_failed", "runner_on_unreachable")
                 and not data.get("ignore_errors"),
                 changed=bool((data.get("res") or {}).get("changed"))
                 if isinstance(data.get("res"), dict)
                 else False,
-                data=self.masker.data(kept) if kept else {},
+                data=storable(self.masker.data(kept)) if kept else {},
             )
         )
         if len(self.buffer) >= self.batch_size:
             self.flush()
         return False
+
+    def _text(self, value) -> str:
+        return storable(self.masker.text(str(value or "")))
 
     def tick(self) -> None:
         """Called often by the runner loop: write what has waited long enough."""

@@ -7,12 +7,20 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts.permissions import run_filter, run_view_refusal
-from apps.runs.ansi import ansi_to_html, strip_ansi
+from apps.runs.ansi import (
+    CONTROL_SYMBOLS,
+    ansi_to_html,
+    event_lines,
+    plain_text,
+    split_lines,
+)
 from apps.runs.models import Run, RunEvent
 
 TAIL_LINES = 1000
 CHUNK_LINES = 2000
 SEARCH_HITS = 10_000
+# How OSC, DCS, SOS, PM and APC strings start (7-bit): text inside them is no text.
+TERMINAL_STRINGS = ("\x1b]", "\x1bP", "\x1bX", "\x1b^", "\x1b_")
 # The events whose header line opens a collapsible section of the log.
 SECTION_EVENTS = {
     "playbook_on_play_start": "play",
@@ -88,14 +96,16 @@ def _clock(created: datetime | None) -> tuple[str, str]:
     return stamp, local.strftime("%H:%M:%S")
 
 
+def _event_lines(event: RunEvent) -> list[str]:
+    return event_lines(event.stdout, event.end_line - event.start_line)
+
+
 def _lines(events) -> list[LogLine]:
     lines = []
     for event in events:
-        if not event.stdout:
-            continue
         stamp, clock = _clock(event.created)
         section = SECTION_EVENTS.get(event.event, "")
-        for offset, text in enumerate(event.stdout.splitlines()):
+        for offset, text in enumerate(_event_lines(event)):
             lines.append(
                 LogLine(
                     event.start_line + offset + 1,
@@ -114,7 +124,7 @@ def _lines(events) -> list[LogLine]:
     return lines
 
 
-LINE_FIELDS = ("counter", "event", "stdout", "start_line", "created", "failed")
+LINE_FIELDS = ("counter", "event", "stdout", "start_line", "end_line", "created", "failed")
 
 
 def _events_covering(run: Run, first: int, last: int) -> list[RunEvent]:
@@ -195,22 +205,31 @@ class LogSearch:
 
 
 def run_log_search(*, run: Run, query: str, limit: int = SEARCH_HITS) -> LogSearch:
-    """Every match of `query` (case-insensitive, in the text without colours) in the
-    whole log, not only the lines a page holds."""
+    """Every match of `query` (case-insensitive, in the text a reader sees: plain_text)
+    in the whole log, not only the lines a page holds."""
     needle = query.lower()
     # Events are stored with the run's line_count in one transaction: every event
     # ending up to it is there.
     upto = Run.objects.filter(pk=run.pk).values_list("line_count", flat=True).first() or 0
     hits: list[tuple[int, int]] = []
     total = 0
+    # Read are the events whose stored output holds the query, and those holding a
+    # terminal string (a hyperlink, a title) that may split it: the reader searches the
+    # text without them. A query with a symbol shown for a control character (␍, �) can
+    # only be found in the text shown: every event is read.
+    holds = Q(stdout__icontains=query)
+    for start in TERMINAL_STRINGS:
+        holds |= Q(stdout__contains=start)
+    if CONTROL_SYMBOLS.intersection(query):
+        holds = Q()
     events = (
-        RunEvent.objects.filter(run=run, end_line__lte=upto, stdout__icontains=query)
-        .only("stdout", "start_line")
+        RunEvent.objects.filter(holds, run=run, end_line__lte=upto)
+        .only("stdout", "start_line", "end_line")
         .order_by("counter")
     )
     for event in events.iterator(2000):
-        for offset, text in enumerate(strip_ansi(event.stdout).lower().splitlines()):
-            count = text.count(needle)
+        for offset, text in enumerate(_event_lines(event)):
+            count = plain_text(text).lower().count(needle)
             if count:
                 total += count
                 if len(hits) < limit:
@@ -221,11 +240,11 @@ def run_log_search(*, run: Run, query: str, limit: int = SEARCH_HITS) -> LogSear
 def run_log_text(*, run: Run) -> Iterator[str]:
     """The whole log as plain text, one line at a time: number, timestamp, text, as the
     page shows them, without colour codes."""
-    events = RunEvent.objects.filter(run=run).only("stdout", "start_line", "created")
+    events = RunEvent.objects.filter(run=run).only("stdout", "start_line", "end_line", "created")
     for event in events.order_by("counter").iterator(2000):
         stamp = _clock(event.created)[0]
-        for offset, text in enumerate(event.stdout.splitlines()):
-            yield f"{event.start_line + offset + 1}\t{stamp}\t{strip_ansi(text)}\n"
+        for offset, text in enumerate(_event_lines(event)):
+            yield f"{event.start_line + offset + 1}\t{stamp}\t{plain_text(text)}\n"
 
 
 @dataclass(frozen=True)
@@ -265,7 +284,7 @@ def run_progress(*, run: Run) -> RunProgress:
     return RunProgress(
         tasks_seen=seen,
         tasks_done=seen if run.is_final else max(seen - 1, 0),
-        current_task="" if run.is_final else (current or ""),
+        current_task="" if run.is_final else plain_text(current or ""),
         hosts_ok=ok,
         hosts_failed=failed,
         final=run.is_final,
@@ -304,12 +323,14 @@ def run_diffs(*, run: Run) -> list[TaskDiff]:
     )
     diffs = []
     for event in events:
-        text = [strip_ansi(t) for t in event.stdout.splitlines()]
+        text = [plain_text(t) for t in split_lines(event.stdout)]
         lines = [(_diff_kind(t), t) for t in text if t.strip()]
         if not lines:
             continue
         if diffs and (diffs[-1].task, diffs[-1].host) == (event.task, event.host):
             diffs[-1].lines.extend(lines)  # the items of a loop: one task
         else:
-            diffs.append(TaskDiff(task=event.task, host=event.host, lines=lines))
+            diffs.append(
+                TaskDiff(task=plain_text(event.task), host=plain_text(event.host), lines=lines)
+            )
     return diffs

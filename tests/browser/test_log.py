@@ -421,3 +421,36 @@ def test_the_progress_of_a_running_deploy_moves_with_the_log(
     expect(heads).to_have_count(2)
     expect(heads.first.locator(".dur")).to_have_text(re.compile(r"\d s$"))
     expect(page.locator("#log-poller")).to_have_count(0)
+
+
+# --- a line is what ends in "\n": other separators and terminal sequences stay inside -------
+def test_separators_and_terminal_sequences_stay_inside_their_line(
+    signed_in, live_server, dev, local_env
+):
+    page = signed_in
+    run = make_run(requested_by=dev, environment=local_env, status=RunStatus.SUCCESSFUL)
+    log = Log(run)
+    name = "a\u2028b\u2029c\x0bd\x0ce\x1cf\x85g\rh"
+    log.add("playbook_on_task_start", f"\r\nTASK [{name}] ****", task=name)
+    log.add("runner_on_ok", f"{GREEN}ok: \x1b]0;pwned\x07[web1]\rfatal{RESET}")
+    log.lines(3)
+    open_run(page, live_server, run)
+
+    rows = page.locator("#log > .line")
+    expect(rows).to_have_count(6)
+    assert rows.evaluate_all("els => els.map(e => e.id)") == [f"L{n}" for n in range(1, 7)]
+    # One row of text each: nothing in them breaks a line.
+    heights = rows.evaluate_all("els => els.map(e => e.getBoundingClientRect().height)")
+    assert len(set(heights)) == 1, heights
+    expect(page.locator("#L2 .txt")).to_have_text(
+        "TASK [a\ufffdb\ufffdc\u240bd\u240ce\u241cf\ufffdg\u240dh] ****"
+    )
+    expect(page.locator("#L3 .txt")).to_have_text("ok: [web1]\u240dfatal")
+    expect(page.locator("#L3 .fg32")).to_have_count(1)
+
+    reopen(page, f"{live_server.url}/runs/{run.pk}/#L2")
+    expect(page.locator(".line.target")).to_have_count(1)
+    expect(page.locator("#L2")).to_have_class(re.compile(r"\btarget\b"))
+    page.get_by_label("Search the log").fill("\ufffdg")
+    expect(page.locator("#log-count")).to_have_text("1 match")
+    expect(page.locator("#L2 mark.hit")).to_have_count(1)

@@ -136,3 +136,24 @@ def test_a_reported_version_is_cut_to_what_a_run_keeps(run):
     outcome = _outcome(SimpleNamespace(rc=0, status="successful"), sink, None)
 
     assert outcome.version == "9" * 200
+
+
+def test_it_stores_output_with_nul_characters_and_lone_surrogates(run):
+    # PostgreSQL stores no NUL in text or JSON, and no database stores a lone surrogate
+    # (how Ansible passes on bytes of a command's output that are not UTF-8).
+    sink = EventSink(run.pk)
+    sink.add(
+        _event(
+            1,
+            stdout="TASK [a \x00 b] bad \udcff byte",
+            host="web\x00",
+            task="a \x00 b",
+            res={"stdout": "bad \udcff byte \x00", "lines": ["\x00"]},
+        )
+    )
+    sink.flush()
+
+    event = RunEvent.objects.get(run=run)
+    assert event.stdout == "TASK [a \u2400 b] bad \ufffd byte"
+    assert (event.host, event.task) == ("web\u2400", "a \u2400 b")
+    assert event.data["res"] == {"stdout": "bad \ufffd byte \u2400", "lines": ["\u2400"]}

@@ -30,7 +30,8 @@ class Log:
 
     def add(self, event: str, stdout: str = "", **fields) -> RunEvent:
         self.counter += 1
-        lines = len(stdout.splitlines())
+        # As ansible-runner counts them: the "\n" in what was printed, which ended with one.
+        lines = stdout.count("\n") + 1 if stdout else 0
         row = RunEvent.objects.create(
             run=self.run,
             counter=self.counter,
@@ -246,12 +247,20 @@ def test_it_searches_the_text_not_the_colour_codes(client, run):
     assert client.get(f"/runs/{run.pk}/log/search/?q=ok").json()["hits"] == [[1, 1]]
 
 
-@pytest.mark.parametrize("query", ["", "?q=", "?q=%20%20", "?q=" + "x" * 201, "?q=a%00b"])
+@pytest.mark.parametrize("query", ["", "?q=", "?q=%20%20", "?q=" + "x" * 201])
 def test_it_refuses_an_empty_or_huge_search(client, run, query):
     response = client.get(f"/runs/{run.pk}/log/search/{query}")
 
     assert response.status_code == 400
     assert "q must be some text" in response.json()["detail"]
+
+
+def test_it_refuses_a_search_with_a_nul_character(client, run):
+    # Refused before the view, as any query string with a NUL (portal.middleware).
+    response = client.get(f"/runs/{run.pk}/log/search/?q=a%00b")
+
+    assert response.status_code == 400
+    assert "NUL character" in response.json()["detail"]
 
 
 # --- download ---------------------------------------------------------------------------
@@ -364,3 +373,121 @@ def test_a_dry_run_shows_each_tasks_diff_coloured(client, owner, environment):
     update = client.get(f"/runs/{run.pk}/log/?after={log.counter}").content.decode()
     assert 'id="run-diffs" class="diffs" hx-swap-oob="true"' in update
     assert '<span class="add">+1.0.1</span>' in update
+
+
+# --- terminal sequences: none reaches the download or the page's text ---------------------
+ST, BEL = "\x1b\\", "\x07"
+# (what a playbook may print, the text a reader sees of it)
+SEQUENCES = {
+    "CSI clear screen, cursor home": ("a\x1b[2J\x1b[Hb", "ab"),
+    "CSI private mode": ("a\x1b[?1049hb", "ab"),
+    "OSC title, BEL": (f"a\x1b]0;pwned{BEL}b", "ab"),
+    "OSC title, ST": (f"a\x1b]2;pwned{ST}b", "ab"),
+    "OSC 8 hyperlink": (f"a \x1b]8;;https://evil.example/{ST}link\x1b]8;;{ST} b", "a link b"),
+    "OSC 52 clipboard": (f"a\x1b]52;c;Y3VybCBldmlsIHwgc2g={BEL}b", "ab"),
+    "OSC never ended": ("a\x1b]0;pwned", "a"),
+    "DCS": (f"a\x1bPq#0;2;0;0;0{ST}b", "ab"),
+    "SOS": (f"a\x1bXhidden{ST}b", "ab"),
+    "PM": (f"a\x1b^hidden{ST}b", "ab"),
+    "APC": (f"a\x1b_hidden{ST}b", "ab"),
+    "ESC c (reset)": ("a\x1bcb", "ab"),
+    "ESC 7, ESC 8, ESC ( B": ("a\x1b7\x1b8\x1b(Bb", "ab"),
+    "8-bit CSI": ("a\x9b2Jb", "ab"),
+    "8-bit OSC": ("a\x9d0;pwned\x9cb", "ab"),
+    "a lone ESC": ("ab\x1b", "ab"),
+    "BEL": (f"a{BEL}b", "a\u2407b"),
+    "backspace": ("pass\x08\x08\x08\x08fail", "pass\u2408\u2408\u2408\u2408fail"),
+    "CR overwrite": ("ok: deployed\rfatal: failed", "ok: deployed\u240dfatal: failed"),
+    "DEL": ("a\x7fb", "a\u2421b"),
+    "NEL and other C1": ("a\x85b\x8fc", "a\ufffdb\ufffdc"),
+    "bidi override": ("a\u202eb\u2066c", "a\ufffdb\ufffdc"),
+}
+PLAIN = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*")
+
+
+def _download(client, run) -> str:
+    return b"".join(client.get(f"/runs/{run.pk}/log/download/").streaming_content).decode()
+
+
+@pytest.mark.parametrize("printed,seen", SEQUENCES.values(), ids=SEQUENCES.keys())
+def test_no_terminal_sequence_reaches_the_download_or_the_page(client, run, printed, seen):
+    Log(run).add("runner_on_ok", f"{GREEN}{printed}{RESET}\r\nnext")
+
+    text = _download(client, run)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+
+    assert text == f"1\t2026-11-27T09:30:01.250Z\t{seen}\n2\t2026-11-27T09:30:01.250Z\tnext\n"
+    line = re.search(r'id="L1">.*?<span class="txt">(.*?)</span></div>', page).group(1)
+    assert line == f'<span class="fg32">{seen}</span>'
+    # The page's text, wherever the run's output shows, is printable: its lines, its tasks.
+    body = page[page.index("<main") :]
+    assert PLAIN.fullmatch(body.replace("\n", "")), repr(body)
+    assert "pwned" not in text + page and "evil.example" not in text + page
+
+
+def test_task_names_on_the_page_are_plain_text(client, run):
+    log = Log(run)
+    name = "Deploy\x1b]0;pwned\x07\r\u2028now"
+    log.add("playbook_on_task_start", f"TASK [{name}]", task=name)
+
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+
+    assert "pwned" not in page
+    assert PLAIN.fullmatch(page[page.index("<main") :].replace("\n", ""))
+    assert "Deploy\u240d\ufffdnow" in page
+
+
+def test_search_finds_the_text_a_sequence_was_removed_from(client, run):
+    Log(run).add("runner_on_ok", f"ok: \x1b]8;;https://x/{ST}web1\x1b]8;;{ST} done")
+
+    data = client.get(f"/runs/{run.pk}/log/search/?q=web1 done").json()
+
+    assert data["hits"] == [[1, 1]]
+    assert client.get(f"/runs/{run.pk}/log/search/?q=https").json()["total"] == 0
+
+
+# --- one definition of a line: "\n", as ansible-runner counts them -----------------------
+SEPARATORS = "LS\u2028PS\u2029VT\x0bFF\x0cFS\x1cGS\x1dRS\x1eNEL\x85CR\rend"
+SHOWN = "LS\ufffdPS\ufffdVT\u240bFF\u240cFS\u241cGS\u241dRS\u241eNEL\ufffdCR\u240dend"
+
+
+@pytest.fixture
+def separated(run) -> Run:
+    """Lines 1-2: a task whose name holds every other line separator; 3: its result."""
+    log = Log(run)
+    log.add("playbook_on_task_start", f"\r\nTASK [{SEPARATORS}] ****", task=SEPARATORS)
+    log.add("runner_on_ok", f'ok: [web1] => "{SEPARATORS}"')
+    log.lines(3)
+    assert run.line_count == 6
+    return run
+
+
+def test_every_other_separator_stays_inside_its_line_on_the_page(client, separated):
+    html = client.get(f"/runs/{separated.pk}/").content.decode()
+
+    assert shown(html) == [1, 2, 3, 4, 5, 6]
+    assert f"TASK [{SHOWN}] ****" in html
+    assert f"ok: [web1] =&gt; &quot;{SHOWN}&quot;" in html
+
+
+def test_every_other_separator_stays_inside_its_line_in_the_download(client, separated):
+    lines = _download(client, separated).split("\n")
+
+    assert lines.pop() == ""
+    assert [int(line.split("\t")[0]) for line in lines] == [1, 2, 3, 4, 5, 6]
+    assert lines[1].endswith(f"\tTASK [{SHOWN}] ****")
+    assert len(_download(client, separated).splitlines()) == 6  # nothing else splits it
+
+
+def test_search_and_the_window_number_lines_as_the_page_does(client, separated):
+    data = client.get(f"/runs/{separated.pk}/log/search/?q=PS").json()
+    window = client.get(f"/runs/{separated.pk}/log/window/?line=3").content.decode()
+
+    assert data["hits"] == [[2, 1], [3, 1]]
+    assert data["upto"] == 6
+    # As shown: the symbol of a control character finds it.
+    shown_as = client.get(f"/runs/{separated.pk}/log/search/?q=%E2%90%8Dend").json()
+    assert shown_as["hits"] == [[2, 1], [3, 1]]
+    assert shown(window) == [1, 2, 3, 4, 5, 6]
+    assert numbers(selectors.run_log_window(run=separated, line=3, lines=2)) == [3, 4]
+    assert numbers(selectors.run_log_later(run=separated, line=2, lines=2)) == [3, 4]
