@@ -27,9 +27,9 @@ class RunSerializer(serializers.Serializer):
     version = serializers.CharField()
     requested_by = serializers.CharField(source="requested_by_name")
     created_at = serializers.DateTimeField()
-    started_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField()
-    rc = serializers.IntegerField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    rc = serializers.IntegerField(allow_null=True)
     host_summary = serializers.JSONField()
     error = serializers.CharField()
     playbook = serializers.SerializerMethodField()
@@ -99,6 +99,13 @@ class EventSerializer(serializers.ModelSerializer):
             "failed",
             "changed",
         ]
+        extra_kwargs = {
+            "stdout": {
+                "help_text": "As Ansible printed it, for programs: colours, terminal escape "
+                'sequences and control characters included; lines end at "\\n" '
+                "(start_line/end_line count them). Clean it before showing it in a terminal."
+            }
+        }
 
 
 class EventPageSerializer(serializers.Serializer):

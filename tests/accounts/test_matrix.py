@@ -163,12 +163,20 @@ def _assert_refused_with_a_reason(response, before: int, *, api: bool) -> None:
     assert reason in {row.details.get("reason") for row in rows}
 
 
-def _assert_hidden_run_reads_as_missing(response, before: int, path: str) -> None:
-    """A run one may not see answers as one that does not exist, and the refusal is
-    still kept, with its reason, in the audit log."""
-    assert "No such run" in _body(response)
+def _assert_hidden_run_reads_as_missing(response, before: int, missing) -> None:
+    """A run one may not see answers exactly as a run that does not exist (`missing`:
+    the same request for a run number nobody has), and the refusal is still kept,
+    with its reason, in the audit log."""
     rows = AuditEvent.objects.filter(outcome=Outcome.REFUSED, id__gt=before)
-    assert any("You may not see run #" in row.details.get("reason", "") for row in rows), path
+    assert any("You may not see run #" in row.details.get("reason", "") for row in rows)
+    assert (missing.status_code, _body(missing)) == (response.status_code, _body(response))
+
+
+def _no_such_run(path: str, world, env) -> str:
+    """`path` with its run's number replaced by one no run has."""
+    for run in (world.runs[env], world.billing_runs[env]):
+        path = path.replace(f"/runs/{run.pk}/", "/runs/987654321/")
+    return path
 
 
 def _page_reason(response) -> str:
@@ -202,8 +210,9 @@ def test_pages(world, endpoint, role, env):
     assert response.status_code == _expected(endpoint, role, env), _body(response)[:500]
     if response.status_code == 403:
         _assert_refused_with_a_reason(response, before, api=False)
-    if response.status_code == 404 and "/runs/" in endpoint.path:
-        _assert_hidden_run_reads_as_missing(response, before, path)
+    if response.status_code == 404 and "/runs/{" in endpoint.path:
+        missing = getattr(page_client(user), endpoint.method)(_no_such_run(path, world, env))
+        _assert_hidden_run_reads_as_missing(response, before, missing)
     _assert_nothing_hidden_shown(_body(response), world, role, f"{path} {data}")
 
 
@@ -226,6 +235,7 @@ def test_api(world, endpoint, role, env):
     assert response.status_code == _expected(endpoint, role, env), _body(response)[:500]
     if response.status_code == 403:
         _assert_refused_with_a_reason(response, before, api=True)
-    if response.status_code == 404 and "/runs/" in endpoint.path:
-        _assert_hidden_run_reads_as_missing(response, before, path)
+    if response.status_code == 404 and "/runs/{" in endpoint.path:
+        missing = getattr(client, endpoint.method)(_no_such_run(path, world, env))
+        _assert_hidden_run_reads_as_missing(response, before, missing)
     _assert_nothing_hidden_shown(_body(response), world, role, f"{path} {data}")

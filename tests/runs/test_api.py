@@ -413,12 +413,24 @@ def test_it_answers_409_to_a_second_cancel(api, demo):
 
 def test_it_refuses_a_cancel_by_another_developer(api, demo):
     run_id = _launch(api).json()["id"]
-    other = _client(UserFactory(username="dev2"))
+    other = _client(demo.tester)  # sees the run, did not start it
 
     response = other.post(f"/api/v1/runs/{run_id}/cancel/")
 
     assert response.status_code == 403
-    assert response.json()["detail"]
+    assert response.json()["detail"] == "Only the person who started a run, or Ops, can cancel it."
+    assert Run.objects.get(pk=run_id).status == RunStatus.QUEUED
+
+
+def test_a_cancel_of_a_run_one_may_not_see_reads_as_no_such_run(api, demo):
+    run_id = _launch(api).json()["id"]
+    stranger = _client(UserFactory(username="dev2"))
+
+    hidden = stranger.post(f"/api/v1/runs/{run_id}/cancel/")
+    missing = stranger.post("/api/v1/runs/987654321/cancel/")
+
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json() == missing.json() == {"detail": "No such run."}
     assert Run.objects.get(pk=run_id).status == RunStatus.QUEUED
 
 

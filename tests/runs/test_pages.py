@@ -426,9 +426,20 @@ def test_it_cancels_a_queued_run_from_its_page(demo):
 def test_it_refuses_a_cancel_by_another_developer(demo):
     run = _run(demo)
 
-    response = _client(UserFactory(username="dev2")).post(f"/runs/{run.pk}/cancel/", follow=True)
+    # tester's team sees hello-web on test, but tester did not start the run.
+    response = _client(demo.tester).post(f"/runs/{run.pk}/cancel/", follow=True)
 
     assert "Only the person who started a run, or Ops, can cancel it." in response.content.decode()
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED
+
+
+def test_a_cancel_of_a_run_one_may_not_see_reads_as_no_such_run(demo):
+    run = _run(demo)
+
+    response = _client(UserFactory(username="dev2")).post(f"/runs/{run.pk}/cancel/")
+
+    assert response.status_code == 404
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
 

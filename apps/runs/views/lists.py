@@ -40,6 +40,10 @@ def _period(filters: dict, zone, errors: dict) -> tuple:
     if days["from"] and days["to"] and days["from"] > days["to"]:
         errors["to"] = "The last day is before the first."
         days["to"] = None
+    for name, day in days.items():
+        if day and not (1900 <= day.year <= 9998):
+            errors[name] = "Enter a year from 1900 to 9998."
+            days[name] = None
     midnight = datetime.min.time()
     since = days["from"] and datetime.combine(days["from"], midnight, tzinfo=zone)
     until = days["to"] and datetime.combine(days["to"] + timedelta(days=1), midnight, tzinfo=zone)

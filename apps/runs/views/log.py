@@ -21,7 +21,9 @@ def run_log(request, run_id):
     """The lines after `after` (an event counter), and the run's state, for the live page:
     the progress when something happened, the diffs once a dry run has ended."""
     run = run_or_404(request, run_id)
-    after = _line_number(request, "after") or 0
+    after = _line_number(request, "after") if "after" in request.GET else 0
+    if after is None:
+        return HttpResponse("after must be an event counter", status=400)
     lines, last_counter, more = selectors.run_log_after(run=run, counter=after)
     ended = run.is_final and not more
     return render(
