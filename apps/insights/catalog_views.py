@@ -1,6 +1,6 @@
 """The catalog and a service's page: what runs where, and the buttons the user may press.
 
-They live here, above runs, because they read deployment state (apps.runs.deployments);
+They live here, above runs, because they read deployment state (apps.runs.selectors.deployments);
 their URLs keep the catalog's names (apps/insights/catalog_urls.py).
 """
 
@@ -11,7 +11,7 @@ from django.shortcuts import render
 from apps.accounts.permissions import can_run, can_view, mfa_setup_reason, refusal_reason
 from apps.catalog.selectors import service_list
 from apps.environments.models import Environment
-from apps.runs.deployments import current_versions, service_rows
+from apps.runs.selectors.deployments import current_versions, service_rows
 
 
 @login_required

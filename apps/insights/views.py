@@ -5,7 +5,7 @@ from apps.accounts.permissions import can_view, environment_filter
 from apps.catalog.selectors import service_list
 from apps.environments.models import Environment
 from apps.environments.selectors import active_locks, freeze_in_force
-from apps.runs.deployments import matrix
+from apps.runs.selectors.deployments import matrix
 
 
 @login_required

@@ -11,8 +11,8 @@ from apps.audit.constants import Via
 from apps.audit.models import AuditEvent
 from apps.environments.services import lock_create
 from apps.runs.constants import RunStatus
-from apps.runs.deployments import current_version
 from apps.runs.models import Run
+from apps.runs.selectors.deployments import current_version
 from tests.conftest import wait_for
 from tests.insights.helpers import page
 from tests.runs.helpers import launch, wait_final

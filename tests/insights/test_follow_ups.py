@@ -157,7 +157,7 @@ def test_only_what_runs_now_can_be_rolled_back(demo, history):
 
 
 def test_a_version_rolled_back_is_not_offered_again_as_a_rollback(demo, history):
-    from apps.runs.deployments import current_version, rollback_targets
+    from apps.runs.selectors.deployments import current_version, rollback_targets
 
     history.deploy("test", "1.0.0")
     history.deploy("test", "1.0.1")

@@ -26,10 +26,10 @@ from apps.catalog.parameters import (
 from apps.catalog.selectors import verify_action
 from apps.environments.selectors import CredentialConflict, credentials_for_run, launch_block
 from apps.environments.services import credential_values
-from apps.runs import deployments
 from apps.runs.constants import ACTIVE_STATUSES, VERSION_MAX_CHARS, RunStatus
 from apps.runs.models import Run
 from apps.runs.queue import queue_unreachable_reason
+from apps.runs.selectors import deployments
 from portal.crypto import DecryptionError
 
 if TYPE_CHECKING:

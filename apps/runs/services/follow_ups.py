@@ -15,10 +15,10 @@ from apps.catalog.constants import ActionKind, ParameterInput
 from apps.catalog.parameters import ParameterError
 from apps.catalog.selectors import deploy_action, verify_action
 from apps.environments.models import Environment
-from apps.runs import deployments
 from apps.runs.constants import TASK_FOLLOW_UPS, RunStatus
 from apps.runs.models import Run
 from apps.runs.queue import QUEUE_ERRORS, task_send
+from apps.runs.selectors import deployments
 from apps.runs.services.checks import LaunchRefused
 from apps.runs.services.launch import LaunchRequest, run_launch
 

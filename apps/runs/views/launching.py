@@ -20,8 +20,9 @@ from apps.catalog.parameters import ParameterError, parameters_form_class, secre
 from apps.catalog.selectors import action_get, verify_action
 from apps.environments.models import Environment
 from apps.environments.selectors import launch_block
-from apps.runs import deployments, services
+from apps.runs import services
 from apps.runs.models import Run
+from apps.runs.selectors import deployments
 from apps.runs.services import LaunchRefused, LaunchRequest
 from portal.crypto import DecryptionError, decrypt_json, encrypt_json
 

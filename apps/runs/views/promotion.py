@@ -15,8 +15,9 @@ from apps.audit.constants import Via
 from apps.catalog.constants import ActionKind, ParameterInput
 from apps.catalog.parameters import ParameterError
 from apps.catalog.selectors import deploy_action, service_list
-from apps.runs import deployments, services
+from apps.runs import services
 from apps.runs.models import Run
+from apps.runs.selectors import deployments
 from apps.runs.services import LaunchRefused, LaunchRequest
 from apps.runs.views.launching import (
     EMERGENCY_REASON,

@@ -1,12 +1,13 @@
+"""A run's log as the pages read it: lines with their numbers and times, the tail,
+windows, search, the download, progress and a dry run's diffs."""
+
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from apps.accounts.permissions import run_filter, run_view_refusal
 from apps.runs.ansi import (
     CONTROL_SYMBOLS,
     ansi_to_html,
@@ -46,44 +47,6 @@ class LogLine:
     stamp: str = ""  # ISO 8601, in the active time zone, as the download has it
     clock: str = ""  # its time of day, as the page shows it
     section: str = ""  # "play", "task" or "recap" on the header line of a section
-
-
-def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
-    """Runs the user may see, newest first, narrowed by service, environment, status and
-    user (slugs and a username), and by creation time: `since` (included) and `until`
-    (excluded), aware datetimes."""
-    runs = (
-        Run.objects.select_related("service", "environment")
-        .filter(run_filter(user))
-        .order_by("-id")
-    )
-    filters = filters or {}
-    if filters.get("service"):
-        runs = runs.filter(service__slug=filters["service"])
-    if filters.get("environment"):
-        runs = runs.filter(environment__slug=filters["environment"])
-    if filters.get("status"):
-        runs = runs.filter(status=filters["status"])
-    if filters.get("user"):
-        runs = runs.filter(requested_by_name=filters["user"])
-    if filters.get("since"):
-        runs = runs.filter(created_at__gte=filters["since"])
-    if filters.get("until"):
-        runs = runs.filter(created_at__lt=filters["until"])
-    return runs
-
-
-def run_get(*, user, run_id: int) -> Run | None:
-    """The run, or None when there is none; PermissionDenied (with the reason) when
-    the user may not see it."""
-    run = (
-        Run.objects.select_related("service", "environment", "playbook_version__source")
-        .filter(pk=run_id)
-        .first()
-    )
-    if run is not None and (reason := run_view_refusal(user, run)):
-        raise PermissionDenied(reason)
-    return run
 
 
 def _clock(created: datetime | None) -> tuple[str, str]:

@@ -1,0 +1,45 @@
+"""Runs a user may see: the list with its filters, and one run."""
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+
+from apps.accounts.permissions import run_filter, run_view_refusal
+from apps.runs.models import Run
+
+
+def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
+    """Runs the user may see, newest first, narrowed by service, environment, status and
+    user (slugs and a username), and by creation time: `since` (included) and `until`
+    (excluded), aware datetimes."""
+    runs = (
+        Run.objects.select_related("service", "environment")
+        .filter(run_filter(user))
+        .order_by("-id")
+    )
+    filters = filters or {}
+    if filters.get("service"):
+        runs = runs.filter(service__slug=filters["service"])
+    if filters.get("environment"):
+        runs = runs.filter(environment__slug=filters["environment"])
+    if filters.get("status"):
+        runs = runs.filter(status=filters["status"])
+    if filters.get("user"):
+        runs = runs.filter(requested_by_name=filters["user"])
+    if filters.get("since"):
+        runs = runs.filter(created_at__gte=filters["since"])
+    if filters.get("until"):
+        runs = runs.filter(created_at__lt=filters["until"])
+    return runs
+
+
+def run_get(*, user, run_id: int) -> Run | None:
+    """The run, or None when there is none; PermissionDenied (with the reason) when
+    the user may not see it."""
+    run = (
+        Run.objects.select_related("service", "environment", "playbook_version__source")
+        .filter(pk=run_id)
+        .first()
+    )
+    if run is not None and (reason := run_view_refusal(user, run)):
+        raise PermissionDenied(reason)
+    return run
