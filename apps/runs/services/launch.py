@@ -1,7 +1,6 @@
 """Launching a run: one request, one place that decides, one path for the pages, the API
 and the runs the system starts by itself."""
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -50,10 +49,6 @@ class LaunchRequest:
     reason: str = ""
     emergency_reason: str = ""
     triggered_by: Run | None = None
-
-    def but(self, **changes) -> "LaunchRequest":
-        """The same request with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
 
 def _refusal_audit(exc: LaunchRefused | ParameterError, req: LaunchRequest) -> None:

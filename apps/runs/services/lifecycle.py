@@ -231,10 +231,15 @@ def run_cancel(*, run: Run, user, via: str, request=None) -> Run:
         run.cancel_requested_at = timezone.now()
         run.canceled_by_name = user.get_username()
         run.save(update_fields=["cancel_requested_at", "canceled_by_name"])
-        note = EndNote(verb="run.canceled", actor=user, via=via, request=request)
-        if run.status == RunStatus.QUEUED:
-            note.details["status_when_canceled"] = RunStatus.CANCELED
+        queued = run.status == RunStatus.QUEUED
+        note = EndNote(
+            verb="run.canceled",
+            actor=user,
+            via=via,
+            request=request,
+            details={"status_when_canceled": RunStatus.CANCELED if queued else run.status},
+        )
+        if queued:
             return run_end(run=run, status=RunStatus.CANCELED, note=note)
-        note.details["status_when_canceled"] = run.status
         _audit(run, note)
     return run
