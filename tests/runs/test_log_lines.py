@@ -58,3 +58,19 @@ def test_a_real_runs_lines_are_numbered_once_and_hold_only_text(
     window = client.get(f"/runs/{run.pk}/log/window/?line={task}").content.decode()
     assert _ids(window) == every
     assert f'id="L{task}"' in window and window.count(f'id="L{task}"') == 1
+
+
+def test_a_dry_runs_live_log_reaches_its_last_line(celery_worker, demo):
+    # A dry run's diffs once made the live log skip a line ansible-runner had numbered
+    # (the page then stopped following, waiting for it): every number comes once.
+    run = wait_final(
+        launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.0.0"}, check=True)
+    )
+    assert run.status == RunStatus.SUCCESSFUL, run.error
+    client = Client()
+    client.force_login(demo.dev)
+
+    live = client.get(f"/runs/{run.pk}/log/?after=0").content.decode()
+
+    assert run.line_count > 40
+    assert _ids(live) == list(range(1, run.line_count + 1))
