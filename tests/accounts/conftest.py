@@ -14,11 +14,11 @@ from django.test import Client
 
 from apps.accounts.models import Right, Role
 from apps.accounts.services import token_create
-from apps.runs.models import Run
 from tests.factories import (
     ActionFactory,
     EnvironmentFactory,
     GrantFactory,
+    RunFactory,
     ServiceFactory,
     TeamFactory,
     UserFactory,
@@ -26,30 +26,6 @@ from tests.factories import (
 
 ENVS = ("test", "qa", "production")
 ROLES = ("anonymous", "outsider", "member", "prod_member", "ops", "auditor")
-
-
-def make_run(action, environment, user, **fields) -> Run:
-    """A Run row as run_launch writes it, without launching anything."""
-    version = action.playbook_version
-    values = {
-        "service": action.service,
-        "action": action,
-        "environment": environment,
-        "action_slug": action.slug,
-        "action_label": action.label,
-        "action_kind": action.kind,
-        "playbook_version": version,
-        "playbook_commit": version.commit,
-        "playbook_path": version.path,
-        "content_hash": version.content_hash,
-        "form": action.form,
-        "timeout": action.timeout,
-        "queue": environment.queue,
-        "requested_by": user,
-        "requested_by_name": user.username,
-        **fields,
-    }
-    return Run.objects.create(**values)
 
 
 @pytest.fixture
@@ -84,8 +60,14 @@ def world(db):
         service=billing, slug="deploy", label="Deploy", environments=list(envs.values())
     )
     # Queued dry runs: they can be canceled, and hold no deploy lock (launches still go).
-    runs = {env: make_run(deploy, envs[env], users["owner"], check_mode=True) for env in ENVS}
-    billing_runs = {env: make_run(bill, envs[env], users["owner"], check_mode=True) for env in ENVS}
+    runs, billing_runs = (
+        {
+            env: RunFactory(action=action, environment=envs[env], requested_by=users["owner"],
+                            check_mode=True)
+            for env in ENVS
+        }
+        for action in (deploy, bill)
+    )  # fmt: skip
     return SimpleNamespace(
         envs=envs,
         users=users,

@@ -27,11 +27,12 @@ from apps.runs.services import run_follow_up
 from tests.factories import (
     EnvironmentFactory,
     GrantFactory,
+    RunFactory,
     ServiceFactory,
     TeamFactory,
     UserFactory,
 )
-from tests.runs.helpers import make_run, queue_held
+from tests.runs.helpers import queue_held
 
 HOUR = datetime.timedelta(hours=1)
 
@@ -478,7 +479,7 @@ def test_releases_at_the_same_time_release_it_once(world):
 
 
 def test_a_lock_stops_automatic_runs_too(demo):
-    deploy = make_run(
+    deploy = RunFactory(
         action=demo.deploy,
         environment=demo.envs["test"],
         requested_by=demo.dev,

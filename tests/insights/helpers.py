@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from apps.accounts.services import token_create
 from apps.runs.constants import RunStatus
-from tests.runs.helpers import make_run
+from tests.factories import RunFactory
 
 START = timezone.now() - timedelta(days=1)
 
@@ -22,7 +22,7 @@ class History:
     def run(self, action, env: str, version: str = "", *, status=RunStatus.SUCCESSFUL, **fields):
         self.clock += timedelta(minutes=1)
         parameters = {action.version_field: version} if action.version_field and version else {}
-        return make_run(
+        return RunFactory(
             action=action,
             environment=self.demo.envs[env],
             requested_by=fields.pop("requested_by", self.demo.dev),

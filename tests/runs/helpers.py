@@ -3,20 +3,6 @@ from unittest import mock
 from apps.runs import services
 from apps.runs.models import Run
 from tests.conftest import wait_for
-from tests.factories import ActionFactory, EnvironmentFactory, UserFactory
-
-
-def make_run(**fields) -> Run:
-    """A Run row as run_launch would write it, without launching anything."""
-    action = fields.pop("action", None) or ActionFactory()
-    environment = fields.pop("environment", None) or EnvironmentFactory()
-    user = fields.pop("requested_by", None) or UserFactory()
-    defaults = dict(
-        **services.run_snapshot(action=action, environment=environment),
-        requested_by=user,
-        requested_by_name=user.username,
-    )
-    return Run.objects.create(**{**defaults, **fields})
 
 
 def queue_held():

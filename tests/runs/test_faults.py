@@ -32,8 +32,8 @@ from apps.runs.models import Run, RunEvent
 from apps.runs.services import checks
 from portal.celery import app as celery_app
 from tests.conftest import BASE, _database_url, free_port, wait_for
-from tests.factories import ActionFactory
-from tests.runs.helpers import launch, make_run, queue_held, wait_final
+from tests.factories import ActionFactory, RunFactory
+from tests.runs.helpers import launch, queue_held, wait_final
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -266,7 +266,7 @@ def _event(counter):
 
 
 def test_events_are_stored_once_across_a_dropped_connection(postgres):
-    run = make_run()
+    run = RunFactory()
     sink = EventSink(run.pk, batch_size=10_000, flush_seconds=3600)
     for counter in range(1, 51):
         sink.add(_event(counter))

@@ -12,8 +12,7 @@ from apps.accounts.models import Right
 from apps.runs import selectors
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
-from tests.factories import EnvironmentFactory, GrantFactory, TeamFactory, UserFactory
-from tests.runs.helpers import make_run
+from tests.factories import EnvironmentFactory, GrantFactory, RunFactory, TeamFactory, UserFactory
 
 T0 = datetime(2026, 11, 27, 9, 30, 0, 250000, tzinfo=UTC)
 RED, GREEN, RESET = "\x1b[0;31m", "\x1b[0;32m", "\x1b[0m"
@@ -93,7 +92,7 @@ def client(owner):
 
 @pytest.fixture
 def run(owner, environment):
-    return make_run(requested_by=owner, environment=environment, status=RunStatus.RUNNING)
+    return RunFactory(requested_by=owner, environment=environment, status=RunStatus.RUNNING)
 
 
 def numbers(lines) -> list[int]:
@@ -334,7 +333,7 @@ DIFF = (
 
 
 def test_a_dry_run_shows_each_tasks_diff_coloured(client, owner, environment):
-    run = make_run(
+    run = RunFactory(
         requested_by=owner, environment=environment, status=RunStatus.RUNNING, check_mode=True
     )
     log = Log(run)

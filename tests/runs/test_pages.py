@@ -15,7 +15,13 @@ from apps.catalog.constants import ActionKind
 from apps.runs import selectors
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
-from tests.factories import PASSWORD, ActionFactory, PlaybookVersionFactory, UserFactory
+from tests.factories import (
+    PASSWORD,
+    ActionFactory,
+    PlaybookVersionFactory,
+    RunFactory,
+    UserFactory,
+)
 
 SECRET = "hunter2-do-not-show"
 FORM_URL = "/services/hello-web/deploy/{}/"
@@ -28,30 +34,13 @@ def _client(user) -> Client:
 
 
 def _run(demo, *, action=None, environment="test", user=None, **fields) -> Run:
-    """A Run row as the launch service would write it, without launching anything."""
-    action = action or demo.deploy
-    env = demo.envs[environment]
-    user = user or demo.dev
-    version = action.playbook_version
-    values = {
-        "service": action.service,
-        "action": action,
-        "environment": env,
-        "action_slug": action.slug,
-        "action_label": action.label,
-        "action_kind": action.kind,
-        "playbook_version": version,
-        "playbook_commit": version.commit,
-        "playbook_path": version.path,
-        "content_hash": version.content_hash,
-        "form": action.form,
-        "timeout": action.timeout,
-        "queue": env.queue,
-        "requested_by": user,
-        "requested_by_name": user.username,
+    """RunFactory with the demo's defaults: dev's deploy of hello-web on test."""
+    return RunFactory(
+        action=action or demo.deploy,
+        environment=demo.envs[environment],
+        requested_by=user or demo.dev,
         **fields,
-    }
-    return Run.objects.create(**values)
+    )
 
 
 def _events(run, *lines):
