@@ -22,6 +22,7 @@ from apps.catalog.models import Action, PlaybookSource, Service
 from apps.catalog.services import playbook_version_approve, playbook_version_create, source_sync
 from apps.environments.models import Environment
 from tests.audit.database import flush_past_audit_triggers
+from tests.clients import page_client
 from tests.factories import EnvironmentFactory, GrantFactory, TeamFactory, UserFactory
 
 BASE = Path(__file__).resolve().parent.parent
@@ -102,6 +103,12 @@ def ops(db):
 @pytest.fixture
 def auditor(db):
     return UserFactory(username="auditor", role=Role.AUDITOR)
+
+
+@pytest.fixture
+def ops_client(ops):
+    """A page client signed in as `ops` (the admin's pages, mostly)."""
+    return page_client(ops)
 
 
 # --- playbooks ------------------------------------------------------------

@@ -10,10 +10,8 @@
 from types import SimpleNamespace
 
 import pytest
-from django.test import Client
 
 from apps.accounts.models import Right, Role
-from apps.accounts.services import token_create
 from tests.factories import (
     ActionFactory,
     EnvironmentFactory,
@@ -79,17 +77,3 @@ def world(db):
         runs=runs,
         billing_runs=billing_runs,
     )
-
-
-def page_client(user) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
-def api_client(user, **token) -> Client:
-    if user is None:
-        return Client()
-    _, key = token_create(user=user, name="t", acting_user=None, via="cli", **token)
-    return Client(headers={"Authorization": f"Token {key}"})

@@ -7,7 +7,8 @@ import pytest
 from apps.accounts import permissions
 from apps.accounts.models import Grant, Right, Role
 from apps.accounts.services import grant_save, membership_delete
-from tests.accounts.conftest import ENVS, api_client, page_client
+from tests.accounts.conftest import ENVS
+from tests.clients import api_client, page_client
 from tests.factories import (
     ActionFactory,
     GrantFactory,

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -18,6 +17,7 @@ from apps.runs.models import Run
 from tests.browser.a11y import assert_accessible
 from tests.browser.test_deploy import sign_in
 from tests.browser.test_quality import deploy, finished_run
+from tests.clients import page_client
 from tests.factories import ActionFactory, RunFactory, ServiceFactory
 
 # Browser tests are marked one by one: the last one asks the server alone.
@@ -264,8 +264,7 @@ def test_times_are_shown_in_the_readers_time_zone(page, live_server, demo):
     ],
 )
 def test_bad_input_to_the_runs_list_is_said_never_a_500(demo, query, status, said):
-    client = Client()
-    client.force_login(demo.dev)
+    client = page_client(demo.dev)
     response = client.get(f"/runs/?{query}")
     assert response.status_code == status
     assert said in response.content.decode()

@@ -10,12 +10,11 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections
 from django.template import Context, Template
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 from django.utils import timezone
 
 from apps.accounts.models import Right, Role
 from apps.accounts.permissions import can_lock, can_unlock
-from apps.accounts.services import token_create
 from apps.audit.constants import Outcome, Via
 from apps.audit.models import AuditEvent
 from apps.environments.models import EnvironmentLock
@@ -24,6 +23,7 @@ from apps.environments.services import LockRefused, lock_create, lock_release
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from apps.runs.services import run_follow_up
+from tests.clients import api_client, page_client
 from tests.factories import (
     EnvironmentFactory,
     GrantFactory,
@@ -223,14 +223,8 @@ def test_bad_locks_are_refused_per_field(world, reason, expires_in, field, messa
 
 
 # --- pages --------------------------------------------------------------------------
-def _signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_dev_locks_a_service_from_the_page_and_every_page_shows_it(demo):
-    client = _signed_in(demo.dev)
+    client = page_client(demo.dev)
 
     page = client.get("/environments/test/lock/?service=hello-web")
     assert page.status_code == 200
@@ -252,18 +246,18 @@ def test_dev_locks_a_service_from_the_page_and_every_page_shows_it(demo):
     assert abs(lock.expires_at - timezone.now() - datetime.timedelta(minutes=120)).seconds < 60
 
     for user in (demo.dev, demo.tester, demo.ops):
-        banner = _signed_in(user).get("/").content.decode()
+        banner = page_client(user).get("/").content.decode()
         assert 'id="environment-blocks"' in banner
         assert "hello-web is locked on Test by dev until" in banner
         assert "Load test running" in banner
     assert "Unlock hello-web on Test" in client.get("/").content.decode()
     # Only its owner and Ops are offered the button.
-    assert "Unlock hello-web on Test" not in _signed_in(demo.tester).get("/").content.decode()
-    assert "Unlock hello-web on Test" in _signed_in(demo.ops).get("/").content.decode()
+    assert "Unlock hello-web on Test" not in page_client(demo.tester).get("/").content.decode()
+    assert "Unlock hello-web on Test" in page_client(demo.ops).get("/").content.decode()
 
 
 def test_the_lock_page_says_what_is_wrong_with_each_field(demo):
-    response = _signed_in(demo.dev).post(
+    response = page_client(demo.dev).post(
         "/environments/test/lock/", {"service": "", "minutes": "7", "reason": ""}
     )
 
@@ -275,7 +269,7 @@ def test_the_lock_page_says_what_is_wrong_with_each_field(demo):
 
 
 def test_a_tester_may_lock_hello_web_on_test_but_not_all_of_test(demo):
-    client = _signed_in(demo.tester)
+    client = page_client(demo.tester)
 
     html = client.get("/environments/test/lock/").content.decode()
     assert "All of Test" not in html
@@ -294,11 +288,11 @@ def test_a_tester_may_lock_hello_web_on_test_but_not_all_of_test(demo):
 def test_the_unlock_button_releases_it_and_others_are_refused(demo):
     lock = _lock(demo.dev, demo.envs["test"], demo.service)
 
-    refused = _signed_in(demo.tester).post(f"/locks/{lock.pk}/unlock/", {"next": "/"})
+    refused = page_client(demo.tester).post(f"/locks/{lock.pk}/unlock/", {"next": "/"})
     assert refused.status_code == 403
     assert "Only dev, who locked it, or Ops can unlock it." in refused.content.decode()
 
-    client = _signed_in(demo.dev)
+    client = page_client(demo.dev)
     response = client.post(f"/locks/{lock.pk}/unlock/", {"next": "https://evil.example/"})
     assert response.status_code == 302 and response["Location"] == "/"
     assert launch_block(service=demo.service, environment=demo.envs["test"]) is None
@@ -311,22 +305,17 @@ def test_people_who_see_nothing_there_see_no_banner(demo):
     _lock(demo.ops, demo.envs["production"], reason="Quarter close")
     outsider = UserFactory(username="outsider")
 
-    assert "Quarter close" not in _signed_in(outsider).get("/").content.decode()
-    assert "Quarter close" in _signed_in(demo.auditor).get("/").content.decode()
+    assert "Quarter close" not in page_client(outsider).get("/").content.decode()
+    assert "Quarter close" in page_client(demo.auditor).get("/").content.decode()
 
 
 # --- the API --------------------------------------------------------------------------
-def _api(user, scopes=None) -> Client:
-    _, key = token_create(user=user, name="ci", acting_user=None, via="cli", scopes=scopes)
-    return Client(headers={"Authorization": f"Token {key}"})
-
-
 def _post(client, path, data):
     return client.post(path, json.dumps(data), content_type="application/json")
 
 
 def test_the_api_locks_lists_and_unlocks(demo):
-    api = _api(demo.dev)
+    api = api_client(demo.dev)
 
     response = _post(
         api,
@@ -353,7 +342,7 @@ def test_the_api_locks_lists_and_unlocks(demo):
 
 
 def test_the_api_takes_an_expiry_and_unlocks_by_post(demo):
-    api = _api(demo.ops)
+    api = api_client(demo.ops)
     until = (timezone.now() + datetime.timedelta(days=2)).replace(microsecond=0)
 
     created = _post(
@@ -391,7 +380,7 @@ def test_the_api_takes_an_expiry_and_unlocks_by_post(demo):
     ],
 )
 def test_the_api_says_what_is_wrong_with_each_field(demo, data, field, message):
-    response = _post(_api(demo.dev), "/api/v1/environments/test/locks/", data)
+    response = _post(api_client(demo.dev), "/api/v1/environments/test/locks/", data)
 
     assert response.status_code == 400
     assert message in " ".join(response.json()["errors"][field])
@@ -399,7 +388,7 @@ def test_the_api_says_what_is_wrong_with_each_field(demo, data, field, message):
 
 
 def test_the_api_refuses_with_the_reason(demo):
-    tester = _api(demo.tester)
+    tester = api_client(demo.tester)
 
     refused = _post(tester, "/api/v1/environments/test/locks/", {"reason": "x", "minutes": 5})
     assert refused.status_code == 403
@@ -407,7 +396,7 @@ def test_the_api_refuses_with_the_reason(demo):
     assert AuditEvent.objects.get(verb="environment.lock_refused").via == Via.API
 
     read_only = _post(
-        _api(demo.dev, scopes=["read"]),
+        api_client(demo.dev, scopes=["read"]),
         "/api/v1/environments/test/locks/",
         {"reason": "x", "minutes": 5},
     )

@@ -13,8 +13,8 @@ from apps.environments.services import lock_create
 from apps.runs.constants import RunStatus
 from apps.runs.deployments import current_version
 from apps.runs.models import Run
+from tests.clients import page_client
 from tests.conftest import wait_for
-from tests.insights.helpers import page
 from tests.runs.helpers import launch, wait_final
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -62,7 +62,7 @@ def test_a_deploy_that_asks_for_it_is_verified_by_itself(demo, celery_worker):
     assert started.actor_id is None
     assert started.details["on_behalf_of"] == "dev"
     # The deploy's page shows the verification and its result.
-    html = page(demo.dev).get(f"/runs/{deploy.pk}/").content.decode()
+    html = page_client(demo.dev).get(f"/runs/{deploy.pk}/").content.decode()
     assert f"Run #{smoke.pk}: Smoke test on Test (1.0.0)" in html
     assert 'data-status="successful"' in html
     # And QA now takes it.
@@ -151,7 +151,7 @@ def test_roll_back_from_the_page_restores_the_previous_release_on_disk(demo, cel
     second = _deploy(demo, "test", "1.1.0")
     assert _served(demo, "test") == "1.1.0"
 
-    response = page(demo.dev).post(
+    response = page_client(demo.dev).post(
         "/services/hello-web/environments/test/rollback/",
         {"to": first.pk, "reason": "1.1.0 is slow", "seen": f":{second.pk}"},
     )
