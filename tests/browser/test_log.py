@@ -10,10 +10,9 @@ from playwright.sync_api import expect
 
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
-from tests.browser.test_deploy import sign_in
+from tests.browser.helpers import sign_in
 from tests.factories import PASSWORD, ActionFactory, RunFactory
-from tests.runs.helpers import launch, wait_final
-from tests.runs.test_log import GREEN, RED, RESET, Log
+from tests.runs.helpers import GREEN, RED, RESET, Log, launch, wait_final
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -15,8 +15,7 @@ from apps.audit.models import AuditEvent
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from tests.browser.a11y import assert_accessible
-from tests.browser.test_deploy import sign_in
-from tests.browser.test_quality import deploy, finished_run
+from tests.browser.helpers import deploy, finished_run, sign_in
 from tests.clients import page_client
 from tests.factories import ActionFactory, RunFactory, ServiceFactory
 

@@ -3,7 +3,6 @@ progress and a dry run's diffs (through the Django test client; the browser side
 tests/browser/test_log.py)."""
 
 import re
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -11,63 +10,9 @@ from django.test import Client
 from apps.accounts.models import Right
 from apps.runs import selectors
 from apps.runs.constants import RunStatus
-from apps.runs.models import Run, RunEvent
+from apps.runs.models import Run
 from tests.factories import EnvironmentFactory, GrantFactory, RunFactory, TeamFactory, UserFactory
-
-T0 = datetime(2026, 11, 27, 9, 30, 0, 250000, tzinfo=UTC)
-RED, GREEN, RESET = "\x1b[0;31m", "\x1b[0;32m", "\x1b[0m"
-
-
-class Log:
-    """Events written as the runner's EventSink writes them: counters from 1, lines
-    numbered on from the last event, one second apart."""
-
-    def __init__(self, run: Run):
-        self.run = run
-        self.counter = 0
-        self.line = 0
-
-    def add(self, event: str, stdout: str = "", **fields) -> RunEvent:
-        self.counter += 1
-        lines = len(stdout.splitlines())
-        row = RunEvent.objects.create(
-            run=self.run,
-            counter=self.counter,
-            event=event,
-            created=T0 + timedelta(seconds=self.counter),
-            start_line=self.line,
-            end_line=self.line + lines,
-            stdout=stdout,
-            **fields,
-        )
-        self.line += lines
-        Run.objects.filter(pk=self.run.pk).update(line_count=self.line, event_count=self.counter)
-        self.run.refresh_from_db()
-        return row
-
-    def lines(self, count: int, per_event: int = 4, text="line {n}") -> None:
-        """`count` numbered lines, `per_event` to an event."""
-        batch = []
-        while count > 0:
-            take = min(per_event, count)
-            self.counter += 1
-            stdout = "\r\n".join(text.format(n=self.line + i + 1) for i in range(take))
-            batch.append(
-                RunEvent(
-                    run=self.run,
-                    counter=self.counter,
-                    event="runner_on_ok",
-                    created=T0,
-                    start_line=self.line,
-                    end_line=self.line + take,
-                    stdout=stdout,
-                )
-            )
-            self.line += take
-            count -= take
-        RunEvent.objects.bulk_create(batch)
-        Run.objects.filter(pk=self.run.pk).update(line_count=self.line, event_count=self.counter)
-        self.run.refresh_from_db()
+from tests.runs.helpers import GREEN, RED, RESET, Log
 
 
 @pytest.fixture

@@ -26,8 +26,7 @@ from apps.runs.models import Run, RunEvent
 from tests.clients import api_client, api_launch
 from tests.conftest import git_repo, wait_for
 from tests.factories import ActionFactory
-from tests.runs.helpers import launch, wait_final
-from tests.runs.test_ssh import ssh_credentials
+from tests.runs.helpers import launch, ssh_credentials, wait_final
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
