@@ -19,11 +19,11 @@ from apps.audit.models import AuditEvent
 from apps.environments.constants import FreezeKind
 from apps.environments.models import EnvironmentLock, FreezeWindow
 from apps.environments.selectors import freeze_in_force, freezes_in_force, launch_block
-from apps.environments.services import lock_create
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from apps.runs.tasks import run_execute
 from tests.clients import api_client, api_launch, page_client
+from tests.environments.helpers import hold_lock
 from tests.factories import (
     EnvironmentFactory,
     GrantFactory,
@@ -253,13 +253,7 @@ def test_ops_release_a_lock_in_the_admin_through_the_service(db, superuser):
     production = EnvironmentFactory(slug="production", name="Production")
     owner = UserFactory(username="owner")
     GrantFactory(team=TeamFactory(slug="owners", members=[owner]), environment=production)
-    lock = lock_create(
-        user=owner,
-        environment=production,
-        reason="Failover test",
-        expires_at=timezone.now() + datetime.timedelta(hours=1),
-        via=Via.API,
-    )
+    lock = hold_lock(owner, production, reason="Failover test", via=Via.API)
     client = page_client(ops)
 
     response = client.post(
@@ -309,13 +303,7 @@ def test_a_lock_wins_over_a_freeze(db, ops):
     production = EnvironmentFactory(slug="production", name="Production")
     service = ServiceFactory()
     _always(production)
-    lock_create(
-        user=ops,
-        environment=production,
-        reason="Incident 42",
-        expires_at=timezone.now() + datetime.timedelta(hours=1),
-        via=Via.WEB,
-    )
+    hold_lock(ops, production, reason="Incident 42")
 
     block = launch_block(service=service, environment=production)
 
@@ -366,13 +354,7 @@ def test_the_api_refuses_a_deploy_in_a_freeze_with_the_reason(demo):
 
 
 def test_the_api_refuses_a_deploy_on_a_locked_environment_even_in_an_emergency(oncall, demo):
-    lock_create(
-        user=demo.ops,
-        environment=demo.envs["test"],
-        reason="Disk replacement",
-        expires_at=timezone.now() + datetime.timedelta(hours=1),
-        via=Via.WEB,
-    )
+    hold_lock(demo.ops, demo.envs["test"], reason="Disk replacement")
 
     response = api_launch(api_client(oncall), "test", "1.0.0", emergency_reason="Site down")
 
@@ -461,13 +443,7 @@ def test_a_queued_run_that_meets_a_block_at_its_start_does_not_run(demo, block):
     if block == "freeze":
         _always(demo.envs["test"])
     else:
-        lock_create(
-            user=demo.dev,
-            environment=demo.envs["test"],
-            reason="Hold everything",
-            expires_at=timezone.now() + datetime.timedelta(hours=1),
-            via=Via.WEB,
-        )
+        hold_lock(demo.dev, demo.envs["test"], reason="Hold everything")
 
     run_execute.apply(args=[run.pk])  # what the worker does when it takes the task
 
@@ -485,13 +461,7 @@ def test_a_queued_emergency_run_passes_the_freeze_at_its_start_but_not_a_lock(on
         run = launch(
             oncall, demo.deploy, demo.envs["test"], {"version": "1.0.0"}, emergency_reason="Outage"
         )
-    lock_create(
-        user=demo.ops,
-        environment=demo.envs["test"],
-        reason="Datacenter move",
-        expires_at=timezone.now() + datetime.timedelta(hours=1),
-        via=Via.WEB,
-    )
+    hold_lock(demo.ops, demo.envs["test"], reason="Datacenter move")
 
     run_execute.apply(args=[run.pk])
 

@@ -19,11 +19,12 @@ from apps.audit.constants import Outcome, Via
 from apps.audit.models import AuditEvent
 from apps.environments.models import EnvironmentLock
 from apps.environments.selectors import active_locks, launch_block
-from apps.environments.services import LockRefused, lock_create, lock_release
+from apps.environments.services import LockRefused, lock_release
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from apps.runs.services import run_follow_up
 from tests.clients import api_client, page_client
+from tests.environments.helpers import HOUR, hold_lock
 from tests.factories import (
     EnvironmentFactory,
     GrantFactory,
@@ -33,19 +34,6 @@ from tests.factories import (
     UserFactory,
 )
 from tests.runs.helpers import queue_held
-
-HOUR = datetime.timedelta(hours=1)
-
-
-def _lock(user, environment, service=None, *, reason="Database migration", expires_in=HOUR):
-    return lock_create(
-        user=user,
-        environment=environment,
-        service=service,
-        reason=reason,
-        expires_at=timezone.now() + expires_in,
-        via=Via.WEB,
-    )
 
 
 @pytest.fixture
@@ -83,7 +71,7 @@ def world(db):
 
 # --- the service ----------------------------------------------------------------------
 def test_a_lock_stops_every_service_and_says_who_why_and_until_when(world):
-    lock = _lock(world.owner, world.production, reason="Database migration, back at 3pm")
+    lock = hold_lock(world.owner, world.production, reason="Database migration, back at 3pm")
 
     for service in (world.web, world.api):
         block = launch_block(service=service, environment=world.production)
@@ -100,7 +88,7 @@ def test_a_lock_stops_every_service_and_says_who_why_and_until_when(world):
 
 
 def test_a_service_lock_stops_only_that_service(world):
-    _lock(world.member, world.production, world.api)
+    hold_lock(world.member, world.production, world.api)
 
     block = launch_block(service=world.api, environment=world.production)
     assert block.reason.startswith("api is locked on Production by member until")
@@ -109,7 +97,7 @@ def test_a_service_lock_stops_only_that_service(world):
 
 
 def test_expired_and_released_locks_stop_nothing(world):
-    lock = _lock(world.owner, world.production)
+    lock = hold_lock(world.owner, world.production)
     assert launch_block(service=world.web, environment=world.production, at=lock.expires_at) is None
     assert launch_block(service=world.web, environment=world.production, at=timezone.now())
 
@@ -143,11 +131,11 @@ def test_who_may_lock(world, who, service, allowed):
 
     assert can_lock(user, environment=world.production, service=service) is allowed
     if allowed:
-        _lock(user, world.production, service)
+        hold_lock(user, world.production, service)
         assert EnvironmentLock.objects.count() == 1
         return
     with pytest.raises(LockRefused) as refused:
-        _lock(user, world.production, service)
+        hold_lock(user, world.production, service)
     assert refused.value.status == 403
     assert not EnvironmentLock.objects.exists()
     row = AuditEvent.objects.get(verb="environment.lock_refused")
@@ -158,15 +146,15 @@ def test_who_may_lock(world, who, service, allowed):
 
 def test_the_refusal_says_what_one_may_do(world):
     with pytest.raises(LockRefused) as refused:
-        _lock(world.member, world.production)
+        hold_lock(world.member, world.production)
     assert "lock one of your services there instead" in refused.value.reason
     with pytest.raises(LockRefused) as refused:
-        _lock(world.auditor, world.production)
+        hold_lock(world.auditor, world.production)
     assert refused.value.reason == "Auditors can read everything but change nothing."
 
 
 def test_its_owner_or_ops_unlock_it_nobody_else(world):
-    lock = _lock(world.member, world.production, world.api)
+    lock = hold_lock(world.member, world.production, world.api)
 
     assert can_unlock(world.member, lock) and can_unlock(world.ops, lock)
     for user in (world.owner, world.viewer, world.auditor):
@@ -183,7 +171,7 @@ def test_its_owner_or_ops_unlock_it_nobody_else(world):
 
 
 def test_a_lock_is_released_once(world):
-    lock = _lock(world.owner, world.production)
+    lock = hold_lock(world.owner, world.production)
     lock_release(lock=lock, user=world.owner, via=Via.WEB)
 
     with pytest.raises(LockRefused) as refused:
@@ -194,7 +182,7 @@ def test_a_lock_is_released_once(world):
 
 
 def test_an_expired_lock_has_nothing_to_unlock(world):
-    lock = _lock(world.owner, world.production)
+    lock = hold_lock(world.owner, world.production)
     EnvironmentLock.objects.filter(pk=lock.pk).update(
         created_at=timezone.now() - 2 * HOUR, expires_at=timezone.now() - HOUR
     )
@@ -216,7 +204,7 @@ def test_an_expired_lock_has_nothing_to_unlock(world):
 )
 def test_bad_locks_are_refused_per_field(world, reason, expires_in, field, message):
     with pytest.raises(ValidationError) as invalid:
-        _lock(world.owner, world.production, reason=reason, expires_in=expires_in)
+        hold_lock(world.owner, world.production, reason=reason, expires_in=expires_in)
     assert message in " ".join(invalid.value.message_dict[field])
     assert not EnvironmentLock.objects.exists()
     assert not AuditEvent.objects.filter(verb="environment.locked").exists()
@@ -286,7 +274,7 @@ def test_a_tester_may_lock_hello_web_on_test_but_not_all_of_test(demo):
 
 
 def test_the_unlock_button_releases_it_and_others_are_refused(demo):
-    lock = _lock(demo.dev, demo.envs["test"], demo.service)
+    lock = hold_lock(demo.dev, demo.envs["test"], demo.service)
 
     refused = page_client(demo.tester).post(f"/locks/{lock.pk}/unlock/", {"next": "/"})
     assert refused.status_code == 403
@@ -302,7 +290,7 @@ def test_the_unlock_button_releases_it_and_others_are_refused(demo):
 
 
 def test_people_who_see_nothing_there_see_no_banner(demo):
-    _lock(demo.ops, demo.envs["production"], reason="Quarter close")
+    hold_lock(demo.ops, demo.envs["production"], reason="Quarter close")
     outsider = UserFactory(username="outsider")
 
     assert "Quarter close" not in page_client(outsider).get("/").content.decode()
@@ -403,7 +391,7 @@ def test_the_api_refuses_with_the_reason(demo):
     assert read_only.status_code == 403
     assert "no run scope" in read_only.json()["detail"]
 
-    lock = _lock(demo.dev, demo.envs["test"], demo.service)
+    lock = hold_lock(demo.dev, demo.envs["test"], demo.service)
     other = tester.delete(f"/api/v1/environments/test/locks/{lock.pk}/")
     assert other.status_code == 403
     assert other.json()["detail"] == "Only dev, who locked it, or Ops can unlock it."
@@ -437,7 +425,7 @@ def test_templates_ask_whether_to_draw_a_lock_link(world):
     connection.vendor != "postgresql", reason="SQLite serializes every writer anyway"
 )
 def test_releases_at_the_same_time_release_it_once(world):
-    lock = _lock(world.owner, world.production)
+    lock = hold_lock(world.owner, world.production)
     releasers = 6
     start = threading.Barrier(releasers)
     outcomes = []
@@ -477,7 +465,7 @@ def test_a_lock_stops_automatic_runs_too(demo):
         parameters={"version": "1.0.0"},
         auto_verify=True,
     )
-    _lock(demo.ops, demo.envs["test"], reason="Network maintenance")
+    hold_lock(demo.ops, demo.envs["test"], reason="Network maintenance")
 
     with queue_held():
         launched = run_follow_up(run=deploy)

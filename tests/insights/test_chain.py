@@ -2,19 +2,17 @@
 verification, automatic promotion, dry runs and rollbacks, seen on disk."""
 
 import os
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from apps.audit.constants import Via
 from apps.audit.models import AuditEvent
-from apps.environments.services import lock_create
 from apps.runs.constants import RunStatus
 from apps.runs.deployments import current_version
 from apps.runs.models import Run
 from tests.clients import page_client
 from tests.conftest import wait_for
+from tests.environments.helpers import hold_lock
 from tests.runs.helpers import launch, wait_final
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -109,10 +107,7 @@ def test_an_automatic_promotion_meets_the_same_lock_as_anyone(demo, celery_worke
     qa = demo.envs["qa"]
     qa.auto_promote = True
     qa.save()
-    lock_create(
-        user=demo.ops, environment=qa, reason="QA database migration",
-        expires_at=timezone.now() + timedelta(hours=1), via=Via.WEB,
-    )  # fmt: skip
+    hold_lock(demo.ops, qa, reason="QA database migration")
 
     deploy = _deploy(demo, "test", "1.2.0", auto_verify=True)
     smoke = _follow_up(deploy, "smoke-test")

@@ -7,6 +7,7 @@ import pytest
 
 from apps.runs.models import Run
 from tests.clients import api_client, page_client
+from tests.environments.helpers import hold_lock
 
 pytestmark = pytest.mark.django_db
 
@@ -241,20 +242,10 @@ def test_what_runs_where_after_a_sequence_of_runs(demo, history):
 
 
 def test_locks_of_services_one_may_not_see_are_not_shown(demo):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from apps.audit.constants import Via
-    from apps.environments.services import lock_create
     from tests.factories import ServiceFactory
 
     billing = ServiceFactory(slug="billing", name="billing")
-    lock_create(
-        user=demo.ops, environment=demo.envs["test"], service=billing,
-        reason="billing ledger migration", expires_at=timezone.now() + timedelta(hours=1),
-        via=Via.WEB,
-    )  # fmt: skip
+    hold_lock(demo.ops, demo.envs["test"], billing, reason="billing ledger migration")
 
     assert (
         "billing ledger migration"
@@ -298,20 +289,10 @@ def test_the_confirmation_carries_secrets_sealed_for_this_user_only(demo):
 
 
 def test_the_run_form_shows_a_lock_only_when_there_is_one(demo):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from apps.audit.constants import Via
-    from apps.environments.services import lock_create
-
     url = "/services/hello-web/deploy/test/"
     assert 'class="notice' not in page_client(demo.dev).get(url).content.decode()
 
-    lock_create(
-        user=demo.ops, environment=demo.envs["test"], reason="Moving the racks",
-        expires_at=timezone.now() + timedelta(hours=1), via=Via.WEB,
-    )  # fmt: skip
+    hold_lock(demo.ops, demo.envs["test"], reason="Moving the racks")
 
     html = page_client(demo.dev).get(url).content.decode()
     assert re.search(r'<p class="notice lock" role="status">[^<]*Moving the racks', html)
