@@ -3,10 +3,9 @@ client, a token API client, and a launch through the API.
 
 Plain functions rather than fixtures: one test often needs several clients, one per
 person (a member beside an outsider, every role of a parametrized matrix), and the tests
-of every folder use them. A module of its own rather than tests/conftest.py, because
-conftest modules are pytest's to load, not ours to import; and named for what it holds,
-so it does not grow into a drawer of everything. A launch through the services, without
-HTTP, is tests/runs/helpers.launch.
+of every folder use them. So they live in a module of their own, not in a conftest.py
+(which holds fixtures), named for what it holds so that it does not become a drawer of
+everything. A launch through the services, without HTTP: tests/runs/helpers.launch.
 """
 
 from django.http import HttpResponse

@@ -221,12 +221,17 @@ def celery_worker(django_db_setup, django_db_blocker):
             raise RuntimeError(f"The Celery worker did not start:\n{log_path.read_text()}")
         time.sleep(0.2)
     yield SimpleNamespace(process=proc, log=log_path)
+    stop_process(proc, timeout=30)
+    log.close()
+
+
+def stop_process(proc: subprocess.Popen, *, timeout: float) -> None:
+    """Ends a process a fixture started: asked first, killed if it does not go in time."""
     proc.terminate()
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
 
 
 def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, message: str = ""):
@@ -357,8 +362,4 @@ def ssh_target(tmp_path_factory):
         inventory=inventory,
         vault_password=SSH_VAULT_PASSWORD,
     )
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc, timeout=10)
