@@ -62,7 +62,7 @@ def fixtures(lines: int, *, fresh: bool):
     from apps.environments.models import Environment
     from apps.runs.constants import RunStatus
     from apps.runs.models import Run, RunEvent
-    from apps.runs.services import run_snapshot
+    from tests.factories import RunFactory
 
     # An auditor reads every run, whatever teams and grants say.
     reader, _ = User.objects.get_or_create(
@@ -102,12 +102,12 @@ def fixtures(lines: int, *, fresh: bool):
         return reader, run, None
 
     now = timezone.now()
-    run = Run.objects.create(
-        **run_snapshot(action=action, environment=environment),
+    run = RunFactory(
+        action=action,
+        environment=environment,
         parameters={"version": "1.2.3"},
         version="1.2.3",
         requested_by=reader,
-        requested_by_name=reader.username,
         status=RunStatus.SUCCESSFUL,
         started_at=now,
         finished_at=now,

@@ -22,6 +22,7 @@ from apps.catalog.models import Action, PlaybookSource, Service
 from apps.catalog.services import playbook_version_approve, playbook_version_create, source_sync
 from apps.environments.models import Environment
 from tests.audit.database import flush_past_audit_triggers
+from tests.clients import page_client
 from tests.factories import EnvironmentFactory, GrantFactory, TeamFactory, UserFactory
 
 BASE = Path(__file__).resolve().parent.parent
@@ -102,6 +103,12 @@ def ops(db):
 @pytest.fixture
 def auditor(db):
     return UserFactory(username="auditor", role=Role.AUDITOR)
+
+
+@pytest.fixture
+def ops_client(ops):
+    """A page client signed in as `ops` (the admin's pages, mostly)."""
+    return page_client(ops)
 
 
 # --- playbooks ------------------------------------------------------------
@@ -214,12 +221,17 @@ def celery_worker(django_db_setup, django_db_blocker):
             raise RuntimeError(f"The Celery worker did not start:\n{log_path.read_text()}")
         time.sleep(0.2)
     yield SimpleNamespace(process=proc, log=log_path)
+    stop_process(proc, timeout=30)
+    log.close()
+
+
+def stop_process(proc: subprocess.Popen, *, timeout: float) -> None:
+    """Ends a process a fixture started: asked first, killed if it does not go in time."""
     proc.terminate()
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
 
 
 def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, message: str = ""):
@@ -350,8 +362,4 @@ def ssh_target(tmp_path_factory):
         inventory=inventory,
         vault_password=SSH_VAULT_PASSWORD,
     )
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc, timeout=10)

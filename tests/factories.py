@@ -6,6 +6,8 @@ from apps.accounts.models import Grant, Right, Role, Team, User
 from apps.catalog.constants import ActionKind
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service
 from apps.environments.models import Environment
+from apps.runs.models import Run
+from apps.runs.services import run_snapshot
 
 PASSWORD = "correct horse battery staple"
 
@@ -111,3 +113,22 @@ class ActionFactory(factory.django.DjangoModelFactory):
     def environments(self, create, extracted, **kwargs):
         if create and extracted:
             self.environments.set(extracted)
+
+
+class RunFactory(factory.django.DjangoModelFactory):
+    """A Run row as the launch service writes it, without launching anything: what
+    `run_snapshot` copies from its action and environment, and who asked (queued unless
+    `status` says otherwise; any field may be given)."""
+
+    class Meta:
+        model = Run
+
+    action = factory.SubFactory(ActionFactory)
+    environment = factory.SubFactory(EnvironmentFactory)
+    requested_by = factory.SubFactory(UserFactory)
+    requested_by_name = factory.LazyAttribute(lambda r: r.requested_by.username)
+
+    @classmethod
+    def _adjust_kwargs(cls, **kwargs):
+        snapshot = run_snapshot(action=kwargs["action"], environment=kwargs["environment"])
+        return {**snapshot, **kwargs}

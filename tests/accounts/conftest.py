@@ -10,15 +10,13 @@
 from types import SimpleNamespace
 
 import pytest
-from django.test import Client
 
 from apps.accounts.models import Right, Role
-from apps.accounts.services import token_create
-from apps.runs.models import Run
 from tests.factories import (
     ActionFactory,
     EnvironmentFactory,
     GrantFactory,
+    RunFactory,
     ServiceFactory,
     TeamFactory,
     UserFactory,
@@ -26,30 +24,6 @@ from tests.factories import (
 
 ENVS = ("test", "qa", "production")
 ROLES = ("anonymous", "outsider", "member", "prod_member", "ops", "auditor")
-
-
-def make_run(action, environment, user, **fields) -> Run:
-    """A Run row as run_launch writes it, without launching anything."""
-    version = action.playbook_version
-    values = {
-        "service": action.service,
-        "action": action,
-        "environment": environment,
-        "action_slug": action.slug,
-        "action_label": action.label,
-        "action_kind": action.kind,
-        "playbook_version": version,
-        "playbook_commit": version.commit,
-        "playbook_path": version.path,
-        "content_hash": version.content_hash,
-        "form": action.form,
-        "timeout": action.timeout,
-        "queue": environment.queue,
-        "requested_by": user,
-        "requested_by_name": user.username,
-        **fields,
-    }
-    return Run.objects.create(**values)
 
 
 @pytest.fixture
@@ -84,8 +58,14 @@ def world(db):
         service=billing, slug="deploy", label="Deploy", environments=list(envs.values())
     )
     # Queued dry runs: they can be canceled, and hold no deploy lock (launches still go).
-    runs = {env: make_run(deploy, envs[env], users["owner"], check_mode=True) for env in ENVS}
-    billing_runs = {env: make_run(bill, envs[env], users["owner"], check_mode=True) for env in ENVS}
+    runs, billing_runs = (
+        {
+            env: RunFactory(action=action, environment=envs[env], requested_by=users["owner"],
+                            check_mode=True)
+            for env in ENVS
+        }
+        for action in (deploy, bill)
+    )  # fmt: skip
     return SimpleNamespace(
         envs=envs,
         users=users,
@@ -97,17 +77,3 @@ def world(db):
         runs=runs,
         billing_runs=billing_runs,
     )
-
-
-def page_client(user) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
-def api_client(user, **token) -> Client:
-    if user is None:
-        return Client()
-    _, key = token_create(user=user, name="t", acting_user=None, via="cli", **token)
-    return Client(headers={"Authorization": f"Token {key}"})

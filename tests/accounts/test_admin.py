@@ -11,7 +11,7 @@ from apps.accounts.models import ApiToken, Grant, Membership, Right, Role, Team,
 from apps.accounts.permissions import PORTAL_APPS, can_manage_tokens_of, role_permissions
 from apps.audit.constants import READ_LOG, Outcome
 from apps.audit.models import AuditEvent
-from tests.accounts.conftest import page_client
+from tests.clients import page_client
 from tests.factories import TeamFactory, UserFactory
 
 FORM = "/services/hello-web/deploy/{}/"

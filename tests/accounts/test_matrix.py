@@ -13,7 +13,8 @@ import pytest
 
 from apps.audit.constants import Outcome
 from apps.audit.models import AuditEvent
-from tests.accounts.conftest import ENVS, ROLES, api_client, page_client
+from tests.accounts.conftest import ENVS, ROLES
+from tests.clients import api_client, page_client
 
 EVERY = frozenset(ENVS)
 SIGNED_IN = ("outsider", "member", "prod_member", "ops", "auditor")

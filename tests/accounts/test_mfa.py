@@ -21,7 +21,7 @@ from apps.audit.constants import Via
 from apps.audit.models import AuditEvent
 from apps.runs import services
 from apps.runs.models import Run
-from tests.accounts.conftest import api_client, page_client
+from tests.clients import api_client, api_launch, page_client
 from tests.factories import PASSWORD
 from tests.runs.helpers import launch
 
@@ -156,16 +156,13 @@ def test_a_service_call_without_a_page_cannot_prove_a_confirmation(mfa_world, en
 
 
 # --- by API ----------------------------------------------------------------------------
-def _launch(client):
-    body = {"service": "hello-web", "action": "deploy", "environment": "production"}
-    return client.post("/api/v1/runs/", body, content_type="application/json")
-
-
 def test_by_api_a_token_must_be_limited_to_the_environment(mfa_world):
     user = mfa_world.users["prod_member"]
 
-    unlimited = _launch(api_client(user))
-    limited = _launch(api_client(user, environments=[mfa_world.envs["production"]]))
+    unlimited = api_launch(api_client(user), "production")
+    limited = api_launch(
+        api_client(user, environments=[mfa_world.envs["production"]]), "production"
+    )
 
     assert unlimited.status_code == 403
     assert unlimited.json()["detail"] == (
@@ -175,7 +172,7 @@ def test_by_api_a_token_must_be_limited_to_the_environment(mfa_world):
     assert limited.status_code == 201, limited.content
     # ...and the token still never grants more than its user has.
     member = api_client(mfa_world.users["member"], environments=[mfa_world.envs["production"]])
-    assert _launch(member).status_code == 403
+    assert api_launch(member, "production").status_code == 403
 
 
 # --- setting it up, and signing in with it ----------------------------------------------

@@ -7,7 +7,6 @@ would with Keycloak or Entra ID.
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,12 @@ from django.test import Client
 
 from apps.accounts.models import Team, User
 from apps.audit.models import AuditEvent
+from tests.conftest import free_port, stop_process
 from tests.factories import TeamFactory
 
 BASE = Path(__file__).resolve().parents[2]
 CALLBACK = "http://testserver/accounts/oidc/sso/login/callback/"
 PASSWORD = "provider-password"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +49,7 @@ def provider(tmp_path_factory):
     }
     (data / "config.json").write_text(json.dumps(config))
     (data / "groups.json").write_text("{}")
-    port = _free_port()
+    port = free_port()
     log = open(data / "provider.log", "w+")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.oidc.provider", str(data), str(port)],
@@ -80,11 +74,7 @@ def provider(tmp_path_factory):
         (data / "groups.json").write_text(json.dumps(groups))
 
     yield SimpleNamespace(url=url, config=config, set_groups=set_groups)
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc, timeout=10)
     log.close()
 
 

@@ -7,8 +7,16 @@ import pytest
 from apps.accounts import permissions
 from apps.accounts.models import Grant, Right, Role
 from apps.accounts.services import grant_save, membership_delete
-from tests.accounts.conftest import ENVS, api_client, make_run, page_client
-from tests.factories import ActionFactory, GrantFactory, ServiceFactory, TeamFactory, UserFactory
+from tests.accounts.conftest import ENVS
+from tests.clients import api_client, page_client
+from tests.factories import (
+    ActionFactory,
+    GrantFactory,
+    RunFactory,
+    ServiceFactory,
+    TeamFactory,
+    UserFactory,
+)
 
 
 def _runs_on(user, action, envs):
@@ -129,7 +137,12 @@ def test_an_action_not_offered_on_an_environment_is_refused_first(world):
 
 
 def test_only_the_requester_or_ops_cancel(world):
-    mine = make_run(world.deploy, world.envs["test"], world.users["member"], check_mode=True)
+    mine = RunFactory(
+        action=world.deploy,
+        environment=world.envs["test"],
+        requested_by=world.users["member"],
+        check_mode=True,
+    )
 
     assert permissions.can_cancel_run(world.users["member"], mine)
     assert not permissions.can_cancel_run(world.users["prod_member"], mine)

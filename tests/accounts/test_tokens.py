@@ -15,7 +15,7 @@ from apps.accounts.services import token_create, token_revoke
 from apps.audit.constants import Outcome
 from apps.audit.models import AuditEvent
 from apps.runs.models import Run
-from tests.accounts.conftest import api_client, page_client
+from tests.clients import api_client, api_launch, page_client
 from tests.factories import EnvironmentFactory, UserFactory
 
 
@@ -63,16 +63,9 @@ def test_it_prints_a_new_key_each_time(dev):
 
 
 def test_it_acts_as_the_tokens_user(demo):
-    launch = {
-        "service": "hello-web",
-        "action": "deploy",
-        "environment": "test",
-        "parameters": {"version": "1.2.3"},
-    }
-
     def post(username):
         client = Client(headers={"Authorization": f"Token {_create_token(username)}"})
-        return client.post("/api/v1/runs/", launch, content_type="application/json")
+        return api_launch(client, "test", "1.2.3")
 
     assert post("dev").json()["requested_by"] == "dev"
     assert post("auditor").status_code == 403
@@ -110,11 +103,6 @@ def test_it_refuses_bad_options_with_a_reason(world, args, message):
 
 
 # --- what a token may do ---------------------------------------------------------------
-def _launch(client, env="test", **extra):
-    body = {"service": "hello-web", "action": "deploy", "environment": env, "parameters": {}}
-    return client.post("/api/v1/runs/", {**body, **extra}, content_type="application/json")
-
-
 def _refusals(verb):
     return AuditEvent.objects.filter(verb=verb, outcome=Outcome.REFUSED)
 
@@ -137,7 +125,7 @@ def test_a_revoked_token_is_refused_and_recorded(world):
     token = ApiToken.objects.get()
     token_revoke(token=token, acting_user=world.users["member"], via="web")
 
-    response = _launch(client)
+    response = api_launch(client)
 
     assert response.status_code == 401
     assert response.json()["detail"] == "Invalid or revoked token."
@@ -154,7 +142,7 @@ def test_a_read_token_reads_but_neither_launches_nor_cancels(world):
 
     assert client.get("/api/v1/catalog/").status_code == 200
     assert client.get(f"/api/v1/runs/{world.runs['test'].pk}/").status_code == 200
-    launched = _launch(client)
+    launched = api_launch(client)
     canceled = client.post(f"/api/v1/runs/{world.runs['test'].pk}/cancel/")
 
     assert launched.status_code == 403
@@ -170,7 +158,7 @@ def test_a_run_token_launches_but_does_not_read(world):
     client = api_client(world.users["member"], scopes=["run"])
 
     listed = client.get("/api/v1/catalog/")
-    launched = _launch(client)
+    launched = api_launch(client)
 
     assert listed.status_code == 403
     assert listed.json()["detail"] == "This API token has no read scope."
@@ -180,8 +168,8 @@ def test_a_run_token_launches_but_does_not_read(world):
 def test_an_environment_limited_token_runs_and_sees_only_there(world):
     client = api_client(world.users["member"], environments=[world.envs["test"]])
 
-    assert _launch(client, "test").status_code == 201
-    refused = _launch(client, "qa")
+    assert api_launch(client, "test").status_code == 201
+    refused = api_launch(client, "qa")
     assert refused.status_code == 403
     assert refused.json()["detail"] == "This API token is not limited to QA: it may not run there."
     assert _refusals("run.refused").get().details["reason"] == refused.json()["detail"]
@@ -196,7 +184,7 @@ def test_a_token_never_grants_more_than_its_user_has(world):
     member = world.users["member"]
     client = api_client(member, environments=[world.envs["production"]])
 
-    response = _launch(client, "production")
+    response = api_launch(client, "production")
 
     assert response.status_code == 403
     assert (
@@ -209,7 +197,7 @@ def test_a_token_never_grants_more_than_its_user_has(world):
 
 # --- each user's own tokens, by API --------------------------------------------------------
 def test_a_user_creates_lists_and_revokes_tokens_by_api(world):
-    client = api_client(world.users["member"])
+    client = api_client(world.users["member"], name="t")
 
     created = client.post(
         "/api/v1/tokens/",
@@ -226,13 +214,13 @@ def test_a_user_creates_lists_and_revokes_tokens_by_api(world):
     assert all("key" not in t for t in listed)
     assert body["key"] not in client.get("/api/v1/tokens/").content.decode()
     new = Client(headers={"Authorization": f"Token {body['key']}"})
-    assert _launch(new, "qa").status_code == 201
+    assert api_launch(new, "qa").status_code == 201
 
     revoked = client.post(f"/api/v1/tokens/{body['id']}/revoke/")
 
     assert revoked.status_code == 200
     assert revoked.json()["active"] is False
-    assert _launch(new, "qa").status_code == 401
+    assert api_launch(new, "qa").status_code == 401
     assert AuditEvent.objects.filter(verb="token.revoke", via="api").count() == 1
 
 
@@ -361,7 +349,7 @@ def test_ops_make_a_token_for_a_service_account_in_the_admin(world):
     assert AuditEvent.objects.get(verb="token.create").via == "admin"
     listing = client.get("/admin/accounts/apitoken/").content.decode()
     assert key not in listing and token.prefix in listing
-    assert _launch(Client(headers={"Authorization": f"Token {key}"})).status_code == 201
+    assert api_launch(Client(headers={"Authorization": f"Token {key}"})).status_code == 201
 
 
 def test_an_auditor_cannot_make_tokens_in_the_admin(world):
@@ -378,5 +366,5 @@ def test_a_token_whose_environments_are_all_deleted_runs_nowhere(world):
 
     staging.delete()
 
-    assert _launch(client, "test").status_code == 403
+    assert api_launch(client, "test").status_code == 403
     assert client.get(f"/api/v1/runs/{world.runs['test'].pk}/").status_code == 403

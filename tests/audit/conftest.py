@@ -1,8 +1,8 @@
 import pytest
-from django.test import Client
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
+from tests.clients import page_client
 
 
 def record(verb: str = "test.thing", **kwargs) -> AuditEvent:
@@ -33,13 +33,4 @@ def _checkpoints_of_this_test(settings, tmp_path):
 
 @pytest.fixture
 def auditor_client(auditor):
-    client = Client()
-    client.force_login(auditor)
-    return client
-
-
-@pytest.fixture
-def ops_client(ops):
-    client = Client()
-    client.force_login(ops)
-    return client
+    return page_client(auditor)

@@ -8,7 +8,6 @@ from unittest import mock
 
 import pytest
 from django.http import StreamingHttpResponse
-from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.accounts.constants import Role
@@ -19,16 +18,11 @@ from apps.audit.exports import CSV_HEADER
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_event_page
 from tests.audit.conftest import record
+from tests.clients import page_client
 from tests.factories import UserFactory
 from tests.runs.helpers import launch
 
 pytestmark = pytest.mark.django_db
-
-
-def _client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def sequences(response) -> list[int]:
@@ -59,7 +53,7 @@ def test_it_sends_an_anonymous_visitor_to_sign_in(client):
 
 
 def test_it_refuses_a_developer_pages_exports_and_api(dev):
-    client = _client(dev)
+    client = page_client(dev)
 
     assert client.get("/audit/").status_code == 403
     assert client.get("/audit/export/?format=csv").status_code == 403
@@ -97,7 +91,7 @@ def _api(user) -> APIClient:
 def test_readers_open_the_pages_the_export_and_the_api(who):
     user = UserFactory(username="reader", **READERS[who])
     row = record()
-    client, api = _client(user), _api(user)
+    client, api = page_client(user), _api(user)
 
     assert user.has_perm(READ_LOG)
     assert 'href="/audit/">Audit</a>' in client.get("/runs/").content.decode()
@@ -111,7 +105,7 @@ def test_readers_open_the_pages_the_export_and_the_api(who):
 def test_nobody_else_opens_them(who):
     user = UserFactory(username="other", **NOT_READERS[who])
     row = record()
-    client, api = _client(user), _api(user)
+    client, api = page_client(user), _api(user)
 
     assert not user.has_perm(READ_LOG)
     for path in ("/audit/", f"/audit/{row.pk}/", "/audit/export/?format=csv"):
@@ -146,7 +140,7 @@ def test_an_auditors_read_token_reads_it_and_a_developers_does_not(auditor, dev)
 
 @pytest.mark.parametrize("who", ["auditor", "ops"])
 def test_auditors_and_ops_read_it(request, who):
-    client = _client(request.getfixturevalue(who))
+    client = page_client(request.getfixturevalue(who))
 
     response = client.get("/audit/")
 

@@ -6,26 +6,17 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from apps.runs.models import Run
-from tests.browser.test_deploy import sign_in
+from tests.browser.helpers import sign_in
+from tests.factories import RunFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def _queued_run(demo) -> Run:
-    version = demo.deploy.playbook_version
-    return Run.objects.create(
-        service=demo.service, action=demo.deploy, environment=demo.envs["test"],
-        action_slug="deploy", action_label="Deploy", action_kind="deploy",
-        playbook_version=version, playbook_commit=version.commit, playbook_path=version.path,
-        content_hash=version.content_hash, form=demo.deploy.form, timeout=60,
-        queue=demo.envs["test"].queue, parameters={"version": "1.0.0"}, version="1.0.0",
-        requested_by=demo.dev, requested_by_name="dev",
-    )  # fmt: skip
-
-
 def test_each_person_sees_only_the_buttons_they_may_press(page, live_server, demo):
-    run = _queued_run(demo)
+    run = RunFactory(
+        action=demo.deploy, environment=demo.envs["test"], requested_by=demo.dev,
+        parameters={"version": "1.0.0"}, version="1.0.0",
+    )  # fmt: skip
 
     # tester's team may run hello-web on test and QA, and only look at production.
     sign_in(page, live_server.url, "tester", "pushbutton-tester")

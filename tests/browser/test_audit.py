@@ -6,30 +6,22 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from apps.audit.constants import Via
-from apps.catalog.constants import ParameterInput
 from apps.runs import services
 from apps.runs.constants import RunStatus
+from tests.browser.helpers import deploy, sign_in
 from tests.insights.helpers import History
-from tests.runs.helpers import launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_an_auditor_finds_a_deploy_opens_its_run_and_exports_csv(page, live_server, demo):
     History(demo).shipped("test", "4.5.6")  # QA takes only what test verified
-    run = launch(
-        user=demo.dev, action=demo.deploy, environment=demo.envs["qa"],
-        parameters={"version": "4.5.6"}, given_as=ParameterInput.FORM, via=Via.WEB,
-    )  # fmt: skip
+    run = deploy(demo, environment="qa", version="4.5.6")
     services.run_end(
         run=run, status=RunStatus.SUCCESSFUL, rc=0, host_summary={"localhost": {"ok": 5}}
     )
 
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label(re.compile("Username or email", re.I)).fill("auditor")
-    page.get_by_label(re.compile("^Password", re.I)).fill("pushbutton-auditor")
-    page.get_by_role("button", name=re.compile("Sign in", re.I)).click()
+    sign_in(page, live_server.url, "auditor", "pushbutton-auditor")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit").click()
     expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
 

@@ -6,16 +6,9 @@ import pytest
 from playwright.sync_api import expect
 
 from apps.runs.models import Run
+from tests.browser.helpers import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def sign_in(page, base_url, username, password):
-    page.goto(f"{base_url}/accounts/login/")
-    page.get_by_label(re.compile("Username or email", re.I)).fill(username)
-    page.get_by_label(re.compile("^Password", re.I)).fill(password)
-    page.get_by_role("button", name=re.compile("Sign in", re.I)).click()
-    expect(page.get_by_role("heading", name="Catalog")).to_be_visible()
 
 
 def test_dev_deploys_hello_web_to_test_and_watches_the_log_live(

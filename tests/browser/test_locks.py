@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from apps.audit.models import AuditEvent
 from apps.environments.models import EnvironmentLock
 from apps.runs.models import Run
-from tests.browser.test_deploy import sign_in
+from tests.browser.helpers import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -10,10 +10,9 @@ from playwright.sync_api import expect
 
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
-from tests.browser.test_deploy import sign_in
-from tests.factories import PASSWORD, ActionFactory
-from tests.runs.helpers import launch, make_run, wait_final
-from tests.runs.test_log import GREEN, RED, RESET, Log
+from tests.browser.helpers import sign_in
+from tests.factories import PASSWORD, ActionFactory, RunFactory
+from tests.runs.helpers import GREEN, RED, RESET, Log, launch, wait_final
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,7 +25,7 @@ def signed_in(page, live_server, dev):
 
 @pytest.fixture
 def running(dev, local_env):
-    return make_run(requested_by=dev, environment=local_env, status=RunStatus.RUNNING)
+    return RunFactory(requested_by=dev, environment=local_env, status=RunStatus.RUNNING)
 
 
 def open_run(page, live_server, run, anchor=""):
@@ -119,7 +118,7 @@ def test_colours_render_and_plays_and_tasks_fold_with_their_durations(
     signed_in, live_server, dev, local_env
 ):
     page = signed_in
-    run = make_run(requested_by=dev, environment=local_env, status=RunStatus.FAILED)
+    run = RunFactory(requested_by=dev, environment=local_env, status=RunStatus.FAILED)
     log = Log(run)  # events one second apart
     log.add("playbook_on_play_start", "\r\nPLAY [Deploy] ****")
     log.add("playbook_on_task_start", "\r\nTASK [Check] ****", task="Check")
@@ -170,7 +169,7 @@ def test_a_line_link_reopens_the_run_at_that_line_also_beyond_the_first_screen(
     signed_in, live_server, dev, local_env
 ):
     page = signed_in
-    run = make_run(requested_by=dev, environment=local_env, status=RunStatus.SUCCESSFUL)
+    run = RunFactory(requested_by=dev, environment=local_env, status=RunStatus.SUCCESSFUL)
     Log(run).lines(5000)
     open_run(page, live_server, run)
 
@@ -258,7 +257,7 @@ def test_the_download_is_the_plain_log_with_the_numbers_and_times_of_the_page(
     signed_in, live_server, dev, local_env
 ):
     page = signed_in
-    run = make_run(requested_by=dev, environment=local_env, status=RunStatus.SUCCESSFUL)
+    run = RunFactory(requested_by=dev, environment=local_env, status=RunStatus.SUCCESSFUL)
     log = Log(run)
     log.add("playbook_on_task_start", "\r\nTASK [Install] ****", task="Install")
     log.add("runner_on_ok", f"{GREEN}ok: [web1] => <ok>{RESET}\r\n{RED}second{RESET}")
@@ -428,7 +427,7 @@ def test_separators_and_terminal_sequences_stay_inside_their_line(
     signed_in, live_server, dev, local_env
 ):
     page = signed_in
-    run = make_run(requested_by=dev, environment=local_env, status=RunStatus.SUCCESSFUL)
+    run = RunFactory(requested_by=dev, environment=local_env, status=RunStatus.SUCCESSFUL)
     log = Log(run)
     name = "a\u2028b\u2029c\x0bd\x0ce\x1cf\x85g\rh"
     log.add("playbook_on_task_start", f"\r\nTASK [{name}] ****", task=name)

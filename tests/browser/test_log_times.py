@@ -9,8 +9,7 @@ from playwright.sync_api import expect
 
 from apps.runs import services
 from apps.runs.constants import RunStatus
-from tests.browser.test_deploy import sign_in
-from tests.browser.test_quality import add_log, deploy
+from tests.browser.helpers import add_log, deploy, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from apps.runs.models import Run
-from tests.browser.test_deploy import sign_in
+from tests.browser.helpers import sign_in
 from tests.insights.helpers import History
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]

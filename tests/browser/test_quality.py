@@ -4,21 +4,14 @@ keyboard alone with a visible focus, and nothing needs horizontal scrolling on a
 or on a wide screen."""
 
 import re
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import expect
 
-from apps.audit.constants import Via
 from apps.audit.models import AuditEvent
-from apps.catalog.constants import ParameterInput
-from apps.runs import services
-from apps.runs.constants import RunStatus
-from apps.runs.models import Run, RunEvent
+from apps.runs.models import Run
 from tests.browser.a11y import accessibility_violations, assert_accessible, describe
-from tests.browser.test_deploy import sign_in
-from tests.runs.helpers import launch
+from tests.browser.helpers import finished_run, running_run, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -28,83 +21,6 @@ PASSWORDS = {
     "auditor": "pushbutton-auditor",
     "ops": "pushbutton-ops",
 }
-
-# What a deploy of the demo prints, with Ansible's colours (green ok, yellow changed).
-LOG = [
-    "",
-    "PLAY [Deploy hello-web] ********************************************************",
-    "",
-    "TASK [Check the version is a release number] ***********************************",
-    "\x1b[0;32mok: [localhost] => {\x1b[0m",
-    '\x1b[0;32m    "changed": false,\x1b[0m',
-    '\x1b[0;32m    "msg": "All assertions passed"\x1b[0m',
-    "\x1b[0;32m}\x1b[0m",
-    "",
-    "TASK [Create the release directory] ********************************************",
-    "\x1b[0;33mchanged: [localhost]\x1b[0m",
-    "",
-    "TASK [Install the release files] ***********************************************",
-    "\x1b[0;33mchanged: [localhost] => (item=index.html)\x1b[0m",
-    "\x1b[0;33mchanged: [localhost] => (item=VERSION)\x1b[0m",
-    "",
-    "TASK [Look at the release running now] *****************************************",
-    "\x1b[0;32mok: [localhost]\x1b[0m",
-]
-RECAP = [
-    "",
-    "PLAY RECAP *********************************************************************",
-    "\x1b[0;33mlocalhost\x1b[0m                  : \x1b[0;32mok=9   \x1b[0m \x1b[0;33mchanged=5   "
-    "\x1b[0m unreachable=0    failed=0    skipped=0    rescued=0    ignored=0   ",
-]
-
-
-def add_log(run: Run, lines: list[str], *, at=None) -> None:
-    """Store `lines` as the run's output, one event each, as the worker does."""
-    at = at or timezone.now()
-    counter = run.events.count()
-    start = run.line_count
-    events = []
-    for offset, text in enumerate(lines):
-        counter += 1
-        events.append(
-            RunEvent(
-                run=run, counter=counter, event="verbose", stdout=text,
-                start_line=start + offset, end_line=start + offset + 1,
-                created=at + timedelta(milliseconds=10 * offset),
-            )
-        )  # fmt: skip
-    RunEvent.objects.bulk_create(events)
-    Run.objects.filter(pk=run.pk).update(line_count=start + len(lines))
-    run.refresh_from_db()
-
-
-def deploy(demo, *, environment="test", version="1.0.0", user=None, action=None) -> Run:
-    """A deploy (or `action`) launched as the portal does; it waits in the queue for a
-    worker, when there is one."""
-    return launch(
-        user=user or demo.dev, action=action or demo.deploy,
-        environment=demo.envs[environment],
-        parameters={"version": version} if action in (None, demo.deploy) else {},
-        given_as=ParameterInput.FORM, via=Via.WEB,
-    )  # fmt: skip
-
-
-def finished_run(demo, **kwargs) -> Run:
-    run = deploy(demo, **kwargs)
-    services.run_start(run_id=run.pk, worker="tests", pid=0)
-    add_log(run, LOG + RECAP)
-    return services.run_end(
-        run=run, status=RunStatus.SUCCESSFUL, rc=0,
-        host_summary={"localhost": {"ok": 9, "changed": 5}}, version=run.version,
-    )  # fmt: skip
-
-
-def running_run(demo, **kwargs) -> Run:
-    run = deploy(demo, **kwargs)
-    services.run_start(run_id=run.pk, worker="tests", pid=0)
-    add_log(run, LOG)
-    run.refresh_from_db()
-    return run
 
 
 @pytest.fixture

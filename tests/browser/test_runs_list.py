@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -16,10 +15,9 @@ from apps.audit.models import AuditEvent
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from tests.browser.a11y import assert_accessible
-from tests.browser.test_deploy import sign_in
-from tests.browser.test_quality import deploy, finished_run
-from tests.factories import ActionFactory, ServiceFactory
-from tests.runs.helpers import make_run
+from tests.browser.helpers import deploy, finished_run, sign_in
+from tests.clients import page_client
+from tests.factories import ActionFactory, RunFactory, ServiceFactory
 
 # Browser tests are marked one by one: the last one asks the server alone.
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -41,16 +39,16 @@ def test_the_runs_list_filters_by_each_field_and_every_run_has_its_url(page, liv
     # 2026-03-01 20:00 UTC is already 2 March in Tokyo, where the reader is.
     evening = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
     runs = {
-        "web-test": make_run(action=demo.deploy, environment=demo.envs["test"],
+        "web-test": RunFactory(action=demo.deploy, environment=demo.envs["test"],
                              requested_by=demo.dev, status=RunStatus.SUCCESSFUL,
                              version="1.0.0", created_at=evening - timedelta(days=20)),
-        "web-qa": make_run(action=demo.deploy, environment=demo.envs["qa"],
+        "web-qa": RunFactory(action=demo.deploy, environment=demo.envs["qa"],
                            requested_by=demo.tester, status=RunStatus.FAILED,
                            version="1.0.0", created_at=evening - timedelta(hours=12)),
-        "billing-test": make_run(action=bill, environment=demo.envs["test"],
+        "billing-test": RunFactory(action=bill, environment=demo.envs["test"],
                                  requested_by=demo.dev, status=RunStatus.FAILED,
                                  created_at=evening),
-        "billing-prod": make_run(action=bill, environment=demo.envs["production"],
+        "billing-prod": RunFactory(action=bill, environment=demo.envs["production"],
                                  requested_by=demo.dev, status=RunStatus.CANCELED,
                                  created_at=evening + timedelta(days=3)),
     }  # fmt: skip
@@ -112,9 +110,9 @@ def test_the_runs_list_filters_by_each_field_and_every_run_has_its_url(page, liv
 @pytest.mark.browser
 def test_the_run_box_opens_a_run_or_says_why_not(page, live_server, demo):
     billing = ServiceFactory(slug="billing", name="billing")
-    hidden = make_run(action=ActionFactory(service=billing), environment=demo.envs["test"],
+    hidden = RunFactory(action=ActionFactory(service=billing), environment=demo.envs["test"],
                       requested_by=demo.dev)  # fmt: skip
-    seen = make_run(action=demo.deploy, environment=demo.envs["qa"], requested_by=demo.dev)
+    seen = RunFactory(action=demo.deploy, environment=demo.envs["qa"], requested_by=demo.dev)
 
     # tester's team sees hello-web only: billing's run is not theirs to see.
     sign_in(page, live_server.url, "tester", "pushbutton-tester")
@@ -207,7 +205,7 @@ def _tokyo(moment: datetime) -> str:
 @pytest.mark.browser_context_args(timezone_id="Asia/Tokyo")
 def test_times_are_shown_in_the_readers_time_zone(page, live_server, demo):
     created = (timezone.now() - timedelta(minutes=3)).replace(microsecond=0)
-    run = make_run(action=demo.deploy, environment=demo.envs["test"], requested_by=demo.dev,
+    run = RunFactory(action=demo.deploy, environment=demo.envs["test"], requested_by=demo.dev,
                    status=RunStatus.SUCCESSFUL, created_at=created, started_at=created,
                    finished_at=created + timedelta(seconds=30))  # fmt: skip
 
@@ -266,8 +264,7 @@ def test_times_are_shown_in_the_readers_time_zone(page, live_server, demo):
     ],
 )
 def test_bad_input_to_the_runs_list_is_said_never_a_500(demo, query, status, said):
-    client = Client()
-    client.force_login(demo.dev)
+    client = page_client(demo.dev)
     response = client.get(f"/runs/?{query}")
     assert response.status_code == status
     assert said in response.content.decode()

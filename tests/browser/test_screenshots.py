@@ -12,8 +12,7 @@ from playwright.sync_api import expect
 
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
-from tests.browser.test_deploy import sign_in
-from tests.browser.test_quality import deploy
+from tests.browser.helpers import deploy, sign_in
 from tests.runs.helpers import wait_final
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from apps.audit.models import AuditEvent
 from apps.runs.models import Run
 from tests.browser.a11y import assert_accessible
-from tests.browser.test_deploy import sign_in
+from tests.browser.helpers import sign_in
 from tests.insights.helpers import History
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

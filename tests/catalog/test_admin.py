@@ -34,12 +34,6 @@ HASH = re.compile(r"[0-9a-f]{64}")
 
 
 @pytest.fixture
-def ops_client(client, ops):
-    client.force_login(ops)
-    return client
-
-
-@pytest.fixture
 def repo(tmp_path):
     """A playbook repository with two commits; the head adds deploy/web.yml."""
     path = tmp_path / "playbooks"

@@ -63,12 +63,6 @@ def _everything_stored() -> str:
     return "\n".join(rows)
 
 
-@pytest.fixture
-def ops_client(client, ops):
-    client.force_login(ops)
-    return client
-
-
 # --- at rest ------------------------------------------------------------------------
 def test_it_keeps_the_value_only_encrypted(local_env):
     key, passphrase = _key("a passphrase"), "a passphrase"

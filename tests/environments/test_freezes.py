@@ -9,7 +9,6 @@ from html import unescape
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.test import Client
 from django.utils import timezone
 
 from apps.accounts.models import Role
@@ -20,10 +19,11 @@ from apps.audit.models import AuditEvent
 from apps.environments.constants import FreezeKind
 from apps.environments.models import EnvironmentLock, FreezeWindow
 from apps.environments.selectors import freeze_in_force, freezes_in_force, launch_block
-from apps.environments.services import lock_create
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from apps.runs.tasks import run_execute
+from tests.clients import api_client, api_launch, page_client
+from tests.environments.helpers import hold_lock
 from tests.factories import (
     EnvironmentFactory,
     GrantFactory,
@@ -207,8 +207,7 @@ def test_the_database_refuses_an_incomplete_window_too(db, fields):
 
 def test_ops_define_a_weekly_window_in_the_admin_and_it_is_audited(db, ops):
     production = EnvironmentFactory(slug="production", name="Production")
-    client = Client()
-    client.force_login(ops)
+    client = page_client(ops)
 
     response = client.post(
         "/admin/environments/freezewindow/add/",
@@ -236,8 +235,7 @@ def test_ops_define_a_weekly_window_in_the_admin_and_it_is_audited(db, ops):
 
 
 def test_the_admin_says_what_is_wrong_with_a_window(db, ops):
-    client = Client()
-    client.force_login(ops)
+    client = page_client(ops)
 
     response = client.post(
         "/admin/environments/freezewindow/add/",
@@ -255,15 +253,8 @@ def test_ops_release_a_lock_in_the_admin_through_the_service(db, superuser):
     production = EnvironmentFactory(slug="production", name="Production")
     owner = UserFactory(username="owner")
     GrantFactory(team=TeamFactory(slug="owners", members=[owner]), environment=production)
-    lock = lock_create(
-        user=owner,
-        environment=production,
-        reason="Failover test",
-        expires_at=timezone.now() + datetime.timedelta(hours=1),
-        via=Via.API,
-    )
-    client = Client()
-    client.force_login(ops)
+    lock = hold_lock(owner, production, reason="Failover test", via=Via.API)
+    client = page_client(ops)
 
     response = client.post(
         "/admin/environments/environmentlock/",
@@ -312,13 +303,7 @@ def test_a_lock_wins_over_a_freeze(db, ops):
     production = EnvironmentFactory(slug="production", name="Production")
     service = ServiceFactory()
     _always(production)
-    lock_create(
-        user=ops,
-        environment=production,
-        reason="Incident 42",
-        expires_at=timezone.now() + datetime.timedelta(hours=1),
-        via=Via.WEB,
-    )
+    hold_lock(ops, production, reason="Incident 42")
 
     block = launch_block(service=service, environment=production)
 
@@ -347,22 +332,6 @@ def test_the_emergency_right_is_explicit_per_environment(db):
 
 
 # --- through the portal: page, API, the worker ------------------------------------------
-def _api(user) -> Client:
-    _, key = token_create(user=user, name="ci", acting_user=None, via="cli")
-    return Client(headers={"Authorization": f"Token {key}"})
-
-
-def _deploy(client, environment="test", version="1.0.0", **extra):
-    data = {
-        "service": "hello-web",
-        "action": "deploy",
-        "environment": environment,
-        "parameters": {"version": version},
-        **extra,
-    }
-    return client.post("/api/v1/runs/", json.dumps(data), content_type="application/json")
-
-
 @pytest.fixture
 def oncall(demo):
     """dev may override freezes on Test (the demo's "web" team is its emergency team)."""
@@ -373,7 +342,7 @@ def oncall(demo):
 def test_the_api_refuses_a_deploy_in_a_freeze_with_the_reason(demo):
     _always(demo.envs["test"])
 
-    response = _deploy(_api(demo.dev))
+    response = api_launch(api_client(demo.dev), "test", "1.0.0")
 
     assert response.status_code == 409
     assert response.json()["detail"].startswith(
@@ -385,15 +354,9 @@ def test_the_api_refuses_a_deploy_in_a_freeze_with_the_reason(demo):
 
 
 def test_the_api_refuses_a_deploy_on_a_locked_environment_even_in_an_emergency(oncall, demo):
-    lock_create(
-        user=demo.ops,
-        environment=demo.envs["test"],
-        reason="Disk replacement",
-        expires_at=timezone.now() + datetime.timedelta(hours=1),
-        via=Via.WEB,
-    )
+    hold_lock(demo.ops, demo.envs["test"], reason="Disk replacement")
 
-    response = _deploy(_api(oncall), emergency_reason="Site down")
+    response = api_launch(api_client(oncall), "test", "1.0.0", emergency_reason="Site down")
 
     assert response.status_code == 409
     assert "Test is locked by ops until" in response.json()["detail"]
@@ -405,7 +368,7 @@ def test_a_dry_run_passes_a_freeze(demo):
     _always(demo.envs["test"])
 
     with queue_held():
-        response = _deploy(_api(demo.dev), check=True)
+        response = api_launch(api_client(demo.dev), "test", "1.0.0", check=True)
 
     assert response.status_code == 201, response.json()
     assert Run.objects.get().check_mode
@@ -414,7 +377,9 @@ def test_a_dry_run_passes_a_freeze(demo):
 def test_an_emergency_override_needs_the_right(demo):
     _always(demo.envs["test"])
 
-    response = _deploy(_api(demo.dev), emergency_reason="Checkout is down")
+    response = api_launch(
+        api_client(demo.dev), "test", "1.0.0", emergency_reason="Checkout is down"
+    )
 
     assert response.status_code == 403
     assert "emergency right" in response.json()["detail"]
@@ -426,7 +391,7 @@ def test_an_emergency_override_needs_the_right(demo):
 def test_an_emergency_deploy_in_a_freeze_runs_and_is_marked(celery_worker, oncall, demo):
     _always(demo.envs["test"])
 
-    response = _deploy(_api(oncall), version="1.0.1", emergency_reason="Checkout is down")
+    response = api_launch(api_client(oncall), "test", "1.0.1", emergency_reason="Checkout is down")
 
     assert response.status_code == 201, response.json()
     run = wait_final(Run.objects.get(pk=response.json()["id"]))
@@ -437,15 +402,13 @@ def test_an_emergency_deploy_in_a_freeze_runs_and_is_marked(celery_worker, oncal
     row = AuditEvent.objects.get(verb="run.emergency", object_id=str(run.pk))
     assert row.details["emergency"] is True
     assert "Checkout is down" in json.dumps(row.details)
-    page = Client()
-    page.force_login(oncall)
+    page = page_client(oncall)
     assert "Checkout is down" in page.get(run.get_absolute_url()).content.decode()
 
 
 def test_the_run_page_refuses_a_deploy_in_a_freeze_and_says_why(demo):
     _always(demo.envs["test"])
-    client = Client()
-    client.force_login(demo.dev)
+    client = page_client(demo.dev)
 
     response = client.post("/services/hello-web/deploy/test/", {"version": "1.0.0"})
 
@@ -457,8 +420,7 @@ def test_the_run_page_refuses_a_deploy_in_a_freeze_and_says_why(demo):
 
 def test_the_run_page_takes_an_emergency_override(oncall, demo):
     _always(demo.envs["test"])
-    client = Client()
-    client.force_login(oncall)
+    client = page_client(oncall)
 
     with queue_held():
         response = client.post(
@@ -481,13 +443,7 @@ def test_a_queued_run_that_meets_a_block_at_its_start_does_not_run(demo, block):
     if block == "freeze":
         _always(demo.envs["test"])
     else:
-        lock_create(
-            user=demo.dev,
-            environment=demo.envs["test"],
-            reason="Hold everything",
-            expires_at=timezone.now() + datetime.timedelta(hours=1),
-            via=Via.WEB,
-        )
+        hold_lock(demo.dev, demo.envs["test"], reason="Hold everything")
 
     run_execute.apply(args=[run.pk])  # what the worker does when it takes the task
 
@@ -505,13 +461,7 @@ def test_a_queued_emergency_run_passes_the_freeze_at_its_start_but_not_a_lock(on
         run = launch(
             oncall, demo.deploy, demo.envs["test"], {"version": "1.0.0"}, emergency_reason="Outage"
         )
-    lock_create(
-        user=demo.ops,
-        environment=demo.envs["test"],
-        reason="Datacenter move",
-        expires_at=timezone.now() + datetime.timedelta(hours=1),
-        via=Via.WEB,
-    )
+    hold_lock(demo.ops, demo.envs["test"], reason="Datacenter move")
 
     run_execute.apply(args=[run.pk])
 
@@ -523,8 +473,7 @@ def test_a_queued_emergency_run_passes_the_freeze_at_its_start_but_not_a_lock(on
 
 def test_the_banner_shows_a_freeze_in_force(demo):
     _always(demo.envs["production"], name="Year-end freeze")
-    client = Client()
-    client.force_login(demo.tester)
+    client = page_client(demo.tester)
 
     html = unescape(client.get("/").content.decode())
 

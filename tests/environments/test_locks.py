@@ -10,41 +10,30 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections
 from django.template import Context, Template
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 from django.utils import timezone
 
 from apps.accounts.models import Right, Role
 from apps.accounts.permissions import can_lock, can_unlock
-from apps.accounts.services import token_create
 from apps.audit.constants import Outcome, Via
 from apps.audit.models import AuditEvent
 from apps.environments.models import EnvironmentLock
 from apps.environments.selectors import active_locks, launch_block
-from apps.environments.services import LockRefused, lock_create, lock_release
+from apps.environments.services import LockRefused, lock_release
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from apps.runs.services import run_follow_up
+from tests.clients import api_client, page_client
+from tests.environments.helpers import HOUR, hold_lock
 from tests.factories import (
     EnvironmentFactory,
     GrantFactory,
+    RunFactory,
     ServiceFactory,
     TeamFactory,
     UserFactory,
 )
-from tests.runs.helpers import make_run, queue_held
-
-HOUR = datetime.timedelta(hours=1)
-
-
-def _lock(user, environment, service=None, *, reason="Database migration", expires_in=HOUR):
-    return lock_create(
-        user=user,
-        environment=environment,
-        service=service,
-        reason=reason,
-        expires_at=timezone.now() + expires_in,
-        via=Via.WEB,
-    )
+from tests.runs.helpers import queue_held
 
 
 @pytest.fixture
@@ -82,7 +71,7 @@ def world(db):
 
 # --- the service ----------------------------------------------------------------------
 def test_a_lock_stops_every_service_and_says_who_why_and_until_when(world):
-    lock = _lock(world.owner, world.production, reason="Database migration, back at 3pm")
+    lock = hold_lock(world.owner, world.production, reason="Database migration, back at 3pm")
 
     for service in (world.web, world.api):
         block = launch_block(service=service, environment=world.production)
@@ -99,7 +88,7 @@ def test_a_lock_stops_every_service_and_says_who_why_and_until_when(world):
 
 
 def test_a_service_lock_stops_only_that_service(world):
-    _lock(world.member, world.production, world.api)
+    hold_lock(world.member, world.production, world.api)
 
     block = launch_block(service=world.api, environment=world.production)
     assert block.reason.startswith("api is locked on Production by member until")
@@ -108,7 +97,7 @@ def test_a_service_lock_stops_only_that_service(world):
 
 
 def test_expired_and_released_locks_stop_nothing(world):
-    lock = _lock(world.owner, world.production)
+    lock = hold_lock(world.owner, world.production)
     assert launch_block(service=world.web, environment=world.production, at=lock.expires_at) is None
     assert launch_block(service=world.web, environment=world.production, at=timezone.now())
 
@@ -142,11 +131,11 @@ def test_who_may_lock(world, who, service, allowed):
 
     assert can_lock(user, environment=world.production, service=service) is allowed
     if allowed:
-        _lock(user, world.production, service)
+        hold_lock(user, world.production, service)
         assert EnvironmentLock.objects.count() == 1
         return
     with pytest.raises(LockRefused) as refused:
-        _lock(user, world.production, service)
+        hold_lock(user, world.production, service)
     assert refused.value.status == 403
     assert not EnvironmentLock.objects.exists()
     row = AuditEvent.objects.get(verb="environment.lock_refused")
@@ -157,15 +146,15 @@ def test_who_may_lock(world, who, service, allowed):
 
 def test_the_refusal_says_what_one_may_do(world):
     with pytest.raises(LockRefused) as refused:
-        _lock(world.member, world.production)
+        hold_lock(world.member, world.production)
     assert "lock one of your services there instead" in refused.value.reason
     with pytest.raises(LockRefused) as refused:
-        _lock(world.auditor, world.production)
+        hold_lock(world.auditor, world.production)
     assert refused.value.reason == "Auditors can read everything but change nothing."
 
 
 def test_its_owner_or_ops_unlock_it_nobody_else(world):
-    lock = _lock(world.member, world.production, world.api)
+    lock = hold_lock(world.member, world.production, world.api)
 
     assert can_unlock(world.member, lock) and can_unlock(world.ops, lock)
     for user in (world.owner, world.viewer, world.auditor):
@@ -182,7 +171,7 @@ def test_its_owner_or_ops_unlock_it_nobody_else(world):
 
 
 def test_a_lock_is_released_once(world):
-    lock = _lock(world.owner, world.production)
+    lock = hold_lock(world.owner, world.production)
     lock_release(lock=lock, user=world.owner, via=Via.WEB)
 
     with pytest.raises(LockRefused) as refused:
@@ -193,7 +182,7 @@ def test_a_lock_is_released_once(world):
 
 
 def test_an_expired_lock_has_nothing_to_unlock(world):
-    lock = _lock(world.owner, world.production)
+    lock = hold_lock(world.owner, world.production)
     EnvironmentLock.objects.filter(pk=lock.pk).update(
         created_at=timezone.now() - 2 * HOUR, expires_at=timezone.now() - HOUR
     )
@@ -215,21 +204,15 @@ def test_an_expired_lock_has_nothing_to_unlock(world):
 )
 def test_bad_locks_are_refused_per_field(world, reason, expires_in, field, message):
     with pytest.raises(ValidationError) as invalid:
-        _lock(world.owner, world.production, reason=reason, expires_in=expires_in)
+        hold_lock(world.owner, world.production, reason=reason, expires_in=expires_in)
     assert message in " ".join(invalid.value.message_dict[field])
     assert not EnvironmentLock.objects.exists()
     assert not AuditEvent.objects.filter(verb="environment.locked").exists()
 
 
 # --- pages --------------------------------------------------------------------------
-def _signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_dev_locks_a_service_from_the_page_and_every_page_shows_it(demo):
-    client = _signed_in(demo.dev)
+    client = page_client(demo.dev)
 
     page = client.get("/environments/test/lock/?service=hello-web")
     assert page.status_code == 200
@@ -251,18 +234,18 @@ def test_dev_locks_a_service_from_the_page_and_every_page_shows_it(demo):
     assert abs(lock.expires_at - timezone.now() - datetime.timedelta(minutes=120)).seconds < 60
 
     for user in (demo.dev, demo.tester, demo.ops):
-        banner = _signed_in(user).get("/").content.decode()
+        banner = page_client(user).get("/").content.decode()
         assert 'id="environment-blocks"' in banner
         assert "hello-web is locked on Test by dev until" in banner
         assert "Load test running" in banner
     assert "Unlock hello-web on Test" in client.get("/").content.decode()
     # Only its owner and Ops are offered the button.
-    assert "Unlock hello-web on Test" not in _signed_in(demo.tester).get("/").content.decode()
-    assert "Unlock hello-web on Test" in _signed_in(demo.ops).get("/").content.decode()
+    assert "Unlock hello-web on Test" not in page_client(demo.tester).get("/").content.decode()
+    assert "Unlock hello-web on Test" in page_client(demo.ops).get("/").content.decode()
 
 
 def test_the_lock_page_says_what_is_wrong_with_each_field(demo):
-    response = _signed_in(demo.dev).post(
+    response = page_client(demo.dev).post(
         "/environments/test/lock/", {"service": "", "minutes": "7", "reason": ""}
     )
 
@@ -274,7 +257,7 @@ def test_the_lock_page_says_what_is_wrong_with_each_field(demo):
 
 
 def test_a_tester_may_lock_hello_web_on_test_but_not_all_of_test(demo):
-    client = _signed_in(demo.tester)
+    client = page_client(demo.tester)
 
     html = client.get("/environments/test/lock/").content.decode()
     assert "All of Test" not in html
@@ -291,13 +274,13 @@ def test_a_tester_may_lock_hello_web_on_test_but_not_all_of_test(demo):
 
 
 def test_the_unlock_button_releases_it_and_others_are_refused(demo):
-    lock = _lock(demo.dev, demo.envs["test"], demo.service)
+    lock = hold_lock(demo.dev, demo.envs["test"], demo.service)
 
-    refused = _signed_in(demo.tester).post(f"/locks/{lock.pk}/unlock/", {"next": "/"})
+    refused = page_client(demo.tester).post(f"/locks/{lock.pk}/unlock/", {"next": "/"})
     assert refused.status_code == 403
     assert "Only dev, who locked it, or Ops can unlock it." in refused.content.decode()
 
-    client = _signed_in(demo.dev)
+    client = page_client(demo.dev)
     response = client.post(f"/locks/{lock.pk}/unlock/", {"next": "https://evil.example/"})
     assert response.status_code == 302 and response["Location"] == "/"
     assert launch_block(service=demo.service, environment=demo.envs["test"]) is None
@@ -307,25 +290,20 @@ def test_the_unlock_button_releases_it_and_others_are_refused(demo):
 
 
 def test_people_who_see_nothing_there_see_no_banner(demo):
-    _lock(demo.ops, demo.envs["production"], reason="Quarter close")
+    hold_lock(demo.ops, demo.envs["production"], reason="Quarter close")
     outsider = UserFactory(username="outsider")
 
-    assert "Quarter close" not in _signed_in(outsider).get("/").content.decode()
-    assert "Quarter close" in _signed_in(demo.auditor).get("/").content.decode()
+    assert "Quarter close" not in page_client(outsider).get("/").content.decode()
+    assert "Quarter close" in page_client(demo.auditor).get("/").content.decode()
 
 
 # --- the API --------------------------------------------------------------------------
-def _api(user, scopes=None) -> Client:
-    _, key = token_create(user=user, name="ci", acting_user=None, via="cli", scopes=scopes)
-    return Client(headers={"Authorization": f"Token {key}"})
-
-
 def _post(client, path, data):
     return client.post(path, json.dumps(data), content_type="application/json")
 
 
 def test_the_api_locks_lists_and_unlocks(demo):
-    api = _api(demo.dev)
+    api = api_client(demo.dev)
 
     response = _post(
         api,
@@ -352,7 +330,7 @@ def test_the_api_locks_lists_and_unlocks(demo):
 
 
 def test_the_api_takes_an_expiry_and_unlocks_by_post(demo):
-    api = _api(demo.ops)
+    api = api_client(demo.ops)
     until = (timezone.now() + datetime.timedelta(days=2)).replace(microsecond=0)
 
     created = _post(
@@ -390,7 +368,7 @@ def test_the_api_takes_an_expiry_and_unlocks_by_post(demo):
     ],
 )
 def test_the_api_says_what_is_wrong_with_each_field(demo, data, field, message):
-    response = _post(_api(demo.dev), "/api/v1/environments/test/locks/", data)
+    response = _post(api_client(demo.dev), "/api/v1/environments/test/locks/", data)
 
     assert response.status_code == 400
     assert message in " ".join(response.json()["errors"][field])
@@ -398,7 +376,7 @@ def test_the_api_says_what_is_wrong_with_each_field(demo, data, field, message):
 
 
 def test_the_api_refuses_with_the_reason(demo):
-    tester = _api(demo.tester)
+    tester = api_client(demo.tester)
 
     refused = _post(tester, "/api/v1/environments/test/locks/", {"reason": "x", "minutes": 5})
     assert refused.status_code == 403
@@ -406,14 +384,14 @@ def test_the_api_refuses_with_the_reason(demo):
     assert AuditEvent.objects.get(verb="environment.lock_refused").via == Via.API
 
     read_only = _post(
-        _api(demo.dev, scopes=["read"]),
+        api_client(demo.dev, scopes=["read"]),
         "/api/v1/environments/test/locks/",
         {"reason": "x", "minutes": 5},
     )
     assert read_only.status_code == 403
     assert "no run scope" in read_only.json()["detail"]
 
-    lock = _lock(demo.dev, demo.envs["test"], demo.service)
+    lock = hold_lock(demo.dev, demo.envs["test"], demo.service)
     other = tester.delete(f"/api/v1/environments/test/locks/{lock.pk}/")
     assert other.status_code == 403
     assert other.json()["detail"] == "Only dev, who locked it, or Ops can unlock it."
@@ -447,7 +425,7 @@ def test_templates_ask_whether_to_draw_a_lock_link(world):
     connection.vendor != "postgresql", reason="SQLite serializes every writer anyway"
 )
 def test_releases_at_the_same_time_release_it_once(world):
-    lock = _lock(world.owner, world.production)
+    lock = hold_lock(world.owner, world.production)
     releasers = 6
     start = threading.Barrier(releasers)
     outcomes = []
@@ -478,7 +456,7 @@ def test_releases_at_the_same_time_release_it_once(world):
 
 
 def test_a_lock_stops_automatic_runs_too(demo):
-    deploy = make_run(
+    deploy = RunFactory(
         action=demo.deploy,
         environment=demo.envs["test"],
         requested_by=demo.dev,
@@ -487,7 +465,7 @@ def test_a_lock_stops_automatic_runs_too(demo):
         parameters={"version": "1.0.0"},
         auto_verify=True,
     )
-    _lock(demo.ops, demo.envs["test"], reason="Network maintenance")
+    hold_lock(demo.ops, demo.envs["test"], reason="Network maintenance")
 
     with queue_held():
         launched = run_follow_up(run=deploy)

@@ -1,12 +1,9 @@
-import json
 from datetime import timedelta
 
-from django.test import Client
 from django.utils import timezone
 
-from apps.accounts.services import token_create
 from apps.runs.constants import RunStatus
-from tests.runs.helpers import make_run
+from tests.factories import RunFactory
 
 START = timezone.now() - timedelta(days=1)
 
@@ -22,7 +19,7 @@ class History:
     def run(self, action, env: str, version: str = "", *, status=RunStatus.SUCCESSFUL, **fields):
         self.clock += timedelta(minutes=1)
         parameters = {action.version_field: version} if action.version_field and version else {}
-        return make_run(
+        return RunFactory(
             action=action,
             environment=self.demo.envs[env],
             requested_by=fields.pop("requested_by", self.demo.dev),
@@ -46,20 +43,3 @@ class History:
         deploy = self.deploy(env, version)
         self.verify(env, version)
         return deploy
-
-
-def page(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def api(user) -> Client:
-    _, key = token_create(user=user, name="ci", acting_user=None, via="cli")
-    return Client(headers={"Authorization": f"Token {key}"})
-
-
-def api_launch(client, env, version=None, **extra):
-    data = {"service": "hello-web", "action": "deploy", "environment": env, **extra}
-    data.setdefault("parameters", {"version": version} if version else {})
-    return client.post("/api/v1/runs/", json.dumps(data), content_type="application/json")

@@ -2,19 +2,17 @@
 verification, automatic promotion, dry runs and rollbacks, seen on disk."""
 
 import os
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from apps.audit.constants import Via
 from apps.audit.models import AuditEvent
-from apps.environments.services import lock_create
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from apps.runs.selectors.deployments import current_version
+from tests.clients import page_client
 from tests.conftest import wait_for
-from tests.insights.helpers import page
+from tests.environments.helpers import hold_lock
 from tests.runs.helpers import launch, wait_final
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -62,7 +60,7 @@ def test_a_deploy_that_asks_for_it_is_verified_by_itself(demo, celery_worker):
     assert started.actor_id is None
     assert started.details["on_behalf_of"] == "dev"
     # The deploy's page shows the verification and its result.
-    html = page(demo.dev).get(f"/runs/{deploy.pk}/").content.decode()
+    html = page_client(demo.dev).get(f"/runs/{deploy.pk}/").content.decode()
     assert f"Run #{smoke.pk}: Smoke test on Test (1.0.0)" in html
     assert 'data-status="successful"' in html
     # And QA now takes it.
@@ -109,10 +107,7 @@ def test_an_automatic_promotion_meets_the_same_lock_as_anyone(demo, celery_worke
     qa = demo.envs["qa"]
     qa.auto_promote = True
     qa.save()
-    lock_create(
-        user=demo.ops, environment=qa, reason="QA database migration",
-        expires_at=timezone.now() + timedelta(hours=1), via=Via.WEB,
-    )  # fmt: skip
+    hold_lock(demo.ops, qa, reason="QA database migration")
 
     deploy = _deploy(demo, "test", "1.2.0", auto_verify=True)
     smoke = _follow_up(deploy, "smoke-test")
@@ -151,7 +146,7 @@ def test_roll_back_from_the_page_restores_the_previous_release_on_disk(demo, cel
     second = _deploy(demo, "test", "1.1.0")
     assert _served(demo, "test") == "1.1.0"
 
-    response = page(demo.dev).post(
+    response = page_client(demo.dev).post(
         "/services/hello-web/environments/test/rollback/",
         {"to": first.pk, "reason": "1.1.0 is slow", "seen": f":{second.pk}"},
     )

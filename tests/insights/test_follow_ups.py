@@ -7,11 +7,10 @@ import pytest
 from django.utils import timezone
 
 from apps.accounts.services import token_create
-from apps.audit.constants import Via
-from apps.environments.services import lock_create
 from apps.runs import services
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
+from tests.environments.helpers import hold_lock
 from tests.runs.helpers import launch
 
 pytestmark = pytest.mark.django_db
@@ -128,13 +127,7 @@ def test_the_verification_of_an_emergency_deploy_follows_it_through_the_freeze(d
 
 
 def test_a_dry_run_is_stopped_by_a_lock_but_not_by_a_freeze(demo):
-    lock_create(
-        user=demo.ops,
-        environment=demo.envs["test"],
-        reason="Moving the racks",
-        expires_at=timezone.now() + timedelta(hours=1),
-        via=Via.WEB,
-    )
+    hold_lock(demo.ops, demo.envs["test"], reason="Moving the racks")
 
     with pytest.raises(services.LaunchRefused) as refused:
         launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.0.0"}, check=True)

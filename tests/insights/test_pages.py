@@ -6,7 +6,8 @@ import re
 import pytest
 
 from apps.runs.models import Run
-from tests.insights.helpers import api, page
+from tests.clients import api_client, page_client
+from tests.environments.helpers import hold_lock
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,7 @@ def test_the_service_page_shows_each_environment_with_version_commit_who_and_las
     history.deploy("qa", "1.0.0")
     failed = history.deploy("qa", "1.1.0", status="failed")
 
-    html = page(demo.dev).get(SERVICE).content.decode()
+    html = page_client(demo.dev).get(SERVICE).content.decode()
 
     test = _row(html, "test")
     assert ">1.0.0</a>" in test
@@ -47,7 +48,7 @@ def test_production_running_what_qa_never_verified_is_marked(demo, history):
     history.deploy("production", "1.0.0")
     history.deploy("production", "0.9.9")  # put there some other way, never verified on QA
 
-    html = page(demo.dev).get(SERVICE).content.decode()
+    html = page_client(demo.dev).get(SERVICE).content.decode()
 
     production = _row(html, "production")
     assert 'class="drift"' in production
@@ -60,7 +61,7 @@ def test_promote_is_offered_with_the_newest_version_verified_before(demo, histor
     history.shipped("test", "1.1.0")
     history.deploy("test", "1.2.0")  # newer, not verified: not offered
 
-    html = page(demo.dev).get(SERVICE).content.decode()
+    html = page_client(demo.dev).get(SERVICE).content.decode()
 
     assert "Promote 1.1.0 from Test" in _section(html, "qa")
     assert "Promote" not in _section(html, "production")  # nothing verified on QA
@@ -71,7 +72,7 @@ def test_promote_is_not_offered_when_it_would_change_nothing(demo, history):
     history.shipped("test", "1.0.0")
     history.deploy("qa", "1.0.0")
 
-    assert "Promote" not in _section(page(demo.dev).get(SERVICE).content.decode(), "qa")
+    assert "Promote" not in _section(page_client(demo.dev).get(SERVICE).content.decode(), "qa")
 
 
 def test_roll_back_is_offered_only_where_an_earlier_version_ran(demo, history):
@@ -80,7 +81,7 @@ def test_roll_back_is_offered_only_where_an_earlier_version_ran(demo, history):
     history.deploy("qa", "1.0.0")
     history.deploy("qa", "1.0.0")  # the same version twice: nothing to go back to
 
-    html = page(demo.dev).get(SERVICE).content.decode()
+    html = page_client(demo.dev).get(SERVICE).content.decode()
 
     assert "Roll back" in _section(html, "test")
     assert "Roll back" not in _section(html, "qa")
@@ -93,13 +94,13 @@ def test_who_may_only_look_sees_no_buttons(demo, history):
     history.deploy("production", "0.9.0")
     history.deploy("production", "1.0.0")
 
-    production = _section(page(demo.tester).get(SERVICE).content.decode(), "production")
+    production = _section(page_client(demo.tester).get(SERVICE).content.decode(), "production")
 
     assert "1.0.0" in production  # tester sees production
     buttons = re.search(r'<div class="buttons">(.*?)</div>', production, re.S).group(1)
     assert "<a" not in buttons
     assert "Roll back" not in production
-    refused = page(demo.tester).get("/services/hello-web/environments/production/rollback/")
+    refused = page_client(demo.tester).get("/services/hello-web/environments/production/rollback/")
     assert refused.status_code == 403
     assert "No grant of your teams lets you run hello-web on Production" in (
         refused.content.decode()
@@ -111,7 +112,7 @@ def test_the_history_labels_rollbacks_as_rollbacks(demo, history):
     bad = history.deploy("test", "1.1.0")
     rollback = history.deploy("test", "1.0.0", rollback_of=bad, reason="slow")
 
-    section = _section(page(demo.dev).get(SERVICE).content.decode(), "test")
+    section = _section(page_client(demo.dev).get(SERVICE).content.decode(), "test")
 
     line = re.search(rf"<tr[^>]*>\s*<td><a href=\"/runs/{rollback.pk}/\">.*?</tr>", section, re.S)
     assert 'class="is-rollback"' in line.group(0)
@@ -124,7 +125,9 @@ def test_the_promote_page_names_source_target_version_replaced_and_parameters(de
     history.deploy("qa", "1.0.0")
     dry = history.deploy("qa", "1.1.0", check_mode=True)
 
-    html = page(demo.dev).get("/services/hello-web/environments/qa/promote/").content.decode()
+    html = (
+        page_client(demo.dev).get("/services/hello-web/environments/qa/promote/").content.decode()
+    )
 
     assert "<h1>Promote hello-web 1.1.0 from Test to QA</h1>" in html
     assert re.search(r'class="version new-version">1.1.0<', html)
@@ -137,7 +140,7 @@ def test_the_promote_page_names_source_target_version_replaced_and_parameters(de
 def test_promote_launches_the_verified_version_marked_as_a_promotion(demo, history):
     history.shipped("test", "1.1.0")
 
-    response = page(demo.dev).post(
+    response = page_client(demo.dev).post(
         "/services/hello-web/environments/qa/promote/",
         {"pushbutton_verify": "1", "seen": "1.1.0:"},  # 1.1.0 offered; nothing on QA yet
     )
@@ -151,7 +154,7 @@ def test_a_production_run_needs_the_confirmation_step(demo, history):
     history.shipped("test", "1.1.0")
     history.shipped("qa", "1.1.0")
     history.deploy("production", "1.0.0")
-    client = page(demo.dev)
+    client = page_client(demo.dev)
 
     shown = client.post("/services/hello-web/deploy/production/", {"version": "1.1.0"})
 
@@ -174,7 +177,9 @@ def test_a_production_run_needs_the_confirmation_step(demo, history):
 def test_the_confirmation_refuses_what_the_launch_would_refuse(demo, history):
     history.shipped("test", "1.1.0")
 
-    shown = page(demo.dev).post("/services/hello-web/deploy/production/", {"version": "1.1.0"})
+    shown = page_client(demo.dev).post(
+        "/services/hello-web/deploy/production/", {"version": "1.1.0"}
+    )
 
     assert "has not been verified on QA" in shown.content.decode()
     assert "Confirm:" not in shown.content.decode()
@@ -185,12 +190,14 @@ def test_roll_back_asks_for_a_reason_and_says_what_will_change(demo, history):
     second = history.deploy("test", "1.1.0")
     url = "/services/hello-web/environments/test/rollback/"
 
-    html = page(demo.dev).get(url).content.decode()
+    html = page_client(demo.dev).get(url).content.decode()
     assert 'Running now: <strong class="version">1.1.0</strong>' in html
     assert f'value="{first.pk}" checked' in html
     assert "goes from <strong>1.1.0</strong> back to" in html
 
-    missing = page(demo.dev).post(url, {"to": first.pk, "reason": "  ", "seen": f":{second.pk}"})
+    missing = page_client(demo.dev).post(
+        url, {"to": first.pk, "reason": "  ", "seen": f":{second.pk}"}
+    )
     assert missing.status_code == 400
     assert "Say why you roll back" in missing.content.decode()
     assert not Run.objects.filter(rollback_of__isnull=False).exists()
@@ -204,7 +211,7 @@ def test_what_runs_where_after_a_sequence_of_runs(demo, history):
     history.deploy("qa", "1.1.0")
     history.deploy("production", "1.0.1")  # never verified on QA
 
-    html = page(demo.dev).get("/what-runs-where/").content.decode()
+    html = page_client(demo.dev).get("/what-runs-where/").content.decode()
 
     row = re.search(r'<tr data-service="hello-web">.*?</tr>', html, re.S).group(0)
     cells = dict(re.findall(r'<td data-environment="(\w+)"[^>]*>(.*?)</td>', row, re.S))
@@ -214,7 +221,7 @@ def test_what_runs_where_after_a_sequence_of_runs(demo, history):
     assert "not verified on QA" in cells["production"]
     assert "not verified" not in cells["qa"]
 
-    body = api(demo.dev).get("/api/v1/environments/").json()
+    body = api_client(demo.dev).get("/api/v1/environments/").json()
     assert [env["slug"] for env in body] == ["test", "qa", "production"]
     assert [env["previous"] for env in body] == [None, "test", "qa"]
     versions = {env["slug"]: env["services"][0] for env in body}
@@ -225,35 +232,28 @@ def test_what_runs_where_after_a_sequence_of_runs(demo, history):
     assert versions["qa"]["verified"] is False
     assert body[1]["require_verified"] is True
 
-    per_service = api(demo.dev).get("/api/v1/services/hello-web/environments/").json()
+    per_service = api_client(demo.dev).get("/api/v1/services/hello-web/environments/").json()
     assert [(d["environment"], d["version"]) for d in per_service] == [
         ("test", "1.1.0"),
         ("qa", "1.1.0"),
         ("production", "1.0.1"),
     ]
-    assert api(demo.dev).get("/api/v1/services/nope/environments/").status_code == 404
+    assert api_client(demo.dev).get("/api/v1/services/nope/environments/").status_code == 404
 
 
 def test_locks_of_services_one_may_not_see_are_not_shown(demo):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from apps.audit.constants import Via
-    from apps.environments.services import lock_create
     from tests.factories import ServiceFactory
 
     billing = ServiceFactory(slug="billing", name="billing")
-    lock_create(
-        user=demo.ops, environment=demo.envs["test"], service=billing,
-        reason="billing ledger migration", expires_at=timezone.now() + timedelta(hours=1),
-        via=Via.WEB,
-    )  # fmt: skip
+    hold_lock(demo.ops, demo.envs["test"], billing, reason="billing ledger migration")
 
-    assert "billing ledger migration" in page(demo.dev).get("/what-runs-where/").content.decode()
+    assert (
+        "billing ledger migration"
+        in page_client(demo.dev).get("/what-runs-where/").content.decode()
+    )
     for body in (
-        page(demo.tester).get("/what-runs-where/").content.decode(),
-        api(demo.tester).get("/api/v1/environments/").content.decode(),
+        page_client(demo.tester).get("/what-runs-where/").content.decode(),
+        api_client(demo.tester).get("/api/v1/environments/").content.decode(),
     ):
         assert "billing" not in body
 
@@ -271,7 +271,7 @@ def test_the_confirmation_carries_secrets_sealed_for_this_user_only(demo):
     )  # fmt: skip
     url = "/services/hello-web/migrate/production/"
 
-    shown = page(demo.dev).post(url, {"db_password": secret}).content.decode()
+    shown = page_client(demo.dev).post(url, {"db_password": secret}).content.decode()
 
     assert "Confirm: Migrate hello-web on Production" in shown
     assert secret not in shown
@@ -279,32 +279,22 @@ def test_the_confirmation_carries_secrets_sealed_for_this_user_only(demo):
     confirm = {"pushbutton_sealed": sealed, "pushbutton_confirmed": "1"}
 
     # Replayed by someone else, the sealed value opens nothing: the secret is asked again.
-    other = page(demo.ops).post(url, confirm)
+    other = page_client(demo.ops).post(url, confirm)
     assert other.status_code == 200
     assert not Run.objects.exists()
 
-    page(demo.dev).post(url, confirm)
+    page_client(demo.dev).post(url, confirm)
     run = Run.objects.get()
     assert run_secret_values(run=run) == {"db_password": secret}
 
 
 def test_the_run_form_shows_a_lock_only_when_there_is_one(demo):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from apps.audit.constants import Via
-    from apps.environments.services import lock_create
-
     url = "/services/hello-web/deploy/test/"
-    assert 'class="notice' not in page(demo.dev).get(url).content.decode()
+    assert 'class="notice' not in page_client(demo.dev).get(url).content.decode()
 
-    lock_create(
-        user=demo.ops, environment=demo.envs["test"], reason="Moving the racks",
-        expires_at=timezone.now() + timedelta(hours=1), via=Via.WEB,
-    )  # fmt: skip
+    hold_lock(demo.ops, demo.envs["test"], reason="Moving the racks")
 
-    html = page(demo.dev).get(url).content.decode()
+    html = page_client(demo.dev).get(url).content.decode()
     assert re.search(r'<p class="notice lock" role="status">[^<]*Moving the racks', html)
 
 
@@ -313,7 +303,7 @@ def test_promote_says_so_when_the_form_changed_since_the_deploy(demo, history):
     demo.deploy.form = [*demo.deploy.form, {"name": "region", "type": "string", "required": True}]
     demo.deploy.save()
 
-    response = page(demo.dev).post(
+    response = page_client(demo.dev).post(
         "/services/hello-web/environments/qa/promote/", {"seen": "1.1.0:"}
     )
 

@@ -11,7 +11,7 @@ from apps.audit.models import AuditEvent
 from apps.runs import services
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
-from tests.insights.helpers import api, api_launch, page
+from tests.clients import api_client, api_launch, page_client
 from tests.runs.helpers import launch
 
 pytestmark = pytest.mark.django_db
@@ -147,7 +147,7 @@ def test_a_rollback_needs_a_reason(demo, history):
 
 
 def test_the_api_answers_409_with_what_is_missing(demo):
-    response = api_launch(api(demo.dev), "qa", "1.0.0")
+    response = api_launch(api_client(demo.dev), "qa", "1.0.0")
 
     assert response.status_code == 409
     body = response.json()
@@ -157,7 +157,7 @@ def test_the_api_answers_409_with_what_is_missing(demo):
 
 
 def test_the_page_shows_the_reason_and_links_to_what_is_missing(demo):
-    response = page(demo.dev).post("/services/hello-web/deploy/qa/", {"version": "1.0.0"})
+    response = page_client(demo.dev).post("/services/hello-web/deploy/qa/", {"version": "1.0.0"})
 
     html = response.content.decode()
     assert response.status_code == 200
@@ -170,7 +170,7 @@ def test_the_api_says_which_launch_field_is_wrong(demo, history):
     history.deploy("test", "0.9.0")
     current = history.deploy("test", "1.0.0")
     demo.smoke.environments.remove(demo.envs["test"])  # nothing to verify with on test
-    client = api(demo.dev)
+    client = api_client(demo.dev)
     cases = [
         ({"rollback_of": 999999}, "rollback_of", ["No rollback_of '999999'."]),
         ({"rollback_of": current.pk}, "reason", ["Say why you roll back."]),

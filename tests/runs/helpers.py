@@ -1,22 +1,16 @@
+"""Run-level test support: launching through the services, holding the queue, waiting
+for the worker, a run's output written as the worker writes it, and the SSH target's
+credentials. Rows without a launch: tests/factories.RunFactory; HTTP: tests/clients.py."""
+
+from datetime import UTC, datetime, timedelta
 from unittest import mock
 
+from apps.audit.constants import Via
+from apps.environments.constants import CredentialKind
+from apps.environments.services import credential_create
 from apps.runs import services
-from apps.runs.models import Run
+from apps.runs.models import Run, RunEvent
 from tests.conftest import wait_for
-from tests.factories import ActionFactory, EnvironmentFactory, UserFactory
-
-
-def make_run(**fields) -> Run:
-    """A Run row as run_launch would write it, without launching anything."""
-    action = fields.pop("action", None) or ActionFactory()
-    environment = fields.pop("environment", None) or EnvironmentFactory()
-    user = fields.pop("requested_by", None) or UserFactory()
-    defaults = dict(
-        **services.run_snapshot(action=action, environment=environment),
-        requested_by=user,
-        requested_by_name=user.username,
-    )
-    return Run.objects.create(**{**defaults, **fields})
 
 
 def queue_held():
@@ -49,3 +43,92 @@ def wait_final(run: Run, timeout: float = 120) -> Run:
 
     wait_for(done, timeout=timeout, message=f"run {run.pk} stayed {run.status}")
     return run
+
+
+# --- a run's output ---------------------------------------------------------------------
+T0 = datetime(2026, 11, 27, 9, 30, 0, 250000, tzinfo=UTC)
+RED, GREEN, RESET = "\x1b[0;31m", "\x1b[0;32m", "\x1b[0m"
+
+
+class Log:
+    """Events written as the runner's EventSink writes them: counters from 1, lines
+    numbered on from the last event, one second apart."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.counter = 0
+        self.line = 0
+
+    def add(self, event: str, stdout: str = "", **fields) -> RunEvent:
+        self.counter += 1
+        # As ansible-runner counts them: the "\n" in what was printed, which ended with one.
+        lines = stdout.count("\n") + 1 if stdout else 0
+        row = RunEvent.objects.create(
+            run=self.run,
+            counter=self.counter,
+            event=event,
+            created=T0 + timedelta(seconds=self.counter),
+            start_line=self.line,
+            end_line=self.line + lines,
+            stdout=stdout,
+            **fields,
+        )
+        self.line += lines
+        Run.objects.filter(pk=self.run.pk).update(line_count=self.line, event_count=self.counter)
+        self.run.refresh_from_db()
+        return row
+
+    def lines(self, count: int, per_event: int = 4, text="line {n}") -> None:
+        """`count` numbered lines, `per_event` to an event."""
+        batch = []
+        while count > 0:
+            take = min(per_event, count)
+            self.counter += 1
+            stdout = "\r\n".join(text.format(n=self.line + i + 1) for i in range(take))
+            batch.append(
+                RunEvent(
+                    run=self.run,
+                    counter=self.counter,
+                    event="runner_on_ok",
+                    created=T0,
+                    start_line=self.line,
+                    end_line=self.line + take,
+                    stdout=stdout,
+                )
+            )
+            self.line += take
+            count -= take
+        RunEvent.objects.bulk_create(batch)
+        Run.objects.filter(pk=self.run.pk).update(line_count=self.line, event_count=self.counter)
+        self.run.refresh_from_db()
+
+
+# --- the SSH target (tests/conftest.ssh_target) ------------------------------------------
+def ssh_credentials(ssh_target, environment, ops, *, token: str, become: str) -> list:
+    """Every kind of credential, attached to `environment`, as Ops would set them."""
+    common = {"environments": [environment], "acting_user": ops, "via": Via.ADMIN}
+    return [
+        credential_create(
+            name="deploy key",
+            kind=CredentialKind.SSH_KEY,
+            value=ssh_target.private_key,
+            passphrase=ssh_target.passphrase,
+            **common,
+        ),
+        credential_create(
+            name="become", kind=CredentialKind.BECOME_PASSWORD, value=become, **common
+        ),
+        credential_create(
+            name="vault",
+            kind=CredentialKind.VAULT_PASSWORD,
+            value=ssh_target.vault_password,
+            **common,
+        ),
+        credential_create(
+            name="api token",
+            kind=CredentialKind.SECRET_VARIABLE,
+            variable="api_token",
+            value=token,
+            **common,
+        ),
+    ]

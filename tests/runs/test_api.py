@@ -12,14 +12,10 @@ from apps.audit.constants import Outcome
 from apps.audit.models import AuditEvent
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
+from tests.clients import api_client, api_launch
 from tests.factories import ActionFactory, EnvironmentFactory, PlaybookVersionFactory, UserFactory
 
 SECRET = "hunter2-do-not-show"
-
-
-def _client(user) -> Client:
-    _, key = token_create(user=user, name="ci", acting_user=None, via="cli")
-    return Client(headers={"Authorization": f"Token {key}"})
 
 
 def _post(client, path, data):
@@ -27,20 +23,9 @@ def _post(client, path, data):
     return client.post(path, body, content_type="application/json")
 
 
-def _launch(client, **overrides):
-    data = {
-        "service": "hello-web",
-        "action": "deploy",
-        "environment": "test",
-        "parameters": {"version": "1.2.3"},
-        **overrides,
-    }
-    return _post(client, "/api/v1/runs/", data)
-
-
 @pytest.fixture
 def api(demo):
-    return _client(demo.dev)
+    return api_client(demo.dev)
 
 
 # --- authentication --------------------------------------------------------
@@ -96,7 +81,7 @@ def test_it_refuses_a_revoked_token(demo):
 
 
 def test_it_refuses_the_token_of_an_inactive_user(demo):
-    client = _client(demo.dev)
+    client = api_client(demo.dev)
     demo.dev.is_active = False
     demo.dev.save()
 
@@ -137,7 +122,7 @@ def test_it_lists_the_catalog(api, demo):
 
 
 def test_it_shows_an_auditor_no_environment_to_run_on(demo):
-    response = _client(demo.auditor).get("/api/v1/catalog/")
+    response = api_client(demo.auditor).get("/api/v1/catalog/")
 
     assert response.status_code == 200
     for action in response.json()[0]["actions"]:
@@ -146,7 +131,7 @@ def test_it_shows_an_auditor_no_environment_to_run_on(demo):
 
 # --- launch ----------------------------------------------------------------
 def test_it_launches_a_run(api, demo):
-    response = _launch(api)
+    response = api_launch(api, version="1.2.3")
 
     assert response.status_code == 201, response.content
     body = response.json()
@@ -177,7 +162,7 @@ def test_it_launches_a_run(api, demo):
 
 
 def test_it_launches_a_dry_run(api, demo):
-    response = _launch(api, check=True)
+    response = api_launch(api, version="1.2.3", check=True)
 
     assert response.status_code == 201
     assert response.json()["check"] is True
@@ -186,7 +171,7 @@ def test_it_launches_a_dry_run(api, demo):
 
 @pytest.mark.parametrize("field", ["service", "action", "environment"])
 def test_it_names_the_unknown_slug(api, demo, field):
-    response = _launch(api, **{field: "nope"})
+    response = api_launch(api, version="1.2.3", **{field: "nope"})
 
     assert response.status_code == 400
     assert response.json()["errors"][field] == [f"No {field} 'nope'."]
@@ -203,7 +188,7 @@ def test_it_needs_service_action_and_environment(api, demo):
 
 
 def test_it_refuses_a_version_that_does_not_fit_the_form(api, demo):
-    response = _launch(api, parameters={"version": "latest"})
+    response = api_launch(api, parameters={"version": "latest"})
 
     assert response.status_code == 400
     body = response.json()
@@ -217,14 +202,14 @@ def test_it_refuses_a_version_that_does_not_fit_the_form(api, demo):
 
 
 def test_it_refuses_a_missing_required_parameter(api, demo):
-    response = _launch(api, parameters={})
+    response = api_launch(api, parameters={})
 
     assert response.status_code == 400
     assert response.json()["errors"]["parameters"] == {"version": ["This field is required."]}
 
 
 def test_it_refuses_an_unknown_parameter(api, demo):
-    response = _launch(api, parameters={"version": "1.2.3", "colour": "red"})
+    response = api_launch(api, parameters={"version": "1.2.3", "colour": "red"})
 
     assert response.status_code == 400
     assert response.json()["errors"]["parameters"] == {"colour": ["Unknown parameter."]}
@@ -233,7 +218,7 @@ def test_it_refuses_an_unknown_parameter(api, demo):
 
 @pytest.mark.parametrize("parameters", [["1.2.3"], "version=1.2.3", 7])
 def test_it_refuses_parameters_that_are_not_an_object(api, demo, parameters):
-    response = _launch(api, parameters=parameters)
+    response = api_launch(api, parameters=parameters)
 
     assert response.status_code == 400
     errors = response.json()["errors"]["parameters"]
@@ -251,7 +236,7 @@ def test_it_answers_400_to_a_malformed_body(api, demo, body):
 
 
 def test_it_refuses_an_auditor_with_a_reason(demo):
-    response = _launch(_client(demo.auditor))
+    response = api_launch(api_client(demo.auditor), version="1.2.3")
 
     assert response.status_code == 403
     assert response.json()["detail"] == "Auditors can read everything but run nothing."
@@ -267,7 +252,7 @@ def test_it_refuses_an_auditor_with_a_reason(demo):
 def test_it_refuses_an_environment_the_action_is_not_offered_on(api, demo):
     EnvironmentFactory(slug="staging")
 
-    response = _launch(api, environment="staging")
+    response = api_launch(api, "staging", "1.2.3")
 
     assert response.status_code == 403
     assert "not offered on Staging" in response.json()["detail"]
@@ -282,7 +267,7 @@ def test_it_answers_409_for_an_unapproved_playbook_version(api, demo):
         environments=[demo.envs["test"]],
     )
 
-    response = _launch(api, action="migrate", parameters={})
+    response = api_launch(api, action="migrate")
 
     assert response.status_code == 409
     assert "not approved" in response.json()["detail"]
@@ -301,7 +286,9 @@ def test_it_shows_a_run_with_secrets_masked(api, demo):
         version_field="version",
         environments=[demo.envs["test"]],
     )
-    created = _launch(api, action="migrate", parameters={"version": "2.0.0", "db_password": SECRET})
+    created = api_launch(
+        api, action="migrate", parameters={"version": "2.0.0", "db_password": SECRET}
+    )
     assert created.status_code == 201, created.content
     assert SECRET not in created.content.decode()
 
@@ -318,7 +305,7 @@ def test_it_shows_a_run_with_secrets_masked(api, demo):
 
 
 def test_it_shows_how_a_run_ended(api, demo):
-    run = Run.objects.get(pk=_launch(api).json()["id"])
+    run = Run.objects.get(pk=api_launch(api, version="1.2.3").json()["id"])
     Run.objects.filter(pk=run.pk).update(
         status=RunStatus.SUCCESSFUL,
         started_at=timezone.now(),
@@ -343,7 +330,7 @@ def test_it_answers_404_for_a_missing_run(api, demo):
 
 
 def test_it_returns_the_events_after_a_counter(api, demo):
-    run_id = _launch(api).json()["id"]
+    run_id = api_launch(api, version="1.2.3").json()["id"]
     RunEvent.objects.bulk_create(
         [
             RunEvent(
@@ -375,7 +362,7 @@ def test_it_returns_the_events_after_a_counter(api, demo):
 
 @pytest.mark.parametrize("query", ["after=abc", "after=", "after=1.5", "limit=many"])
 def test_it_answers_400_to_a_bad_counter(api, demo, query):
-    run_id = _launch(api).json()["id"]
+    run_id = api_launch(api, version="1.2.3").json()["id"]
 
     response = api.get(f"/api/v1/runs/{run_id}/events/?{query}")
 
@@ -389,7 +376,7 @@ def test_it_answers_404_for_events_of_a_missing_run(api, demo):
 
 # --- cancel ----------------------------------------------------------------
 def test_it_cancels_a_queued_run(api, demo):
-    run_id = _launch(api).json()["id"]
+    run_id = api_launch(api, version="1.2.3").json()["id"]
 
     response = api.post(f"/api/v1/runs/{run_id}/cancel/")
 
@@ -402,7 +389,7 @@ def test_it_cancels_a_queued_run(api, demo):
 
 
 def test_it_answers_409_to_a_second_cancel(api, demo):
-    run_id = _launch(api).json()["id"]
+    run_id = api_launch(api, version="1.2.3").json()["id"]
     assert api.post(f"/api/v1/runs/{run_id}/cancel/").status_code == 202
 
     response = api.post(f"/api/v1/runs/{run_id}/cancel/")
@@ -412,8 +399,8 @@ def test_it_answers_409_to_a_second_cancel(api, demo):
 
 
 def test_it_refuses_a_cancel_by_another_developer(api, demo):
-    run_id = _launch(api).json()["id"]
-    other = _client(demo.tester)  # sees the run, did not start it
+    run_id = api_launch(api, version="1.2.3").json()["id"]
+    other = api_client(demo.tester)  # sees the run, did not start it
 
     response = other.post(f"/api/v1/runs/{run_id}/cancel/")
 
@@ -423,8 +410,8 @@ def test_it_refuses_a_cancel_by_another_developer(api, demo):
 
 
 def test_a_cancel_of_a_run_one_may_not_see_reads_as_no_such_run(api, demo):
-    run_id = _launch(api).json()["id"]
-    stranger = _client(UserFactory(username="dev2"))
+    run_id = api_launch(api, version="1.2.3").json()["id"]
+    stranger = api_client(UserFactory(username="dev2"))
 
     hidden = stranger.post(f"/api/v1/runs/{run_id}/cancel/")
     missing = stranger.post("/api/v1/runs/987654321/cancel/")
@@ -435,9 +422,9 @@ def test_a_cancel_of_a_run_one_may_not_see_reads_as_no_such_run(api, demo):
 
 
 def test_it_lets_ops_cancel_anyones_run(api, demo):
-    run_id = _launch(api).json()["id"]
+    run_id = api_launch(api, version="1.2.3").json()["id"]
 
-    response = _client(demo.ops).post(f"/api/v1/runs/{run_id}/cancel/")
+    response = api_client(demo.ops).post(f"/api/v1/runs/{run_id}/cancel/")
 
     assert response.status_code == 202
     assert Run.objects.get(pk=run_id).canceled_by_name == "ops"

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from apps.runs.events import MASK, EventSink
 from apps.runs.models import RunEvent
 from apps.runs.runner import _outcome
-from tests.runs.helpers import make_run
+from tests.factories import RunFactory
 
 
 def _event(counter, name="runner_on_ok", stdout="ok: [web1]", **data):
@@ -26,7 +26,7 @@ def _event(counter, name="runner_on_ok", stdout="ok: [web1]", **data):
 
 @pytest.fixture
 def run(db):
-    return make_run()
+    return RunFactory()
 
 
 def test_it_stores_events_in_batches_not_one_insert_per_event(run):

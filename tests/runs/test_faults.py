@@ -18,9 +18,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.db.models import F
-from django.test import Client
 
-from apps.accounts.services import token_create
 from apps.audit.constants import Via
 from apps.audit.models import AuditEvent
 from apps.catalog.services import action_delete
@@ -31,9 +29,10 @@ from apps.runs.events import MASK, EventSink
 from apps.runs.models import Run, RunEvent
 from apps.runs.services import checks
 from portal.celery import app as celery_app
+from tests.clients import api_client, api_launch, page_client
 from tests.conftest import BASE, _database_url, free_port, wait_for
-from tests.factories import ActionFactory
-from tests.runs.helpers import launch, make_run, queue_held, wait_final
+from tests.factories import ActionFactory, RunFactory
+from tests.runs.helpers import launch, queue_held, wait_final
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -198,22 +197,13 @@ def broker_down():
     reset_pools()
 
 
-def _api_launch(user, action, environment):
-    _, key = token_create(user=user, name="ci", acting_user=None, via=Via.CLI)
-    return Client(headers={"Authorization": f"Token {key}"}).post(
-        "/api/v1/runs/",
-        {"service": action.service.slug, "action": action.slug, "environment": environment.slug},
-        content_type="application/json",
-    )
-
-
 def test_with_the_broker_down_a_launch_is_refused_with_503_and_nothing_is_created(
     broker_down, local_env, dev
 ):
     action = ActionFactory(environments=[local_env])
 
     started = time.monotonic()
-    response = _api_launch(dev, action, local_env)
+    response = api_launch(api_client(dev), local_env, action=action)
 
     assert response.status_code == 503
     assert "task queue" in response.json()["detail"]
@@ -227,7 +217,7 @@ def test_a_broker_lost_between_check_and_enqueue_leaves_no_run_queued(broker_dow
     action = ActionFactory(environments=[local_env])
 
     with mock.patch.object(checks, "queue_unreachable_reason", return_value=None):
-        response = _api_launch(dev, action, local_env)
+        response = api_launch(api_client(dev), local_env, action=action)
 
     assert response.status_code == 503
     run = Run.objects.get()
@@ -266,7 +256,7 @@ def _event(counter):
 
 
 def test_events_are_stored_once_across_a_dropped_connection(postgres):
-    run = make_run()
+    run = RunFactory()
     sink = EventSink(run.pk, batch_size=10_000, flush_seconds=3600)
     for counter in range(1, 51):
         sink.add(_event(counter))
@@ -379,8 +369,7 @@ def test_a_run_finishes_with_what_it_started_with(
 
 def test_with_the_broker_down_the_page_says_so_with_503(broker_down, local_env, dev):
     action = ActionFactory(environments=[local_env], slug="deploy")
-    client = Client()
-    client.force_login(dev)
+    client = page_client(dev)
 
     response = client.post(f"/services/{action.service.slug}/deploy/{local_env.slug}/", {})
 

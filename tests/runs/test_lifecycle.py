@@ -5,20 +5,18 @@ the transaction that wrote the status and its audit row committed.
 Worker endings go through the task itself, executed in this process (`apply`), with a
 real ansible-runner run of a real playbook."""
 
-import datetime
-
 import pytest
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from apps.audit.constants import Via
 from apps.audit.models import AuditEvent
-from apps.environments.services import lock_create
 from apps.runs import services
 from apps.runs.constants import FINAL_STATUSES, RunStatus
 from apps.runs.models import Run
 from apps.runs.signals import run_ended, run_started
 from apps.runs.tasks import run_execute
+from tests.environments.helpers import hold_lock
 from tests.factories import ActionFactory
 from tests.runs.helpers import launch, queue_held
 
@@ -146,13 +144,7 @@ def test_a_run_the_broker_refused_ends_failed(heard, test_playbooks, local_env, 
 
 def test_a_run_that_meets_a_lock_at_its_start_ends_failed(heard, test_playbooks, local_env, dev):
     run = _queued(dev, _action(test_playbooks, local_env, "echo"), local_env)
-    lock_create(
-        user=dev,
-        environment=local_env,
-        reason="Hold everything",
-        expires_at=timezone.now() + datetime.timedelta(hours=1),
-        via=Via.WEB,
-    )
+    hold_lock(dev, local_env, reason="Hold everything")
 
     run_execute.apply(args=[run.pk])
 

@@ -3,7 +3,6 @@ progress and a dry run's diffs (through the Django test client; the browser side
 tests/browser/test_log.py)."""
 
 import re
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -11,65 +10,9 @@ from django.test import Client
 from apps.accounts.models import Right
 from apps.runs import selectors
 from apps.runs.constants import RunStatus
-from apps.runs.models import Run, RunEvent
-from tests.factories import EnvironmentFactory, GrantFactory, TeamFactory, UserFactory
-from tests.runs.helpers import make_run
-
-T0 = datetime(2026, 11, 27, 9, 30, 0, 250000, tzinfo=UTC)
-RED, GREEN, RESET = "\x1b[0;31m", "\x1b[0;32m", "\x1b[0m"
-
-
-class Log:
-    """Events written as the runner's EventSink writes them: counters from 1, lines
-    numbered on from the last event, one second apart."""
-
-    def __init__(self, run: Run):
-        self.run = run
-        self.counter = 0
-        self.line = 0
-
-    def add(self, event: str, stdout: str = "", **fields) -> RunEvent:
-        self.counter += 1
-        # As ansible-runner counts them: the "\n" in what was printed, which ended with one.
-        lines = stdout.count("\n") + 1 if stdout else 0
-        row = RunEvent.objects.create(
-            run=self.run,
-            counter=self.counter,
-            event=event,
-            created=T0 + timedelta(seconds=self.counter),
-            start_line=self.line,
-            end_line=self.line + lines,
-            stdout=stdout,
-            **fields,
-        )
-        self.line += lines
-        Run.objects.filter(pk=self.run.pk).update(line_count=self.line, event_count=self.counter)
-        self.run.refresh_from_db()
-        return row
-
-    def lines(self, count: int, per_event: int = 4, text="line {n}") -> None:
-        """`count` numbered lines, `per_event` to an event."""
-        batch = []
-        while count > 0:
-            take = min(per_event, count)
-            self.counter += 1
-            stdout = "\r\n".join(text.format(n=self.line + i + 1) for i in range(take))
-            batch.append(
-                RunEvent(
-                    run=self.run,
-                    counter=self.counter,
-                    event="runner_on_ok",
-                    created=T0,
-                    start_line=self.line,
-                    end_line=self.line + take,
-                    stdout=stdout,
-                )
-            )
-            self.line += take
-            count -= take
-        RunEvent.objects.bulk_create(batch)
-        Run.objects.filter(pk=self.run.pk).update(line_count=self.line, event_count=self.counter)
-        self.run.refresh_from_db()
+from apps.runs.models import Run
+from tests.factories import EnvironmentFactory, GrantFactory, RunFactory, TeamFactory, UserFactory
+from tests.runs.helpers import GREEN, RED, RESET, Log
 
 
 @pytest.fixture
@@ -94,7 +37,7 @@ def client(owner):
 
 @pytest.fixture
 def run(owner, environment):
-    return make_run(requested_by=owner, environment=environment, status=RunStatus.RUNNING)
+    return RunFactory(requested_by=owner, environment=environment, status=RunStatus.RUNNING)
 
 
 def numbers(lines) -> list[int]:
@@ -343,7 +286,7 @@ DIFF = (
 
 
 def test_a_dry_run_shows_each_tasks_diff_coloured(client, owner, environment):
-    run = make_run(
+    run = RunFactory(
         requested_by=owner, environment=environment, status=RunStatus.RUNNING, check_mode=True
     )
     log = Log(run)

@@ -15,43 +15,27 @@ from apps.catalog.constants import ActionKind
 from apps.runs import selectors
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
-from tests.factories import PASSWORD, ActionFactory, PlaybookVersionFactory, UserFactory
+from tests.clients import page_client
+from tests.factories import (
+    PASSWORD,
+    ActionFactory,
+    PlaybookVersionFactory,
+    RunFactory,
+    UserFactory,
+)
 
 SECRET = "hunter2-do-not-show"
 FORM_URL = "/services/hello-web/deploy/{}/"
 
 
-def _client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def _run(demo, *, action=None, environment="test", user=None, **fields) -> Run:
-    """A Run row as the launch service would write it, without launching anything."""
-    action = action or demo.deploy
-    env = demo.envs[environment]
-    user = user or demo.dev
-    version = action.playbook_version
-    values = {
-        "service": action.service,
-        "action": action,
-        "environment": env,
-        "action_slug": action.slug,
-        "action_label": action.label,
-        "action_kind": action.kind,
-        "playbook_version": version,
-        "playbook_commit": version.commit,
-        "playbook_path": version.path,
-        "content_hash": version.content_hash,
-        "form": action.form,
-        "timeout": action.timeout,
-        "queue": env.queue,
-        "requested_by": user,
-        "requested_by_name": user.username,
+    """RunFactory with the demo's defaults: dev's deploy of hello-web on test."""
+    return RunFactory(
+        action=action or demo.deploy,
+        environment=demo.envs[environment],
+        requested_by=user or demo.dev,
         **fields,
-    }
-    return Run.objects.create(**values)
+    )
 
 
 def _events(run, *lines):
@@ -165,7 +149,7 @@ def test_it_does_not_launch_for_anonymous_users(demo):
 
 # --- catalog --------------------------------------------------------------------
 def test_it_shows_a_deploy_button_per_environment(demo):
-    response = _client(demo.dev).get("/")
+    response = page_client(demo.dev).get("/")
 
     assert response.status_code == 200
     html = response.content.decode()
@@ -200,7 +184,7 @@ def test_it_shows_the_version_now_on_each_environment(demo):
         finished_at=now,
     )
 
-    html = _client(demo.dev).get("/").content.decode()
+    html = page_client(demo.dev).get("/").content.decode()
 
     qa = _row(html, "qa")
     assert f'<a href="/runs/{deployed.pk}/">1.2.3</a>' in qa
@@ -215,14 +199,14 @@ def test_it_shows_the_latest_successful_deploy(demo):
     _run(demo, status=RunStatus.SUCCESSFUL, version="1.2.3", finished_at=now - timedelta(days=1))
     _run(demo, status=RunStatus.SUCCESSFUL, version="1.2.4", finished_at=now)
 
-    row = _row(_client(demo.dev).get("/").content.decode(), "test")
+    row = _row(page_client(demo.dev).get("/").content.decode(), "test")
 
     assert "1.2.4" in row
     assert "1.2.3" not in row
 
 
 def test_it_shows_an_auditor_no_buttons(demo):
-    response = _client(demo.auditor).get("/")
+    response = page_client(demo.auditor).get("/")
 
     assert response.status_code == 200
     html = response.content.decode()
@@ -233,7 +217,7 @@ def test_it_shows_an_auditor_no_buttons(demo):
 
 # --- action form ------------------------------------------------------------------
 def test_it_renders_the_action_form(demo):
-    response = _client(demo.dev).get(FORM_URL.format("qa"))
+    response = page_client(demo.dev).get(FORM_URL.format("qa"))
 
     assert response.status_code == 200
     html = response.content.decode()
@@ -245,7 +229,7 @@ def test_it_renders_the_action_form(demo):
 
 
 def test_it_shows_a_bad_version_beside_the_field(demo):
-    response = _client(demo.dev).post(FORM_URL.format("test"), {"version": "latest"})
+    response = page_client(demo.dev).post(FORM_URL.format("test"), {"version": "latest"})
 
     assert response.status_code == 200
     html = response.content.decode()
@@ -259,7 +243,7 @@ def test_it_shows_a_bad_version_beside_the_field(demo):
 
 
 def test_it_never_shows_a_secret_back_in_the_form(demo, secret_action):
-    response = _client(demo.dev).post(
+    response = page_client(demo.dev).post(
         "/services/hello-web/migrate/test/", {"version": "", "db_password": SECRET}
     )
 
@@ -278,7 +262,7 @@ def test_it_shows_why_an_unapproved_action_cannot_run(demo):
         environments=[demo.envs["test"]],
     )
 
-    response = _client(demo.dev).post("/services/hello-web/migrate/test/", {})
+    response = page_client(demo.dev).post("/services/hello-web/migrate/test/", {})
 
     assert response.status_code == 200
     assert b"The playbook version of Migrate is not approved." in response.content
@@ -286,7 +270,7 @@ def test_it_shows_why_an_unapproved_action_cannot_run(demo):
 
 
 def test_it_launches_and_shows_the_run(demo):
-    response = _client(demo.dev).post(FORM_URL.format("test"), {"version": "1.2.3"})
+    response = page_client(demo.dev).post(FORM_URL.format("test"), {"version": "1.2.3"})
 
     run = Run.objects.get()
     assert response.status_code == 302
@@ -299,13 +283,13 @@ def test_it_launches_and_shows_the_run(demo):
 
 
 def test_it_launches_a_dry_run(demo):
-    _client(demo.dev).post(FORM_URL.format("test"), {"version": "1.2.3", "check": "1"})
+    page_client(demo.dev).post(FORM_URL.format("test"), {"version": "1.2.3", "check": "1"})
 
     assert Run.objects.get().check_mode is True
 
 
 def test_it_refuses_the_form_to_an_auditor(demo):
-    client = _client(demo.auditor)
+    client = page_client(demo.auditor)
 
     page = client.get(FORM_URL.format("test"))
     posted = client.post(FORM_URL.format("test"), {"version": "1.2.3"})
@@ -318,7 +302,7 @@ def test_it_refuses_the_form_to_an_auditor(demo):
 
 
 def test_it_answers_404_for_an_unknown_action_or_environment(demo):
-    client = _client(demo.dev)
+    client = page_client(demo.dev)
 
     assert client.get("/services/hello-web/destroy/test/").status_code == 404
     assert client.get("/services/hello-web/deploy/moon/").status_code == 404
@@ -327,7 +311,7 @@ def test_it_answers_404_for_an_unknown_action_or_environment(demo):
 
 @pytest.mark.parametrize("rerun_of", ["abc", "\u00b2", "\u0663"])  # "²" and "٣" pass isdigit()
 def test_it_ignores_a_malformed_rerun_of(demo, rerun_of):
-    response = _client(demo.dev).post(
+    response = page_client(demo.dev).post(
         FORM_URL.format("test"), {"version": "1.2.3", "rerun_of": rerun_of}
     )
 
@@ -337,7 +321,7 @@ def test_it_ignores_a_malformed_rerun_of(demo, rerun_of):
 
 # --- run page -------------------------------------------------------------------
 def test_it_shows_a_run_with_its_secret_masked(demo, secret_action):
-    client = _client(demo.dev)
+    client = page_client(demo.dev)
     launched = client.post(
         "/services/hello-web/migrate/test/", {"version": "2.0.0", "db_password": SECRET}
     )
@@ -365,7 +349,7 @@ def test_it_shows_the_output_and_the_buttons_of_a_running_run(demo):
     )
     _events(run, "PLAY [Deploy hello-web]", "TASK [Install release]", "ok: [localhost]")
 
-    html = _client(demo.dev).get(f"/runs/{run.pk}/").content.decode()
+    html = page_client(demo.dev).get(f"/runs/{run.pk}/").content.decode()
 
     assert 'data-status="running">Running</span>' in html
     assert "PLAY [Deploy hello-web]" in html
@@ -381,7 +365,7 @@ def test_it_shows_the_output_and_the_buttons_of_a_running_run(demo):
 def test_it_offers_no_cancel_for_a_finished_run(demo):
     run = _run(demo, status=RunStatus.SUCCESSFUL, finished_at=timezone.now(), rc=0)
 
-    html = _client(demo.dev).get(f"/runs/{run.pk}/").content.decode()
+    html = page_client(demo.dev).get(f"/runs/{run.pk}/").content.decode()
 
     assert 'data-status="successful">Successful</span>' in html
     assert ">Cancel</button>" not in html
@@ -393,7 +377,7 @@ def test_it_offers_no_cancel_to_another_developer(demo):
     run = _run(demo, status=RunStatus.RUNNING)
     other = UserFactory(username="dev2")
 
-    html = _client(other).get(f"/runs/{run.pk}/").content.decode()
+    html = page_client(other).get(f"/runs/{run.pk}/").content.decode()
 
     assert ">Cancel</button>" not in html
 
@@ -401,7 +385,7 @@ def test_it_offers_no_cancel_to_another_developer(demo):
 def test_it_offers_an_auditor_neither_cancel_nor_run_again(demo):
     run = _run(demo, status=RunStatus.RUNNING)
 
-    response = _client(demo.auditor).get(f"/runs/{run.pk}/")
+    response = page_client(demo.auditor).get(f"/runs/{run.pk}/")
 
     assert response.status_code == 200
     assert b">Cancel</button>" not in response.content
@@ -409,13 +393,13 @@ def test_it_offers_an_auditor_neither_cancel_nor_run_again(demo):
 
 
 def test_it_answers_404_for_a_missing_run(demo):
-    assert _client(demo.dev).get("/runs/999999/").status_code == 404
+    assert page_client(demo.dev).get("/runs/999999/").status_code == 404
 
 
 def test_it_cancels_a_queued_run_from_its_page(demo):
     run = _run(demo)
 
-    response = _client(demo.dev).post(f"/runs/{run.pk}/cancel/")
+    response = page_client(demo.dev).post(f"/runs/{run.pk}/cancel/")
 
     assert response.status_code == 302
     run.refresh_from_db()
@@ -427,7 +411,7 @@ def test_it_refuses_a_cancel_by_another_developer(demo):
     run = _run(demo)
 
     # tester's team sees hello-web on test, but tester did not start the run.
-    response = _client(demo.tester).post(f"/runs/{run.pk}/cancel/", follow=True)
+    response = page_client(demo.tester).post(f"/runs/{run.pk}/cancel/", follow=True)
 
     assert "Only the person who started a run, or Ops, can cancel it." in response.content.decode()
     run.refresh_from_db()
@@ -437,7 +421,7 @@ def test_it_refuses_a_cancel_by_another_developer(demo):
 def test_a_cancel_of_a_run_one_may_not_see_reads_as_no_such_run(demo):
     run = _run(demo)
 
-    response = _client(UserFactory(username="dev2")).post(f"/runs/{run.pk}/cancel/")
+    response = page_client(UserFactory(username="dev2")).post(f"/runs/{run.pk}/cancel/")
 
     assert response.status_code == 404
     run.refresh_from_db()
@@ -448,7 +432,7 @@ def test_it_returns_only_the_log_lines_after_a_counter(demo):
     run = _run(demo, status=RunStatus.RUNNING)
     _events(run, "first line", "second line", "third line", "fourth line")
 
-    response = _client(demo.dev).get(reverse("runs:log", args=[run.pk]) + "?after=2")
+    response = page_client(demo.dev).get(reverse("runs:log", args=[run.pk]) + "?after=2")
 
     assert response.status_code == 200
     html = response.content.decode()
@@ -464,7 +448,7 @@ def test_it_keeps_polling_an_ended_run_while_events_without_output_remain(demo, 
     monkeypatch.setattr(selectors.run_log_after, "__kwdefaults__", {"limit": 3})
     run = _run(demo, status=RunStatus.SUCCESSFUL)
     _events(run, "", "", "", "", "last line")
-    client = _client(demo.dev)
+    client = page_client(demo.dev)
 
     first = client.get(f"/runs/{run.pk}/log/?after=0").content.decode()
     assert f'hx-get="/runs/{run.pk}/log/?after=3"' in first
@@ -478,7 +462,7 @@ def test_it_returns_no_lines_when_nothing_is_new(demo):
     run = _run(demo, status=RunStatus.RUNNING)
     _events(run, "first line", "second line")
 
-    html = _client(demo.dev).get(f"/runs/{run.pk}/log/?after=2").content.decode()
+    html = page_client(demo.dev).get(f"/runs/{run.pk}/log/?after=2").content.decode()
 
     assert "line" not in html.replace("hx-get", "")
     assert f'hx-get="/runs/{run.pk}/log/?after=2"' in html
@@ -488,7 +472,7 @@ def test_it_escapes_the_output(demo):
     run = _run(demo, status=RunStatus.RUNNING)
     _events(run, "<script>alert(1)</script>")
 
-    html = _client(demo.dev).get(f"/runs/{run.pk}/").content.decode()
+    html = page_client(demo.dev).get(f"/runs/{run.pk}/").content.decode()
 
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -496,7 +480,7 @@ def test_it_escapes_the_output(demo):
 
 # --- run again -------------------------------------------------------------------
 def test_it_prefills_run_again_but_never_the_secret(demo, secret_action):
-    client = _client(demo.dev)
+    client = page_client(demo.dev)
     client.post("/services/hello-web/migrate/qa/", {"version": "2.0.0", "db_password": SECRET})
     run = Run.objects.get()
 
@@ -519,7 +503,7 @@ def test_it_prefills_run_again_but_never_the_secret(demo, secret_action):
 
 def test_it_links_a_run_again_to_the_run_it_repeats(demo):
     first = _run(demo, status=RunStatus.FAILED, parameters={"version": "1.2.3"})
-    client = _client(demo.dev)
+    client = page_client(demo.dev)
 
     response = client.post(FORM_URL.format("test"), {"version": "1.2.3", "rerun_of": first.pk})
 
@@ -535,7 +519,7 @@ def test_it_links_a_run_again_to_the_run_it_repeats(demo):
 # --- runs list ----------------------------------------------------------------------
 def test_it_lists_runs_newest_first_25_a_page(demo):
     runs = [_run(demo, version=f"1.0.{n}", status=RunStatus.SUCCESSFUL) for n in range(30)]
-    client = _client(demo.dev)
+    client = page_client(demo.dev)
 
     first = client.get("/runs/").content.decode()
     second = client.get("/runs/?page=2").content.decode()
@@ -570,7 +554,7 @@ def test_it_filters_runs(demo, query, expected):
         "other": _run(demo, action=other),
     }
 
-    html = _client(demo.dev).get(f"/runs/?{query}").content.decode()
+    html = page_client(demo.dev).get(f"/runs/?{query}").content.decode()
 
     assert _run_ids(html) == [made[name].pk for name in expected]
     if not expected:
@@ -582,7 +566,7 @@ def test_it_keeps_the_filters_across_pages(demo):
     for _ in range(30):
         _run(demo, user=ci, status=RunStatus.SUCCESSFUL)
     _run(demo)
-    client = _client(demo.dev)
+    client = page_client(demo.dev)
 
     first = client.get("/runs/", {"user": "ci+bot"}).content.decode()
     older = re.search(r'<a href="([^"]+)">Older', first).group(1).replace("&amp;", "&")
@@ -608,7 +592,7 @@ def test_a_launch_waiting_for_a_confirmation_keeps_no_secret_in_the_session(demo
     demo.envs["test"].save()
     totp = generate_totp_secret()
     TOTP.activate(demo.dev, totp)
-    client = _client(demo.dev)
+    client = page_client(demo.dev)
     form_url = "/services/hello-web/migrate/test/"
 
     asked = client.post(form_url, {"version": "1.0.0", "db_password": SECRET})

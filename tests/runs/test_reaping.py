@@ -7,13 +7,14 @@ from django.utils import timezone
 
 from apps.runs import runner, services, tasks
 from apps.runs.constants import RunStatus
-from tests.runs.helpers import make_run, queue_held
+from tests.factories import RunFactory
+from tests.runs.helpers import queue_held
 
 
 def test_the_heartbeat_goes_on_while_the_playbook_is_fetched(db, settings, monkeypatch):
     # A slow clone of the playbook's repository must not look like a dead worker.
     settings.RUN_HEARTBEAT_SECONDS = 0.1
-    run = make_run(status=RunStatus.RUNNING, started_at=timezone.now())
+    run = RunFactory(status=RunStatus.RUNNING, started_at=timezone.now())
     monkeypatch.setattr(runner, "_prepare", lambda *args, **kwargs: time.sleep(0.6))
     beats = []
 
@@ -29,7 +30,7 @@ def test_the_heartbeat_goes_on_while_the_playbook_is_fetched(db, settings, monke
 
 
 def test_a_run_ended_during_its_preparation_never_starts_ansible(db, monkeypatch):
-    run = make_run(status=RunStatus.RUNNING, started_at=timezone.now())
+    run = RunFactory(status=RunStatus.RUNNING, started_at=timezone.now())
     monkeypatch.setattr(runner, "_prepare", lambda *args, **kwargs: None)
     started = []
     monkeypatch.setattr(runner.ansible_runner, "run", lambda **kwargs: started.append(1))
@@ -43,7 +44,7 @@ def test_a_run_ended_during_its_preparation_never_starts_ansible(db, monkeypatch
 
 
 def test_a_run_reaped_as_lost_gets_no_heartbeat_and_its_runner_stops(db):
-    run = make_run(status=RunStatus.RUNNING, started_at=timezone.now())
+    run = RunFactory(status=RunStatus.RUNNING, started_at=timezone.now())
     assert services.run_heartbeat(run_id=run.pk) is True
     assert services.run_should_stop(run_id=run.pk) is False
 
@@ -61,8 +62,8 @@ def test_a_run_reaped_as_lost_gets_no_heartbeat_and_its_runner_stops(db):
 
 def test_a_run_no_worker_took_ends_failed_and_frees_the_lock(db, settings):
     settings.RUN_QUEUED_MAX_SECONDS = 600
-    old = make_run(queue="nobody-listens", created_at=timezone.now() - timedelta(seconds=601))
-    recent = make_run(created_at=timezone.now() - timedelta(seconds=30))
+    old = RunFactory(queue="nobody-listens", created_at=timezone.now() - timedelta(seconds=601))
+    recent = RunFactory(created_at=timezone.now() - timedelta(seconds=30))
 
     assert tasks.runs_reap() == 0  # none lost; the unstarted one failed
 
@@ -77,7 +78,7 @@ def test_a_run_no_worker_took_ends_failed_and_frees_the_lock(db, settings):
 
 def test_a_late_queue_message_expires_with_the_same_bound(db, settings):
     settings.RUN_QUEUED_MAX_SECONDS = 600
-    run = make_run()
+    run = RunFactory()
     with queue_held() as apply_async:
         services.run_enqueue(run=run)
     assert apply_async.call_args.kwargs["expires"] == 600

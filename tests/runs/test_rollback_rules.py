@@ -7,8 +7,8 @@ import pytest
 from apps.audit.models import AuditEvent
 from apps.runs.models import Run
 from apps.runs.services import LaunchRefused
+from tests.clients import api_client, api_launch, page_client
 from tests.factories import UserFactory
-from tests.insights.helpers import api, api_launch, page
 from tests.runs.helpers import launch
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ def test_a_rollback_to_an_earlier_version_that_ran_there_is_accepted(demo, histo
     history.deploy("test", "1.0.0")
     current = history.deploy("test", "2.0.0")
 
-    response = _rollback(api(demo.dev), "test", "1.0.0", current)
+    response = _rollback(api_client(demo.dev), "test", "1.0.0", current)
 
     assert response.status_code == 201, response.content
     assert response.json()["rollback_of"] == current.pk
@@ -34,7 +34,7 @@ def test_a_rollback_to_a_version_that_never_ran_there_is_refused(demo, history):
     current = history.deploy("test", "2.0.0")
     count = Run.objects.count()
 
-    response = _rollback(api(demo.dev), "test", "0.1.0", current)
+    response = _rollback(api_client(demo.dev), "test", "0.1.0", current)
 
     assert response.status_code == 409, response.content
     assert "cannot be rolled back to on Test" in response.json()["detail"]
@@ -50,7 +50,7 @@ def test_a_rollback_to_a_version_that_was_itself_rolled_back_is_refused(demo, hi
     history.deploy("test", "1.0.0", rollback_of=bad, reason="2.0.0 breaks the header")
     current = history.deploy("test", "3.0.0")
 
-    response = _rollback(api(demo.dev), "test", "2.0.0", current)
+    response = _rollback(api_client(demo.dev), "test", "2.0.0", current)
 
     assert response.status_code == 409, response.content
     assert "the versions to roll back to are 1.0.0" in response.json()["detail"]
@@ -60,7 +60,7 @@ def test_a_rollback_to_the_current_version_is_refused(demo, history):
     history.deploy("test", "1.0.0")
     current = history.deploy("test", "2.0.0")
 
-    response = _rollback(api(demo.dev), "test", "2.0.0", current)
+    response = _rollback(api_client(demo.dev), "test", "2.0.0", current)
 
     assert response.status_code == 409, response.content
 
@@ -68,7 +68,7 @@ def test_a_rollback_to_the_current_version_is_refused(demo, history):
 def test_a_rollback_with_nothing_earlier_is_refused(demo, history):
     current = history.deploy("test", "1.0.0")
 
-    response = _rollback(api(demo.dev), "test", "0.9.0", current)
+    response = _rollback(api_client(demo.dev), "test", "0.9.0", current)
 
     assert response.status_code == 409, response.content
     assert "nothing ran on Test before 1.0.0" in response.json()["detail"]
@@ -98,7 +98,11 @@ def test_the_page_offers_only_what_the_rule_accepts(demo, history):
     history.deploy("test", "1.0.0", rollback_of=bad, reason="broken")
     history.deploy("test", "3.0.0")
 
-    html = page(demo.dev).get("/services/hello-web/environments/test/rollback/").content.decode()
+    html = (
+        page_client(demo.dev)
+        .get("/services/hello-web/environments/test/rollback/")
+        .content.decode()
+    )
 
     assert "1.0.0" in html
     assert "2.0.0" not in html
@@ -107,7 +111,7 @@ def test_the_page_offers_only_what_the_rule_accepts(demo, history):
 def test_a_run_one_may_not_see_is_named_as_one_that_does_not_exist(demo, history):
     current = history.deploy("test", "1.0.0")
     outsider = UserFactory()
-    client = api(outsider)
+    client = api_client(outsider)
 
     hidden = _rollback(client, "test", "0.9.0", current)
     missing = api_launch(client, "test", "0.9.0", rollback_of=999999, reason="why")

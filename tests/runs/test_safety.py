@@ -15,9 +15,7 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.test import Client
 
-from apps.accounts.services import token_create
 from apps.audit.constants import Via
 from apps.catalog.models import PlaybookSource, PlaybookVersion
 from apps.catalog.services import playbook_version_approve, playbook_version_pin, source_sync
@@ -25,10 +23,10 @@ from apps.runs import runner
 from apps.runs.constants import RunStatus
 from apps.runs.events import MASK
 from apps.runs.models import Run, RunEvent
+from tests.clients import api_client, api_launch
 from tests.conftest import git_repo, wait_for
 from tests.factories import ActionFactory
-from tests.runs.helpers import launch, wait_final
-from tests.runs.test_ssh import ssh_credentials
+from tests.runs.helpers import launch, ssh_credentials, wait_final
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -236,17 +234,12 @@ def test_form_values_of_every_type_arrive_as_text_never_templated(
 @pytest.mark.parametrize(("field", "kind"), [("number", "integer"), ("flag", "boolean")])
 def test_typed_fields_refuse_a_template_with_a_message(local_env, dev, field, kind):
     action = ActionFactory(environments=[local_env], form=[{"name": field, "type": kind}])
-    _, key = token_create(user=dev, name="ci", acting_user=None, via=Via.CLI)
 
-    response = Client(headers={"Authorization": f"Token {key}"}).post(
-        "/api/v1/runs/",
-        {
-            "service": action.service.slug,
-            "action": action.slug,
-            "environment": local_env.slug,
-            "parameters": {field: "{{ lookup('pipe', 'id') }}"},
-        },
-        content_type="application/json",
+    response = api_launch(
+        api_client(dev),
+        local_env,
+        action=action,
+        parameters={field: "{{ lookup('pipe', 'id') }}"},
     )
 
     assert response.status_code == 400

@@ -2,45 +2,26 @@
 limits a run lives within. The lock is a partial unique index: these tests launch
 through real, concurrent database connections (PostgreSQL in CI's second run)."""
 
-import json
 import threading
 from unittest import mock
 
 import pytest
 from django.conf import settings
 from django.db import connection
-from django.test import Client
 
-from apps.accounts.services import token_create
-from apps.audit.constants import Via
 from apps.audit.models import AuditEvent
 from apps.runs import services
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from apps.runs.services import checks
 from apps.runs.tasks import run_execute
+from tests.clients import api_client, api_launch, page_client
 from tests.factories import ActionFactory
 from tests.runs.helpers import launch, queue_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LAUNCHERS = 8
-
-
-def _api(user) -> Client:
-    _, key = token_create(user=user, name="ci", acting_user=None, via=Via.CLI)
-    return Client(headers={"Authorization": f"Token {key}"})
-
-
-def _launch(client, action, environment, **extra):
-    body = {
-        "service": action.service.slug,
-        "action": action.slug,
-        "environment": environment.slug,
-        "parameters": {},
-        **extra,
-    }
-    return client.post("/api/v1/runs/", json.dumps(body), content_type="application/json")
 
 
 @pytest.fixture
@@ -52,14 +33,14 @@ def no_broker_send():
 
 def test_concurrent_launches_start_one_run_and_refuse_the_others(local_env, dev, no_broker_send):
     action = ActionFactory(environments=[local_env])
-    clients = [_api(dev) for _ in range(LAUNCHERS)]
+    clients = [api_client(dev) for _ in range(LAUNCHERS)]
     barrier = threading.Barrier(LAUNCHERS)
     responses = [None] * LAUNCHERS
 
     def launch(index):
         try:
             barrier.wait()
-            responses[index] = _launch(clients[index], action, local_env)
+            responses[index] = api_launch(clients[index], local_env, action=action)
         finally:
             connection.close()  # each thread had its own connection
 
@@ -113,44 +94,43 @@ def test_the_lock_is_the_database_s_even_past_the_check(local_env, dev, no_broke
 
 def test_a_dry_run_neither_waits_for_nor_takes_the_lock(local_env, dev, no_broker_send):
     action = ActionFactory(environments=[local_env])
-    client = _api(dev)
-    assert _launch(client, action, local_env).status_code == 201
+    client = api_client(dev)
+    assert api_launch(client, local_env, action=action).status_code == 201
 
-    dry_runs = [_launch(client, action, local_env, check=True) for _ in range(2)]
+    dry_runs = [api_launch(client, local_env, action=action, check=True) for _ in range(2)]
 
     assert [r.status_code for r in dry_runs] == [201, 201]
-    assert _launch(client, action, local_env).status_code == 409
+    assert api_launch(client, local_env, action=action).status_code == 409
     other_service = ActionFactory(environments=[local_env])
-    assert _launch(client, other_service, local_env).status_code == 201
+    assert api_launch(client, local_env, action=other_service).status_code == 201
 
 
 @pytest.mark.parametrize("end", [RunStatus.SUCCESSFUL, RunStatus.FAILED, RunStatus.LOST])
 def test_the_lock_is_freed_when_its_run_ends(local_env, dev, no_broker_send, end):
     action = ActionFactory(environments=[local_env])
-    client = _api(dev)
-    holder = Run.objects.get(pk=_launch(client, action, local_env).json()["id"])
+    client = api_client(dev)
+    holder = Run.objects.get(pk=api_launch(client, local_env, action=action).json()["id"])
     services.run_start(run_id=holder.pk, worker="w@host", pid=1)
-    assert _launch(client, action, local_env).status_code == 409
+    assert api_launch(client, local_env, action=action).status_code == 409
 
     services.run_end(run=holder, status=end)
 
-    assert _launch(client, action, local_env).status_code == 201
+    assert api_launch(client, local_env, action=action).status_code == 201
 
 
 def test_canceling_a_queued_run_frees_the_lock(local_env, dev, no_broker_send):
     action = ActionFactory(environments=[local_env])
-    client = _api(dev)
-    run_id = _launch(client, action, local_env).json()["id"]
+    client = api_client(dev)
+    run_id = api_launch(client, local_env, action=action).json()["id"]
 
     assert client.post(f"/api/v1/runs/{run_id}/cancel/").status_code == 202
 
-    assert _launch(client, action, local_env).status_code == 201
+    assert api_launch(client, local_env, action=action).status_code == 201
 
 
 def test_the_page_names_the_run_that_holds_the_lock(local_env, dev, no_broker_send):
     action = ActionFactory(environments=[local_env], slug="deploy")
-    client = Client()
-    client.force_login(dev)
+    client = page_client(dev)
     url = f"/services/{action.service.slug}/deploy/{local_env.slug}/"
     first = client.post(url, {})
     holder = Run.objects.get()
@@ -169,7 +149,7 @@ def test_the_page_names_the_run_that_holds_the_lock(local_env, dev, no_broker_se
 def test_celery_limits_sit_above_the_run_timeout(local_env, dev, no_broker_send):
     action = ActionFactory(environments=[local_env], timeout=900)
 
-    _launch(_api(dev), action, local_env)
+    api_launch(api_client(dev), local_env, action=action)
 
     options = no_broker_send.call_args.kwargs
     assert 900 < options["soft_time_limit"] < options["time_limit"]
@@ -185,7 +165,7 @@ def test_celery_limits_sit_above_the_run_timeout(local_env, dev, no_broker_send)
 def test_an_action_slower_than_the_queue_allows_is_refused(local_env, dev, no_broker_send):
     action = ActionFactory(environments=[local_env], timeout=settings.RUN_TIMEOUT_MAX + 1)
 
-    response = _launch(_api(dev), action, local_env)
+    response = api_launch(api_client(dev), local_env, action=action)
 
     assert response.status_code == 409
     assert "Ops must lower it" in response.json()["detail"]

@@ -23,22 +23,12 @@ SECRET_FORM = [
 ]
 
 
-def _launch(user, action, environment, parameters=None, **kwargs):
-    return launch(
-        user=user,
-        action=action,
-        environment=environment,
-        parameters={} if parameters is None else parameters,
-        **kwargs,
-    )
-
-
 def _refusals():
     return AuditEvent.objects.filter(verb="run.refused")
 
 
 def test_it_writes_the_run_and_its_audit_row(demo):
-    run = _launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
+    run = launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
 
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
@@ -74,7 +64,7 @@ def test_it_writes_nothing_when_the_audit_row_fails(demo):
         mock.patch.object(launch_module, "audit_record", side_effect=RuntimeError("disk full")),
         pytest.raises(RuntimeError),
     ):
-        _launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
+        launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
 
     assert not Run.objects.exists()
 
@@ -89,7 +79,7 @@ def test_it_enqueues_only_after_commit_on_the_environment_queue(
 
     with queue_held() as apply_async:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
-            run = _launch(demo.ops, demo.deploy, production, {"version": "1.2.3"})
+            run = launch(demo.ops, demo.deploy, production, {"version": "1.2.3"})
             assert apply_async.call_count == 0
 
         assert len(callbacks) == 1
@@ -104,7 +94,7 @@ def test_it_does_not_enqueue_a_refused_launch(demo, django_capture_on_commit_cal
         django_capture_on_commit_callbacks(execute=True) as callbacks,
         pytest.raises(services.LaunchRefused),
     ):
-        _launch(demo.auditor, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
+        launch(demo.auditor, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
 
     assert callbacks == []
     apply_async.assert_not_called()
@@ -113,7 +103,7 @@ def test_it_does_not_enqueue_a_refused_launch(demo, django_capture_on_commit_cal
 def test_it_stores_secrets_only_encrypted(demo):
     action = ActionFactory(service=demo.service, form=SECRET_FORM, environments=[demo.envs["test"]])
 
-    run = _launch(demo.dev, action, demo.envs["test"], {"version": "1.2.3", "db_password": SECRET})
+    run = launch(demo.dev, action, demo.envs["test"], {"version": "1.2.3", "db_password": SECRET})
 
     run.refresh_from_db()
     assert run.parameters == {"version": "1.2.3", "db_password": MASK}
@@ -129,7 +119,7 @@ def test_it_stores_secrets_only_encrypted(demo):
 
 def test_it_refuses_an_auditor(demo):
     with pytest.raises(services.LaunchRefused) as refused:
-        _launch(demo.auditor, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
+        launch(demo.auditor, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
 
     assert refused.value.status == 403
     assert "Auditors" in refused.value.reason
@@ -145,7 +135,7 @@ def test_it_refuses_an_environment_the_action_is_not_offered_on(demo):
     staging = EnvironmentFactory(slug="staging")
 
     with pytest.raises(services.LaunchRefused) as refused:
-        _launch(demo.dev, demo.deploy, staging, {"version": "1.2.3"})
+        launch(demo.dev, demo.deploy, staging, {"version": "1.2.3"})
 
     assert refused.value.status == 403
     assert "not offered on Staging" in refused.value.reason
@@ -179,7 +169,7 @@ def test_it_refuses_an_unapproved_playbook_version(demo):
     )
 
     with pytest.raises(services.LaunchRefused) as refused:
-        _launch(demo.dev, action, demo.envs["test"])
+        launch(demo.dev, action, demo.envs["test"])
 
     assert refused.value.status == 409
     assert "not approved" in refused.value.reason
@@ -189,7 +179,7 @@ def test_it_refuses_an_unapproved_playbook_version(demo):
 
 def test_it_refuses_bad_parameters_field_by_field(demo):
     with pytest.raises(ParameterError) as refused:
-        _launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "latest"})
+        launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "latest"})
 
     assert list(refused.value.errors) == ["version"]
     assert "pattern" in refused.value.errors["version"][0]
@@ -205,7 +195,7 @@ def test_it_refuses_bad_parameters_field_by_field(demo):
 )
 def test_it_refuses_missing_unknown_or_malformed_parameters(demo, parameters, field):
     with pytest.raises(ParameterError) as refused:
-        _launch(demo.dev, demo.deploy, demo.envs["test"], parameters)
+        launch(demo.dev, demo.deploy, demo.envs["test"], parameters)
 
     assert field in refused.value.errors
     assert not Run.objects.exists()
@@ -216,13 +206,13 @@ def test_it_keeps_a_refused_secret_out_of_the_audit_log(demo):
     action = ActionFactory(service=demo.service, form=SECRET_FORM, environments=[demo.envs["test"]])
 
     with pytest.raises(ParameterError):
-        _launch(demo.dev, action, demo.envs["test"], {"version": "bad", "db_password": SECRET})
+        launch(demo.dev, action, demo.envs["test"], {"version": "bad", "db_password": SECRET})
 
     assert SECRET not in json.dumps(list(AuditEvent.objects.values()), default=str)
 
 
 def test_it_starts_a_queued_run_once(demo):
-    run = _launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
+    run = launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
 
     started = services.run_start(run_id=run.pk, worker="worker-1", pid=4242)
 
@@ -239,7 +229,7 @@ def test_it_starts_a_queued_run_once(demo):
 
 
 def test_it_does_not_start_a_canceled_run(demo):
-    run = _launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
+    run = launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
     services.run_cancel(run=run, user=demo.dev, via=Via.WEB)
 
     assert services.run_start(run_id=run.pk, worker="worker-1", pid=4242) is None
@@ -249,7 +239,7 @@ def test_it_does_not_start_a_canceled_run(demo):
 
 def test_it_cancels_a_queued_run_at_once(demo):
     action = ActionFactory(service=demo.service, form=SECRET_FORM, environments=[demo.envs["test"]])
-    run = _launch(demo.dev, action, demo.envs["test"], {"version": "1.2.3", "db_password": SECRET})
+    run = launch(demo.dev, action, demo.envs["test"], {"version": "1.2.3", "db_password": SECRET})
 
     services.run_cancel(run=run, user=demo.dev, via=Via.WEB)
 
@@ -264,7 +254,7 @@ def test_it_cancels_a_queued_run_at_once(demo):
 
 
 def test_it_asks_a_running_run_to_stop(demo):
-    run = _launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
+    run = launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
     services.run_start(run_id=run.pk, worker="worker-1", pid=4242)
 
     services.run_cancel(run=run, user=demo.ops, via=Via.WEB)
@@ -277,7 +267,7 @@ def test_it_asks_a_running_run_to_stop(demo):
 
 
 def test_it_refuses_to_cancel_a_finished_run(demo):
-    run = _launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
+    run = launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
     Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCESSFUL, finished_at=timezone.now())
 
     with pytest.raises(services.LaunchRefused) as refused:
@@ -293,7 +283,7 @@ def test_it_refuses_to_cancel_a_finished_run(demo):
 def test_it_refuses_a_cancel_by_another_developer(demo):
     from tests.factories import UserFactory
 
-    run = _launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
+    run = launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
 
     with pytest.raises(services.LaunchRefused) as refused:
         services.run_cancel(run=run, user=UserFactory(username="dev2"), via=Via.WEB)
@@ -312,16 +302,16 @@ def test_it_refuses_a_version_longer_than_a_run_keeps(demo):
     )
 
     with pytest.raises(ParameterError) as refused:
-        _launch(demo.dev, action, demo.envs["test"], {"release": "v" * 201})
+        launch(demo.dev, action, demo.envs["test"], {"release": "v" * 201})
 
     assert refused.value.errors == {"release": ["At most 200 characters."]}
     assert not Run.objects.exists()
-    run = _launch(demo.dev, action, demo.envs["test"], {"release": "v" * 200})
+    run = launch(demo.dev, action, demo.envs["test"], {"release": "v" * 200})
     assert run.version == "v" * 200
 
 
 def test_a_reported_version_too_long_is_cut_not_lost(demo):
-    run = _launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
+    run = launch(demo.dev, demo.deploy, demo.envs["test"], {"version": "1.2.3"})
     services.run_start(run_id=run.pk, worker="w@host", pid=1)
 
     services.run_end(run=run, status=RunStatus.SUCCESSFUL, version="9" * 300)

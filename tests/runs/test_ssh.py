@@ -6,47 +6,14 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from apps.audit.constants import Via
-from apps.environments.constants import CredentialKind
-from apps.environments.services import credential_create
 from apps.runs import runner
 from apps.runs.constants import RunStatus
 from apps.runs.events import MASK
 from apps.runs.models import RunEvent
 from tests.factories import PASSWORD, ActionFactory
-from tests.runs.helpers import launch, wait_final
+from tests.runs.helpers import launch, ssh_credentials, wait_final
 
 VERSION_FORM = [{"name": "version", "type": "string", "required": True}]
-
-
-def ssh_credentials(ssh_target, environment, ops, *, token: str, become: str) -> list:
-    """Every kind of credential, attached to `environment`, as Ops would set them."""
-    common = {"environments": [environment], "acting_user": ops, "via": Via.ADMIN}
-    return [
-        credential_create(
-            name="deploy key",
-            kind=CredentialKind.SSH_KEY,
-            value=ssh_target.private_key,
-            passphrase=ssh_target.passphrase,
-            **common,
-        ),
-        credential_create(
-            name="become", kind=CredentialKind.BECOME_PASSWORD, value=become, **common
-        ),
-        credential_create(
-            name="vault",
-            kind=CredentialKind.VAULT_PASSWORD,
-            value=ssh_target.vault_password,
-            **common,
-        ),
-        credential_create(
-            name="api token",
-            kind=CredentialKind.SECRET_VARIABLE,
-            variable="api_token",
-            value=token,
-            **common,
-        ),
-    ]
 
 
 @pytest.fixture
