@@ -12,11 +12,11 @@ from tests.factories import (
     ActionFactory,
     EnvironmentFactory,
     GrantFactory,
+    RunFactory,
     ServiceFactory,
     TeamFactory,
     UserFactory,
 )
-from tests.runs.helpers import make_run
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def api_world(db):
     GrantFactory(team=team, service=service, environment=environment, right=Right.RUN)
     action = ActionFactory(service=service, slug="deploy", environments=[environment])
     # A dry run holds no deploy lock: launches through the API still go.
-    run = make_run(action=action, environment=environment, requested_by=user, check_mode=True)
+    run = RunFactory(action=action, environment=environment, requested_by=user, check_mode=True)
     _, key = token_create(user=user, name="ci", acting_user=None, via="cli")
     return SimpleNamespace(
         user=user,
