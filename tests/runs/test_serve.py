@@ -160,7 +160,11 @@ def test_a_killed_worker_or_beat_is_restarted_and_the_portal_stays_up(
     run = wait_final(run, timeout=90)
     assert run.status == RunStatus.LOST
     # The new worker has the old one's name: it could end the run at once.
-    assert serve.output().count(f"{run.worker} ready.") == 2
+    wait_for(
+        lambda: serve.output().count(f"{run.worker} ready.") == 2,
+        timeout=30,
+        message=f"no second {run.worker} said it was ready",
+    )
     wait_for(
         lambda: not list((serve.var / "runs-tmp").glob(f"run-{run.pk}-*")),
         timeout=30,
