@@ -172,40 +172,7 @@ def execute(
     private = private_dir_create(run.pk)
     marker = run.marker or f"{run.pk}-{uuid.uuid4().hex}"
     sink = EventSink(run.pk, secrets=run_secrets(secret_values, credentials))
-    state = {
-        "ended_by": None,
-        "last_poll": 0.0,
-        "last_beat": time.monotonic(),
-        "started": time.monotonic(),
-        "status": "",
-    }
-
-    def cancel_callback() -> bool:
-        sink.tick()
-        now = time.monotonic()
-        if state["ended_by"] is None:
-            if now - state["started"] > run.timeout:
-                state["ended_by"] = RunStatus.TIMED_OUT
-            elif now - state["last_poll"] >= CANCEL_POLL_SECONDS:
-                state["last_poll"] = now
-                if cancel_requested():
-                    state["ended_by"] = RunStatus.CANCELED
-            if now - state["last_beat"] >= settings.RUN_HEARTBEAT_SECONDS:
-                beat = heartbeat()
-                # A failed heartbeat (database away) is tried again a second later.
-                state["last_beat"] = (
-                    now if beat is not False else now - settings.RUN_HEARTBEAT_SECONDS + 1
-                )
-        if state["ended_by"] is not None:
-            run_processes_kill(marker)
-            return True
-        return False
-
-    def status_handler(status_data: dict, runner_config=None) -> None:
-        # The `starting` status carries the command line and the whole environment:
-        # only the status name is kept, nothing is logged or stored from the rest.
-        state["status"] = str(status_data.get("status", ""))
-
+    loop = _RunnerLoop(run.timeout, marker, sink, cancel_requested, heartbeat)
     try:
         try:
             # Fetching and exporting the playbook may take minutes (a clone): the
@@ -226,12 +193,12 @@ def execute(
             suppress_env_files=True,
             settings={"pexpect_timeout": 0.25, "suppress_output_file": True},
             event_handler=sink.add,
-            cancel_callback=cancel_callback,
-            status_handler=status_handler,
+            cancel_callback=loop.cancel_callback,
+            status_handler=loop.status_handler,
             **options,
         )
         sink.flush()
-        return _outcome(result, sink, state["ended_by"])
+        return _outcome(result, sink, loop.ended_by)
     finally:
         try:
             sink.flush()
@@ -239,6 +206,45 @@ def execute(
             # Its processes first: they would write on into the dir being removed.
             run_processes_kill(marker, grace=1.0)
             private.remove()
+
+
+class _RunnerLoop:
+    """ansible-runner's callbacks: they stop the run on cancel or timeout (its whole
+    process tree), beat, and move the events on."""
+
+    def __init__(self, timeout, marker, sink, cancel_requested, heartbeat) -> None:
+        self.timeout, self.marker, self.sink = timeout, marker, sink
+        self.cancel_requested, self.heartbeat = cancel_requested, heartbeat
+        self.ended_by: str | None = None
+        self.status = ""
+        self.started = self.last_beat = time.monotonic()
+        self.last_poll = 0.0
+
+    def cancel_callback(self) -> bool:
+        self.sink.tick()
+        now = time.monotonic()
+        if self.ended_by is None:
+            if now - self.started > self.timeout:
+                self.ended_by = RunStatus.TIMED_OUT
+            elif now - self.last_poll >= CANCEL_POLL_SECONDS:
+                self.last_poll = now
+                if self.cancel_requested():
+                    self.ended_by = RunStatus.CANCELED
+            if now - self.last_beat >= settings.RUN_HEARTBEAT_SECONDS:
+                beat = self.heartbeat()
+                # A failed heartbeat (database away) is tried again a second later.
+                self.last_beat = (
+                    now if beat is not False else now - settings.RUN_HEARTBEAT_SECONDS + 1
+                )
+        if self.ended_by is not None:
+            run_processes_kill(self.marker)
+            return True
+        return False
+
+    def status_handler(self, status_data: dict, runner_config=None) -> None:
+        # The `starting` status carries the command line and the whole environment:
+        # only the status name is kept, nothing is logged or stored from the rest.
+        self.status = str(status_data.get("status", ""))
 
 
 @contextlib.contextmanager
