@@ -41,8 +41,6 @@ from tests.factories import ActionFactory
 from tests.runs.helpers import launch, wait_final
 from tests.runs.test_faults import start_worker, stop_worker
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
 FORM = [
     {"name": "seconds", "type": "integer"},
     {"name": "fail", "type": "boolean"},
@@ -155,7 +153,6 @@ def test_the_search_finds_a_secret_however_it_is_written(tmp_path):
 
 
 # --- the private dir ----------------------------------------------------------------------
-@pytest.mark.django_db(transaction=False)
 def test_a_private_dir_too_deep_for_sockets_gets_a_short_tmp_and_both_go(settings, tmp_path):
     settings.RUNS_TMP_DIR = tmp_path / ("a-rather-long-folder-name/" * 4)
 
@@ -169,7 +166,6 @@ def test_a_private_dir_too_deep_for_sockets_gets_a_short_tmp_and_both_go(setting
     assert not private.path.exists() and not private.tmp.exists()
 
 
-@pytest.mark.django_db(transaction=False)
 def test_the_inventory_sends_local_hosts_temp_files_to_the_private_dir(tmp_path):
     private = private_dir.PrivateDir(path=tmp_path, tmp=tmp_path / "tmp")
     web = {"hosts": {"web1": {}, "me": {"ansible_connection": "local"}}}
@@ -295,6 +291,8 @@ def _end(run, ending: str, *, seconds: int, stale: set, request, user, while_hol
     return run
 
 
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("ending", list(ENDINGS))
 def test_no_secret_is_left_on_disk_however_the_run_ends(ending, target, request, playbook, dev):
     since = time.time() - 1  # file times may be a little behind the clock
