@@ -119,9 +119,12 @@ class SecretMasker:
 
 
 class EventSink:
-    def __init__(self, run_id: int, *, secrets=(), batch_size=None, flush_seconds=None):
+    def __init__(
+        self, run_id: int, *, masker=None, secrets=(), batch_size=None, flush_seconds=None
+    ):
         self.run_id = run_id
-        self.masker = SecretMasker(secrets)
+        # The run's one masker when the worker has it; else one for `secrets`.
+        self.masker = masker or SecretMasker(secrets)
         self.batch_size = batch_size or settings.RUN_EVENT_BATCH_SIZE
         self.flush_seconds = (
             flush_seconds if flush_seconds is not None else settings.RUN_EVENT_FLUSH_SECONDS

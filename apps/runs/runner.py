@@ -1,9 +1,9 @@
 """The ansible-runner executor: the only module that imports ansible_runner.
 
-Each run gets a fresh private data dir (0700) holding the project files of the
-pinned commit, the environment's inventory and the extra vars. It is removed
-in `finally`, with the artifacts ansible-runner keeps there (its `command` file
-holds the command line and the environment).
+Each run gets a fresh private dir (0700, apps/runs/private_dir.py) holding the
+project files of the pinned commit, the environment's inventory and the extra vars,
+and every file Ansible and ansible-runner write on the worker while it runs. It is
+removed in `finally`; what a killed worker left, by the reaper or the restarted worker.
 
 Credentials reach Ansible without touching disk in clear where ansible-runner
 allows it: an SSH key through its ssh-agent support (written to a FIFO that
@@ -15,14 +15,11 @@ from the environment the playbook runs in.
 """
 
 import contextlib
-import glob
 import json
 import logging
 import os
 import shlex
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -39,8 +36,14 @@ from django.db import connections
 from apps.catalog import git
 from apps.environments.constants import CredentialKind
 from apps.runs.constants import RunStatus
-from apps.runs.events import EventSink
-from apps.runs.models import Run
+from apps.runs.events import EventSink, SecretMasker
+from apps.runs.private_dir import (
+    PrivateDir,
+    private_dir_create,
+    private_dir_env,
+    private_dir_inventory,
+    write_private,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +55,7 @@ CANCEL_POLL_SECONDS = 1.0
 BECOME_PROMPT = r"^BECOME password[^\n]*:\s*$"
 VAULT_PROMPT = r"^Vault password[^\n]*:\s*$"
 PASSPHRASE_PROMPT = r"/ssh_key_data[^\n/]*:\s*$"  # noqa: S105 (a prompt, not a password)
-# ssh-agent puts its socket under TMPDIR: a unix socket path has ~100 bytes at most.
-MAX_TMPDIR_CHARS = 60
 # A version the playbook reports longer than the run's column holds is cut.
-VERSION_MAX_CHARS = Run._meta.get_field("version").max_length
 
 
 @dataclass
@@ -88,29 +88,6 @@ def _unsafe(value):
     if isinstance(value, dict):
         return {k: _unsafe(v) for k, v in value.items()}
     return value
-
-
-def _write_private(path: Path, content: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(content)
-
-
-def _inventory(inventory: dict) -> dict:
-    """The environment's inventory, with local hosts using the worker's own Python."""
-    inventory = json.loads(json.dumps(inventory))
-
-    def visit(group: dict) -> None:
-        for host_vars in (group.get("hosts") or {}).values():
-            if host_vars is not None and host_vars.get("ansible_connection") == "local":
-                host_vars.setdefault("ansible_python_interpreter", sys.executable)
-        for child in (group.get("children") or {}).values():
-            visit(child or {})
-
-    for group in inventory.values():
-        visit(group or {})
-    return inventory
 
 
 def run_processes(marker: str) -> list[psutil.Process]:
@@ -176,15 +153,6 @@ def run_secrets(secret_values: dict, credentials: Sequence[dict]) -> list[str]:
     return [v for v in values if v]
 
 
-def private_dirs_remove(run_id: int) -> int:
-    """Remove what a run left in RUNS_TMP_DIR (its worker died before its `finally`)."""
-    removed = 0
-    for path in glob.glob(str(settings.RUNS_TMP_DIR / f"run-{int(run_id)}-*")):
-        shutil.rmtree(path, ignore_errors=True)
-        removed += 1
-    return removed
-
-
 def execute(
     run,
     *,
@@ -192,50 +160,19 @@ def execute(
     credentials: Sequence[dict] = (),
     cancel_requested: Callable[[], bool],
     heartbeat: Callable[[], bool | None],
+    masker: SecretMasker | None = None,
 ) -> Outcome:
     """Run the pinned playbook of `run` and store its events; return how it ended.
 
     `cancel_requested` and `heartbeat` are called from the runner's loop and must
     not raise; a heartbeat that returns False is tried again a second later.
     """
-    settings.RUNS_TMP_DIR.mkdir(parents=True, exist_ok=True)
-    private = Path(tempfile.mkdtemp(prefix=f"run-{run.pk}-", dir=settings.RUNS_TMP_DIR))
+    private = private_dir_create(run.pk)
     marker = run.marker or f"{run.pk}-{uuid.uuid4().hex}"
-    sink = EventSink(run.pk, secrets=run_secrets(secret_values, credentials))
-    state = {
-        "ended_by": None,
-        "last_poll": 0.0,
-        "last_beat": time.monotonic(),
-        "started": time.monotonic(),
-        "status": "",
-    }
-
-    def cancel_callback() -> bool:
-        sink.tick()
-        now = time.monotonic()
-        if state["ended_by"] is None:
-            if now - state["started"] > run.timeout:
-                state["ended_by"] = RunStatus.TIMED_OUT
-            elif now - state["last_poll"] >= CANCEL_POLL_SECONDS:
-                state["last_poll"] = now
-                if cancel_requested():
-                    state["ended_by"] = RunStatus.CANCELED
-            if now - state["last_beat"] >= settings.RUN_HEARTBEAT_SECONDS:
-                beat = heartbeat()
-                # A failed heartbeat (database away) is tried again a second later.
-                state["last_beat"] = (
-                    now if beat is not False else now - settings.RUN_HEARTBEAT_SECONDS + 1
-                )
-        if state["ended_by"] is not None:
-            run_processes_kill(marker)
-            return True
-        return False
-
-    def status_handler(status_data: dict, runner_config=None) -> None:
-        # The `starting` status carries the command line and the whole environment:
-        # only the status name is kept, nothing is logged or stored from the rest.
-        state["status"] = str(status_data.get("status", ""))
-
+    # One masker for the run: the worker's, which also masks what it logs and records.
+    masker = masker or SecretMasker(run_secrets(secret_values, credentials))
+    sink = EventSink(run.pk, masker=masker)
+    loop = _RunnerLoop(run.timeout, marker, sink, cancel_requested, heartbeat)
     try:
         try:
             # Fetching and exporting the playbook may take minutes (a clone): the
@@ -249,25 +186,65 @@ def execute(
             return Outcome(RunStatus.CANCELED)
         options = _runner_options(run, private, marker, credentials)
         result = ansible_runner.run(
-            private_data_dir=str(private),
+            private_data_dir=str(private.path),
             playbook=run.playbook_path,
             ident="run",
             quiet=True,
             suppress_env_files=True,
             settings={"pexpect_timeout": 0.25, "suppress_output_file": True},
             event_handler=sink.add,
-            cancel_callback=cancel_callback,
-            status_handler=status_handler,
+            cancel_callback=loop.cancel_callback,
+            status_handler=loop.status_handler,
             **options,
         )
         sink.flush()
-        return _outcome(result, sink, state["ended_by"])
+        return _outcome(result, sink, loop.ended_by)
     finally:
         try:
             sink.flush()
         finally:
+            # Its processes first: they would write on into the dir being removed.
             run_processes_kill(marker, grace=1.0)
-            shutil.rmtree(private, ignore_errors=True)
+            private.remove()
+
+
+class _RunnerLoop:
+    """ansible-runner's callbacks: they stop the run on cancel or timeout (its whole
+    process tree), beat, and move the events on."""
+
+    def __init__(self, timeout, marker, sink, cancel_requested, heartbeat) -> None:
+        self.timeout, self.marker, self.sink = timeout, marker, sink
+        self.cancel_requested, self.heartbeat = cancel_requested, heartbeat
+        self.ended_by: str | None = None
+        self.status = ""
+        self.started = self.last_beat = time.monotonic()
+        self.last_poll = 0.0
+
+    def cancel_callback(self) -> bool:
+        self.sink.tick()
+        now = time.monotonic()
+        if self.ended_by is None:
+            if now - self.started > self.timeout:
+                self.ended_by = RunStatus.TIMED_OUT
+            elif now - self.last_poll >= CANCEL_POLL_SECONDS:
+                self.last_poll = now
+                if self.cancel_requested():
+                    self.ended_by = RunStatus.CANCELED
+            if now - self.last_beat >= settings.RUN_HEARTBEAT_SECONDS:
+                beat = self.heartbeat()
+                # A failed heartbeat (database away) is tried again a second later.
+                self.last_beat = (
+                    now if beat is not False else now - settings.RUN_HEARTBEAT_SECONDS + 1
+                )
+        if self.ended_by is not None:
+            run_processes_kill(self.marker)
+            return True
+        return False
+
+    def status_handler(self, status_data: dict, runner_config=None) -> None:
+        # The `starting` status carries the command line and the whole environment:
+        # only the status name is kept, nothing is logged or stored from the rest.
+        self.status = str(status_data.get("status", ""))
 
 
 @contextlib.contextmanager
@@ -292,7 +269,7 @@ def _beating(heartbeat: Callable[[], bool | None]):
         thread.join()
 
 
-def _runner_options(run, private: Path, marker: str, credentials: Sequence[dict]) -> dict:
+def _runner_options(run, private: PrivateDir, marker: str, credentials: Sequence[dict]) -> dict:
     """ansible-runner's command line, environment, prompts' answers and SSH key."""
     args = ["--check", "--diff"] if run.check_mode else []
     passwords = {}
@@ -309,23 +286,18 @@ def _runner_options(run, private: Path, marker: str, credentials: Sequence[dict]
         elif kind == CredentialKind.VAULT_PASSWORD:
             args.append("--ask-vault-pass")
             passwords[VAULT_PROMPT] = credential["secret"]
-    tmp = private / "tmp"
-    tmp.mkdir(mode=0o700)
     envvars = {
         **dict.fromkeys(settings.RUN_HIDDEN_ENV, ""),
         MARKER_VAR: marker,
         "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
         "ANSIBLE_FORCE_COLOR": "1",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
         "ANSIBLE_HOST_KEY_CHECKING": "True" if settings.RUN_SSH_HOST_KEY_CHECKING else "False",
-        # Module files (with their arguments) are written here, and go with the run.
-        "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible"),
         # ssh-add must ask its passphrase on the terminal, not through a GUI helper.
         "DISPLAY": "",
         "SSH_ASKPASS": "",
+        # Every file Ansible writes on the worker goes with the run.
+        **private_dir_env(private),
     }
-    if len(str(tmp)) <= MAX_TMPDIR_CHARS:
-        envvars["TMPDIR"] = str(tmp)
     options = {"envvars": envvars, "cmdline": shlex.join(args) if args else None}
     if passwords:
         options["passwords"] = passwords
@@ -348,14 +320,16 @@ def playbook_path_check(project: Path, path: str) -> None:
         raise ValueError(f"No playbook {path!r} in the checkout.")
 
 
-def _prepare(run, private: Path, secret_values: dict, credentials: Sequence[dict] = ()) -> None:
+def _prepare(
+    run, private: PrivateDir, secret_values: dict, credentials: Sequence[dict] = ()
+) -> None:
     source = run.playbook_version.source
     try:
         commit = git.commit_resolve(source.mirror_path, run.playbook_commit)
     except git.GitError:
         git.mirror_update(source.url, source.mirror_path)
         commit = git.commit_resolve(source.mirror_path, run.playbook_commit)
-    project = private / "project"
+    project = private.path / "project"
     project.mkdir(mode=0o700)
     git.tree_export(source.mirror_path, commit, project)
     actual = git.tree_hash(project)
@@ -364,7 +338,10 @@ def _prepare(run, private: Path, secret_values: dict, credentials: Sequence[dict
             f"The playbook content changed: expected SHA-256 {run.content_hash}, found {actual}."
         )
     playbook_path_check(project, run.playbook_path)
-    _write_private(private / "inventory" / "hosts.json", json.dumps(_inventory(run.inventory)))
+    write_private(
+        private.path / "inventory" / "hosts.json",
+        json.dumps(private_dir_inventory(run.inventory, private)),
+    )
     extravars = {
         **run.parameters,
         **secret_values,
@@ -377,8 +354,8 @@ def _prepare(run, private: Path, secret_values: dict, credentials: Sequence[dict
         "pushbutton_service": run.service.slug,
         "pushbutton_environment": run.environment.slug,
     }
-    _write_private(
-        private / "env" / "extravars",
+    write_private(
+        private.path / "env" / "extravars",
         yaml.dump(_unsafe(extravars), Dumper=_ExtraVarsDumper, allow_unicode=True),
     )
 
@@ -388,7 +365,7 @@ def _outcome(result, sink: EventSink, ended_by: str | None) -> Outcome:
         status=RunStatus.FAILED,
         rc=result.rc,
         host_summary=sink.host_summary,
-        version=str(sink.artifact_data.get("version", ""))[:VERSION_MAX_CHARS],
+        version=str(sink.artifact_data.get("version", "")),  # run_end cuts it to fit
     )
     if ended_by is not None:
         outcome.status = ended_by

@@ -16,6 +16,7 @@ from apps.runs import runner, services
 from apps.runs.constants import TASK_EXECUTE, TASK_FOLLOW_UPS, RunStatus
 from apps.runs.events import SecretMasker
 from apps.runs.models import Run
+from apps.runs.private_dir import private_dirs_remove
 from portal.crypto import DecryptionError
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ def run_execute(self, run_id: int) -> None:
                 lambda: services.run_should_stop(run_id=run_id), False
             ),
             heartbeat=lambda: _quietly(lambda: services.run_heartbeat(run_id=run_id), False),
+            masker=masker,
         )
     except SoftTimeLimitExceeded:
         # Celery's limit is above the run's own timeout: the runner did not stop it.
@@ -135,7 +137,7 @@ def runs_clean_up(runs: list[Run]) -> None:
             killed = runner.run_processes_kill(run.marker)
             if killed:
                 log.warning("Killed %s leftover process(es) of run %s.", killed, run.pk)
-        runner.private_dirs_remove(run.pk)
+        private_dirs_remove(run.pk)
 
 
 @shared_task(ignore_result=True)

@@ -2,7 +2,13 @@
 for the worker, a run's output written as the worker writes it, and the SSH target's
 credentials. Rows without a launch: tests/factories.RunFactory; HTTP: tests/clients.py."""
 
+import os
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
 from unittest import mock
 
 from apps.audit.constants import Via
@@ -10,7 +16,7 @@ from apps.environments.constants import CredentialKind
 from apps.environments.services import credential_create
 from apps.runs import services
 from apps.runs.models import Run, RunEvent
-from tests.conftest import wait_for
+from tests.conftest import BASE, _database_url, wait_for
 
 
 def queue_held():
@@ -132,3 +138,39 @@ def ssh_credentials(ssh_target, environment, ops, *, token: str, become: str) ->
             **common,
         ),
     ]
+
+
+# --- workers of a test's own (tests/conftest.celery_worker is the session's) ---------
+def start_worker(log: Path, *, name: str, queue: str, beat: bool = False, **env):
+    """A real `celery worker` (its own process group) on the test database, once ready."""
+    command = [
+        str(Path(sys.executable).parent / "celery"), "-A", "portal", "worker",
+        "-Q", queue, "--concurrency", "1", "-n", name, "--loglevel", "INFO",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+    if beat:
+        command += ["--beat", "--schedule", str(log.with_suffix(".schedule"))]
+    output = open(log, "a")  # noqa: SIM115 (the worker writes it for its whole life)
+    proc = subprocess.Popen(
+        command,
+        cwd=BASE,
+        env={**os.environ, "DATABASE_URL": _database_url(), **env},
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    ready = log.read_text().count("ready.") + 1
+    wait_for(
+        lambda: log.read_text().count("ready.") >= ready or proc.poll() is not None,
+        timeout=90,
+        interval=0.1,
+    )
+    assert proc.poll() is None, f"The worker did not start:\n{log.read_text()}"
+    return SimpleNamespace(process=proc, log=log)
+
+
+def stop_worker(worker) -> None:
+    # Throwaway workers with nothing left to do: no need for a warm shutdown.
+    if worker.process.poll() is None:
+        os.killpg(worker.process.pid, signal.SIGKILL)
+        worker.process.wait()

@@ -3,12 +3,9 @@ database connection dropped under the events, the action changed mid-run."""
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
 
@@ -30,49 +27,14 @@ from apps.runs.models import Run, RunEvent
 from apps.runs.services import checks
 from portal.celery import app as celery_app
 from tests.clients import api_client, api_launch, page_client
-from tests.conftest import BASE, _database_url, free_port, wait_for
+from tests.conftest import free_port, wait_for
 from tests.factories import ActionFactory, RunFactory
-from tests.runs.helpers import launch, queue_held, wait_final
+from tests.runs.helpers import launch, queue_held, start_worker, stop_worker, wait_final
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 # --- a worker killed mid-run ----------------------------------------------------------
-def start_worker(log: Path, *, name: str, queue: str, beat: bool = False, **env):
-    """A real `celery worker` (its own process group) on the test database, once ready."""
-    command = [
-        str(Path(sys.executable).parent / "celery"), "-A", "portal", "worker",
-        "-Q", queue, "--concurrency", "1", "-n", name, "--loglevel", "INFO",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
-    if beat:
-        command += ["--beat", "--schedule", str(log.with_suffix(".schedule"))]
-    output = open(log, "a")  # noqa: SIM115 (the worker writes it for its whole life)
-    proc = subprocess.Popen(
-        command,
-        cwd=BASE,
-        env={**os.environ, "DATABASE_URL": _database_url(), **env},
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    ready = log.read_text().count("ready.") + 1
-    wait_for(
-        lambda: log.read_text().count("ready.") >= ready or proc.poll() is not None,
-        timeout=90,
-        interval=0.1,
-    )
-    assert proc.poll() is None, f"The worker did not start:\n{log.read_text()}"
-    return SimpleNamespace(process=proc, log=log)
-
-
-def stop_worker(worker) -> None:
-    # Throwaway workers with nothing left to do: no need for a warm shutdown.
-    if worker.process.poll() is None:
-        os.killpg(worker.process.pid, signal.SIGKILL)
-        worker.process.wait()
-
-
 @pytest.fixture
 def victim(test_playbooks, local_env, dev, tmp_path):
     """A worker of its own, on a queue of its own, running a run that sleeps; it
