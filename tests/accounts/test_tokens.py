@@ -173,8 +173,13 @@ def test_an_environment_limited_token_runs_and_sees_only_there(world):
     assert refused.status_code == 403
     assert refused.json()["detail"] == "This API token is not limited to QA: it may not run there."
     assert _refusals("run.refused").get().details["reason"] == refused.json()["detail"]
-    # The user sees QA runs; the token does not.
-    assert client.get(f"/api/v1/runs/{world.runs['qa'].pk}/").status_code == 403
+    # The user sees QA runs; the token does not (a run it may not see reads as none).
+    assert client.get(f"/api/v1/runs/{world.runs['qa'].pk}/").status_code == 404
+    hidden = AuditEvent.objects.filter(verb="access.refused").order_by("-id").first()
+    assert hidden.details["reason"] == (
+        f"You may not see run #{world.runs['qa'].pk}: this API token is limited to other "
+        "environments than the run's."
+    )
     assert client.get(f"/api/v1/runs/{world.runs['test'].pk}/").status_code == 200
     (hello,) = client.get("/api/v1/catalog/").json()
     assert hello["actions"][0]["environments"] == ["test"]
@@ -191,7 +196,7 @@ def test_a_token_never_grants_more_than_its_user_has(world):
         "No grant of your teams lets you run hello-web on Production" in (response.json()["detail"])
     )
     outsider = api_client(world.users["outsider"])
-    assert outsider.get(f"/api/v1/runs/{world.runs['test'].pk}/").status_code == 403
+    assert outsider.get(f"/api/v1/runs/{world.runs['test'].pk}/").status_code == 404
     assert outsider.get("/api/v1/catalog/").json() == []
 
 
@@ -367,4 +372,4 @@ def test_a_token_whose_environments_are_all_deleted_runs_nowhere(world):
     staging.delete()
 
     assert api_launch(client, "test").status_code == 403
-    assert client.get(f"/api/v1/runs/{world.runs['test'].pk}/").status_code == 403
+    assert client.get(f"/api/v1/runs/{world.runs['test'].pk}/").status_code == 404
