@@ -56,6 +56,9 @@ PASSPHRASE_PROMPT = r"/ssh_key_data[^\n/]*:\s*$"  # noqa: S105 (a prompt, not a 
 MAX_TMPDIR_CHARS = 60
 # A version the playbook reports longer than the run's column holds is cut.
 VERSION_MAX_CHARS = Run._meta.get_field("version").max_length
+# ansible-runner's own settings: its loop comes back every 0.25 s (events are stored and
+# cancels seen that often; its default is 5 s), and it keeps no copy of the output.
+RUNNER_SETTINGS = {"pexpect_timeout": 0.25, "suppress_output_file": True}
 
 
 @dataclass
@@ -254,7 +257,7 @@ def execute(
             ident="run",
             quiet=True,
             suppress_env_files=True,
-            settings={"pexpect_timeout": 0.25, "suppress_output_file": True},
+            settings=dict(RUNNER_SETTINGS),
             event_handler=sink.add,
             cancel_callback=cancel_callback,
             status_handler=status_handler,
@@ -364,6 +367,9 @@ def _prepare(run, private: Path, secret_values: dict, credentials: Sequence[dict
             f"The playbook content changed: expected SHA-256 {run.content_hash}, found {actual}."
         )
     playbook_path_check(project, run.playbook_path)
+    # ansible-runner drops its `settings` argument when env/settings is missing (and
+    # suppress_env_files keeps it from writing one): they are written here.
+    _write_private(private / "env" / "settings", json.dumps(RUNNER_SETTINGS))
     _write_private(private / "inventory" / "hosts.json", json.dumps(_inventory(run.inventory)))
     extravars = {
         **run.parameters,
