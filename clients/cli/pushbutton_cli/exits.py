@@ -21,12 +21,12 @@ class Exit(IntEnum):
 
 MEANING = {
     Exit.SUCCESSFUL: "the run succeeded; or the command did what it was asked (a launch "
-    "without --wait, status, logs, runs, lock, unlock, whoami)",
+    "without `--wait`, `status`, `logs`, `runs`, `lock`, `unlock`, `whoami`)",
     Exit.FAILED: "the run failed",
-    Exit.USAGE: "usage: a wrong argument or setting (PUSHBUTTON_URL), or the portal found the "
+    Exit.USAGE: "usage: a wrong argument or setting (`PUSHBUTTON_URL`), or the portal found the "
     "request wrong (400: a parameter that does not fit the form, an unknown service; "
     "404: no such run)",
-    Exit.AUTHENTICATION: "authentication: PUSHBUTTON_TOKEN is not set, or the portal did not "
+    Exit.AUTHENTICATION: "authentication: `PUSHBUTTON_TOKEN` is not set, or the portal did not "
     "accept it (401: unknown, revoked or expired)",
     Exit.REFUSED: "refused (403, 409, 422): no right to run it there, a lock, a freeze, the "
     "promotion rule, the deploy lock held by another run, an idempotency key reused for "
@@ -34,10 +34,10 @@ MEANING = {
     Exit.CANCELED: "the run was canceled",
     Exit.TIMED_OUT: "the run timed out (its action's timeout)",
     Exit.LOST: "the run was lost (its worker died)",
-    Exit.WAIT_TIMEOUT: "--timeout passed before the run ended (the run goes on: "
+    Exit.WAIT_TIMEOUT: "`--timeout` passed before the run ended (the run goes on: "
     "`pushbutton wait RUN` later)",
     Exit.UNREACHABLE: "the portal could not be reached, or failed (5xx), for longer than "
-    "--retry-for",
+    "`--retry-for`",
 }
 
 # A few words each, for --help.
