@@ -107,6 +107,7 @@ class RunPages(LimitOffsetPagination):
 
 @extend_schema(
     methods=["GET"],
+    operation_id="runs_list",
     parameters=[
         RunListQuerySerializer,
         RunPageSerializer,
@@ -120,6 +121,7 @@ class RunPages(LimitOffsetPagination):
 )
 @extend_schema(
     methods=["POST"],
+    operation_id="runs_create",
     request=LaunchSerializer,
     parameters=[IDEMPOTENCY_KEY],
     responses={

@@ -24,13 +24,14 @@ from pushbutton_cli.launching import (
     settings_of,
 )
 from pushbutton_cli.output import RUN_HEADER, Output, run_facts, run_row
+from pushbutton_cli.portal import PortalError
 
 
 class Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except launching.PortalError as exc:
+        except PortalError as exc:
             raise Failure(exc.message, exc.exit_code) from None
 
 

@@ -7,7 +7,7 @@ import functools
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import click
 
@@ -46,12 +46,19 @@ class Settings:
     retry_for: float
     transport: object = None
     clock: Clock | None = None
+    _portal: Portal | None = field(default=None, repr=False)
 
     @property
     def base_url(self) -> str:
         return self.url.rstrip("/")
 
     def portal(self) -> Portal:
+        """The portal, once the settings say where it is and with which token."""
+        if self._portal is None:
+            self._portal = self._connect()
+        return self._portal
+
+    def _connect(self) -> Portal:
         if not self.url:
             raise Failure("Set PUSHBUTTON_URL to the portal's address (or --url).", Exit.USAGE)
         if not self.url.startswith(("http://", "https://")):

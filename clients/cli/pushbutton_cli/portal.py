@@ -47,13 +47,17 @@ class Answer:
     headers: httpx.Headers = field(default_factory=httpx.Headers)
 
 
+class NotJson(dict):
+    """What came instead of JSON (a proxy's HTML page), as {"detail": its first line}."""
+
+
 def _detail(response: httpx.Response):
-    """The JSON body, or the start of whatever else came (a proxy's HTML page)."""
+    """The JSON body, or the start of whatever else came."""
     try:
         return response.json()
     except ValueError:
         text = response.text.strip().splitlines()
-        return {"detail": text[0][:200] if text else response.reason_phrase}
+        return NotJson(detail=text[0][:200] if text else response.reason_phrase)
 
 
 class Portal:
@@ -123,6 +127,13 @@ class Portal:
             self.clock.sleep(delay)
             delay = min(delay * 2, 10.0)
         body = _detail(response)
+        if response.is_success and isinstance(body, NotJson):
+            raise PortalError(
+                f"{self.url}{path} answered {response.status_code} but not with JSON "
+                f"({body['detail']!r}): is PUSHBUTTON_URL the portal?",
+                exit_code=Exit.USAGE,
+                status=response.status_code,
+            )
         if response.is_success:
             return Answer(response.status_code, body, response.headers)
         raise PortalError(

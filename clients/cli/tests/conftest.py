@@ -130,6 +130,8 @@ class FakePortal:
         path = request.url.path
         if self.errors.get(path):
             status, body = self.errors[path].pop(0)
+            if isinstance(body, str):
+                return httpx.Response(status, text=body)
             return httpx.Response(status, json=body)
         return self._route(request, path)
 

@@ -76,6 +76,16 @@ def test_2_a_request_the_portal_finds_wrong_says_each_field(pushbutton, portal):
     assert "source.commit: Not hex." in result.stderr
 
 
+def test_2_a_url_that_is_not_the_portal(pushbutton, portal):
+    portal.errors["/api/v1/whoami/"] = [(200, "<!doctype html><title>Sign in</title>")]
+
+    result = pushbutton("whoami")
+
+    assert result.exit_code == 2
+    assert "not with JSON" in result.stderr
+    assert "is PUSHBUTTON_URL the portal?" in result.stderr
+
+
 def test_2_a_run_that_does_not_exist(pushbutton):
     result = pushbutton("status", "42")
 
