@@ -3,6 +3,7 @@ promotion, a rollback): its Idempotency-Key checked, a launch asked again answer
 its run, the one launch path asked, a refusal said with its reason."""
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from rest_framework import status
 from rest_framework.response import Response
@@ -56,7 +57,7 @@ def launch_answer(
         req = build()
         if isinstance(req, Response):
             return req
-        run = services.run_launch(req.but(idempotency_key=key or "", fingerprint=fingerprint))
+        run = services.run_launch(replace(req, idempotency_key=key or "", fingerprint=fingerprint))
     except ParameterError as exc:
         return Response(
             {"detail": "Parameters do not fit the form.", "errors": {"parameters": exc.errors}},

@@ -3,6 +3,8 @@ picks what the page would (the version verified on the environment before; the v
 before the current one), with the parameters it ran with there, and launches through
 the one launch path. Each carries the provenance of the run it repeats."""
 
+from dataclasses import replace
+
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -98,7 +100,7 @@ def _promotion(request, service_slug, environment_slug, values) -> LaunchRequest
     parameters = deployments.version_parameters(
         service=service, environment=source, version=version, action=action
     )
-    return req.but(parameters=parameters, promoted_from=source)
+    return replace(req, parameters=parameters, promoted_from=source)
 
 
 @extend_schema(request=PromoteSerializer, parameters=[IDEMPOTENCY_KEY], responses=ANSWERS)
@@ -171,7 +173,7 @@ def _rollback(request, service_slug, environment_slug, values) -> LaunchRequest:
         if action.version_field
         else {}
     )
-    return req.but(parameters=parameters, rollback_of=current, reason=values["reason"])
+    return replace(req, parameters=parameters, rollback_of=current, reason=values["reason"])
 
 
 @extend_schema(request=RollbackSerializer, parameters=[IDEMPOTENCY_KEY], responses=ANSWERS)

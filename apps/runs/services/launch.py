@@ -1,9 +1,8 @@
 """Launching a run: one request, one place that decides, one path for the pages, the API
 and the runs the system starts by itself."""
 
-import dataclasses
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -60,10 +59,6 @@ class LaunchRequest:
     idempotency_key: str = ""
     fingerprint: dict | None = None
 
-    def but(self, **changes) -> "LaunchRequest":
-        """The same request with some fields changed."""
-        return dataclasses.replace(self, **changes)
-
 
 def _refusal_audit(exc: LaunchRefused | ParameterError, req: LaunchRequest) -> None:
     """Keep a refused launch in the audit log, although nothing else is written."""
@@ -109,7 +104,7 @@ def run_plan(req: LaunchRequest) -> LaunchPlan:
     promotion rule hold; the credentials; the deploy lock; the queue.
 
     Raises LaunchRefused or ParameterError, each recorded in the audit log."""
-    return _planned(req.but(idempotency_key=""))
+    return _planned(replace(req, idempotency_key=""))
 
 
 def _planned(req: LaunchRequest) -> LaunchPlan | Run:
