@@ -11,11 +11,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint format bench clean sshd
 
-$(STAMP): pyproject.toml requirements/constraints.txt
+$(STAMP): pyproject.toml clients/cli/pyproject.toml requirements/constraints.txt
 	@test -n "$(PYTHON)" || { echo "No Python 3.11+ found; set PYTHON=" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
+	# The `pushbutton` command for CI (its own package): the suite runs it as a pipeline would.
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ./clients/cli
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -1,4 +1,4 @@
-"""Each user's own API tokens."""
+"""Who the caller is (whoami) and each user's own API tokens."""
 
 from django.core.exceptions import ValidationError
 from django.urls import path
@@ -51,6 +51,36 @@ class TokenCreateSerializer(serializers.Serializer):
         if missing:
             raise serializers.ValidationError(f"No environment {', '.join(map(repr, missing))}.")
         return found
+
+
+class GrantSerializer(serializers.Serializer):
+    team = serializers.CharField(source="team.slug")
+    service = serializers.CharField(
+        source="service.slug", allow_null=True, default=None, help_text="null: every service."
+    )
+    environment = serializers.CharField(source="environment.slug")
+    right = serializers.CharField()
+
+
+class WhoamiSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    name = serializers.CharField(source="display_name")
+    role = serializers.CharField()
+    teams = serializers.SerializerMethodField()
+    grants = serializers.SerializerMethodField(
+        help_text="What the user's teams may view or run where (a token narrows it)."
+    )
+    token = serializers.SerializerMethodField(help_text="The token asking, if one does.")
+
+    def get_teams(self, user) -> list[str]:
+        return [team.slug for team in selectors.team_list(user=user)]
+
+    def get_grants(self, user) -> list[dict]:
+        return GrantSerializer(selectors.grant_list(user=user), many=True).data
+
+    def get_token(self, user) -> dict | None:
+        token = getattr(user, "api_token", None)
+        return TokenSerializer(token).data if token is not None else None
 
 
 class TokenErrorSerializer(serializers.Serializer):
@@ -114,7 +144,17 @@ def token_revoke(request, token_id: int):
     return Response(TokenSerializer(token).data)
 
 
+@extend_schema(responses=WhoamiSerializer)
+@api_view(["GET"])
+@permission_classes([SignedIn])
+def whoami(request):
+    """Who the caller is: user, role, teams, grants and, with a token, the token itself
+    (its scopes, environments, expiry). Any token may ask, whatever its scopes."""
+    return Response(WhoamiSerializer(request.user).data)
+
+
 urlpatterns = [
+    path("whoami/", whoami, name="api-whoami"),
     path("tokens/", tokens, name="api-tokens"),
     path("tokens/<int:token_id>/revoke/", token_revoke, name="api-token-revoke"),
 ]

@@ -13,6 +13,9 @@ class ActionSerializer(serializers.Serializer):
     label = serializers.CharField()
     description = serializers.CharField()
     kind = serializers.CharField()
+    version_field = serializers.CharField(
+        help_text="The form field that names the version it deploys (empty: none)."
+    )
     environments = serializers.SerializerMethodField()
     form = serializers.JSONField()
     playbook = serializers.SerializerMethodField()

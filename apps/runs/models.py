@@ -8,6 +8,11 @@ from django.utils import timezone
 
 from apps.runs.constants import ACTIVE_STATUSES, FINAL_STATUSES, VERSION_MAX_CHARS, RunStatus
 
+# The longest provenance a launch may carry (the columns' lengths).
+SOURCE_COMMIT_MAX = 64  # a SHA-256 object name; SHA-1 ones are 40
+SOURCE_REF_MAX = 255
+SOURCE_URL_MAX = 500
+
 FOLLOW_UP_WAIT = timedelta(minutes=15)
 
 
@@ -87,6 +92,16 @@ class Run(models.Model):
     follow_up_done = models.BooleanField(
         default=False, help_text="What it starts by itself once it ended has been launched."
     )
+    # Provenance: the build a launch says it deploys (apps/runs/provenance.py). Promote
+    # and Roll back carry that of the run they repeat; lead time is measured from it.
+    source_commit = models.CharField(
+        max_length=SOURCE_COMMIT_MAX, blank=True, db_index=True, help_text="Commit SHA, hex."
+    )
+    source_committed_at = models.DateTimeField(null=True, blank=True)
+    source_ref = models.CharField(max_length=SOURCE_REF_MAX, blank=True)
+    source_repository = models.CharField(max_length=SOURCE_URL_MAX, blank=True)
+    source_pipeline_url = models.CharField(max_length=SOURCE_URL_MAX, blank=True)
+    source_job_url = models.CharField(max_length=SOURCE_URL_MAX, blank=True)
     api_token = models.ForeignKey(
         "accounts.ApiToken",
         null=True,
@@ -138,8 +153,25 @@ class Run(models.Model):
     def __str__(self) -> str:
         return f"Run #{self.pk} {self.action_label} on {self.environment_id}"
 
+    # Set by run_launch on a run it answered again for an idempotency key it had seen.
+    replayed = False
+
     def get_absolute_url(self) -> str:
         return reverse("runs:detail", args=[self.pk])
+
+    @property
+    def source(self) -> dict | None:
+        """The build it deploys, as a launch gave it (or the run it repeats had it)."""
+        if not self.source_commit:
+            return None
+        return {
+            "commit": self.source_commit,
+            "committed_at": self.source_committed_at,
+            "ref": self.source_ref,
+            "repository": self.source_repository,
+            "pipeline_url": self.source_pipeline_url,
+            "job_url": self.source_job_url,
+        }
 
     @property
     def awaits_follow_ups(self) -> bool:
@@ -204,3 +236,27 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}#{self.counter} {self.event}"
+
+
+class LaunchKey(models.Model):
+    """The Idempotency-Key a launch came with, hashed: the same key from the same user,
+    until it expires, answers with the run it created instead of launching another.
+    Written in the transaction that creates the run; the unique (user, key_hash) makes
+    two identical launches at once create one run."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key_hash = models.CharField(max_length=64, help_text="SHA-256 of the key.")
+    fingerprint = models.JSONField(
+        default=dict, help_text="Keyed hashes of each field of the request it came with."
+    )
+    run = models.ForeignKey(Run, null=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key_hash"], name="one_launch_per_user_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key_hash[:12]}… of user {self.user_id}: run #{self.run_id}"

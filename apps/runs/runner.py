@@ -56,6 +56,9 @@ BECOME_PROMPT = r"^BECOME password[^\n]*:\s*$"
 VAULT_PROMPT = r"^Vault password[^\n]*:\s*$"
 PASSPHRASE_PROMPT = r"/ssh_key_data[^\n/]*:\s*$"  # noqa: S105 (a prompt, not a password)
 # A version the playbook reports longer than the run's column holds is cut.
+# ansible-runner's own settings: its loop comes back every 0.25 s (events are stored and
+# cancels seen that often; its default is 5 s), and it keeps no copy of the output.
+RUNNER_SETTINGS = {"pexpect_timeout": 0.25, "suppress_output_file": True}
 
 
 @dataclass
@@ -191,7 +194,7 @@ def execute(
             ident="run",
             quiet=True,
             suppress_env_files=True,
-            settings={"pexpect_timeout": 0.25, "suppress_output_file": True},
+            settings=dict(RUNNER_SETTINGS),
             event_handler=sink.add,
             cancel_callback=loop.cancel_callback,
             status_handler=loop.status_handler,
@@ -338,6 +341,9 @@ def _prepare(
             f"The playbook content changed: expected SHA-256 {run.content_hash}, found {actual}."
         )
     playbook_path_check(project, run.playbook_path)
+    # ansible-runner drops its `settings` argument when env/settings is missing (and
+    # suppress_env_files keeps it from writing one): they are written here.
+    write_private(private.path / "env" / "settings", json.dumps(RUNNER_SETTINGS))
     write_private(
         private.path / "inventory" / "hosts.json",
         json.dumps(private_dir_inventory(run.inventory, private)),

@@ -9,8 +9,8 @@ from apps.runs.models import Run
 
 def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
     """Runs the user may see, newest first, narrowed by service, environment, status and
-    user (slugs and a username), and by creation time: `since` (included) and `until`
-    (excluded), aware datetimes."""
+    user (slugs and a username), the build's commit (a prefix of its SHA), and by
+    creation time: `since` (included) and `until` (excluded), aware datetimes."""
     runs = (
         Run.objects.select_related("service", "environment")
         .filter(run_filter(user))
@@ -25,6 +25,8 @@ def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
         runs = runs.filter(status=filters["status"])
     if filters.get("user"):
         runs = runs.filter(requested_by_name=filters["user"])
+    if filters.get("commit"):
+        runs = runs.filter(source_commit__startswith=filters["commit"].lower())
     if filters.get("since"):
         runs = runs.filter(created_at__gte=filters["since"])
     if filters.get("until"):

@@ -1,6 +1,7 @@
 """What changes runs. Each module says what it holds:
 
 - launch:     LaunchRequest, run_plan (every check, refusals audited), run_launch
+- idempotency: the Idempotency-Key of a launch: asked again, the same run answers
 - checks:     the checks themselves, LaunchRefused, LaunchPlan
 - lifecycle:  run_start (the one door in), run_end (the one door out), run_cancel,
               heartbeat, enqueue; what follows a run hangs on apps.runs.signals
@@ -14,8 +15,15 @@ The names below are the ones the rest of the portal uses.
 
 from apps.runs.services.checks import LaunchPlan, LaunchRefused
 from apps.runs.services.follow_ups import run_follow_up, runs_follow_ups_missed
+from apps.runs.services.idempotency import launch_fingerprint, launch_key_replay
 from apps.runs.services.keys import runs_rotate_key
-from apps.runs.services.launch import LaunchRequest, run_launch, run_plan, run_snapshot
+from apps.runs.services.launch import (
+    LaunchRequest,
+    run_launch,
+    run_plan,
+    run_refusal_record,
+    run_snapshot,
+)
 from apps.runs.services.lifecycle import (
     EndNote,
     run_cancel,
@@ -36,6 +44,8 @@ __all__ = [
     "LaunchPlan",
     "LaunchRefused",
     "LaunchRequest",
+    "launch_fingerprint",
+    "launch_key_replay",
     "run_cancel",
     "run_credentials",
     "run_end",
@@ -47,6 +57,7 @@ __all__ = [
     "run_on_this_host",
     "run_plan",
     "run_queued_max_seconds",
+    "run_refusal_record",
     "run_secret_values",
     "run_should_stop",
     "run_snapshot",

@@ -2,7 +2,7 @@
 and the runs the system starts by itself."""
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -14,8 +14,9 @@ from apps.catalog.models import Action, Service
 from apps.catalog.parameters import ParameterError
 from apps.environments.models import Environment
 from apps.runs.models import Run
+from apps.runs.provenance import repeated_source, source_details, source_run_fields
 from apps.runs.queue import QUEUE_DOWN
-from apps.runs.services import checks
+from apps.runs.services import checks, idempotency
 from apps.runs.services.checks import LaunchPlan, LaunchRefused
 from apps.runs.services.lifecycle import run_enqueue
 from portal.crypto import encrypt_json
@@ -31,7 +32,12 @@ class LaunchRequest:
     `parameters` is what was given for the action's form: a JSON object with typed values
     (`given_as=ParameterInput.JSON`) or the text fields of a posted form
     (`ParameterInput.FORM`). `http_request` is the request it came with, if any: its
-    address goes into the audit row and its session holds the second factor."""
+    address goes into the audit row and its session holds the second factor.
+
+    `source` is the build it deploys (apps/runs/provenance.py), as the API validated it;
+    without one, a promotion, a rollback or a run again carries that of the run it
+    repeats. `idempotency_key`, with the `fingerprint` of the request it came with
+    (idempotency.launch_fingerprint), makes asking again answer with the first run."""
 
     user: Any
     service: Service
@@ -49,6 +55,9 @@ class LaunchRequest:
     reason: str = ""
     emergency_reason: str = ""
     triggered_by: Run | None = None
+    source: dict | None = None
+    idempotency_key: str = ""
+    fingerprint: dict | None = None
 
 
 def _refusal_audit(exc: LaunchRefused | ParameterError, req: LaunchRequest) -> None:
@@ -80,6 +89,13 @@ def _refusal_audit(exc: LaunchRefused | ParameterError, req: LaunchRequest) -> N
     )
 
 
+def run_refusal_record(req: LaunchRequest, exc: LaunchRefused) -> None:
+    """Keep in the audit log a launch refused before it could be asked of run_launch (a
+    promotion with nothing to promote, a rollback with nothing to put back): `req` names
+    what is known of it (its action may be None)."""
+    _refusal_audit(exc, req)
+
+
 def run_plan(req: LaunchRequest) -> LaunchPlan:
     """Every check of a launch, in one place, without launching: may the user run it (and
     did they confirm their second factor where the environment asks for it); is the
@@ -88,13 +104,46 @@ def run_plan(req: LaunchRequest) -> LaunchPlan:
     promotion rule hold; the credentials; the deploy lock; the queue.
 
     Raises LaunchRefused or ParameterError, each recorded in the audit log."""
+    return _planned(replace(req, idempotency_key=""))
+
+
+def _planned(req: LaunchRequest) -> LaunchPlan | Run:
+    """run_plan; but with an idempotency key, a refusal that a twin launch (same user,
+    same key) committing meanwhile caused, its deploy lock, answers with the twin's run."""
     try:
         return checks.plan(req)
     except (LaunchRefused, ParameterError) as exc:
+        if req.idempotency_key and (run := _replayed(req)) is not None:
+            return run
         # A page asking for the second factor is a step, not a refusal; it is tried again.
         if not getattr(exc, "reauthenticate", False):
             _refusal_audit(exc, req)
         raise
+
+
+def _fingerprint(req: LaunchRequest) -> dict:
+    if req.fingerprint is not None:
+        return req.fingerprint
+    return idempotency.launch_fingerprint(
+        "launch",
+        {
+            "service": req.service.slug,
+            "action": req.action.slug,
+            "environment": req.environment.slug,
+            "parameters": req.parameters,
+            "check": req.check,
+        },
+    )
+
+
+def _replayed(req: LaunchRequest) -> Run | None:
+    return idempotency.launch_key_replay(
+        user=req.user,
+        key=req.idempotency_key,
+        fingerprint=_fingerprint(req),
+        via=req.via,
+        request=req.http_request,
+    )
 
 
 def run_snapshot(*, action: Action, environment: Environment) -> dict:
@@ -119,10 +168,27 @@ def run_snapshot(*, action: Action, environment: Environment) -> dict:
     }
 
 
+def _source(req: LaunchRequest, plan: LaunchPlan) -> dict | None:
+    """The build the run deploys: as given, or that of the run it repeats (the version
+    verified where it is promoted from, the one rolled back to, the run run again)."""
+    if req.source is not None or req.check:
+        return req.source
+    if req.promoted_from is not None:
+        where = req.promoted_from
+    elif req.rollback_of is not None:
+        where = req.environment
+    elif req.rerun_of is not None and req.rerun_of.version == plan.version:
+        return req.rerun_of.source
+    else:
+        return None
+    return repeated_source(service=req.service, environment=where, version=plan.version)
+
+
 def _run_create(req: LaunchRequest, plan: LaunchPlan) -> Run:
     user, credentials = req.user, plan.credentials
     return Run.objects.create(
         **run_snapshot(action=req.action, environment=req.environment),
+        **source_run_fields(_source(req, plan)),
         parameters=plan.masked,
         secret_parameters=encrypt_json(plan.secrets) if plan.secrets else "",
         version=plan.version,
@@ -165,6 +231,8 @@ def _launch_details(req: LaunchRequest, plan: LaunchPlan, run: Run) -> dict:
         details["reason"] = run.reason
     if req.promoted_from is not None:
         details["promoted_from"] = req.promoted_from.slug
+    if source := source_details(run):
+        details["source"] = source
     if plan.emergency:
         details["emergency"] = True
         details["emergency_reason"] = run.emergency_reason
@@ -184,31 +252,62 @@ def run_launch(req: LaunchRequest) -> Run:
     cannot be reached nothing is created (503); should it drop between that check
     and the enqueue, the run ends at once as failed, never left queued.
 
+    With an idempotency key, the same key from the same user within a day answers with
+    the run the first launch created (its `replayed` True), also when both were asked at
+    once; the key with another request is refused (422). The key is held in the
+    transaction that creates the run.
+
     Raises LaunchRefused or ParameterError, each recorded in the audit log."""
-    plan = run_plan(req)
+    if req.idempotency_key and (run := _replayed(req)) is not None:
+        return run
+    plan = _planned(req)
+    if isinstance(plan, Run):
+        return plan
     enqueued: list[bool] = []
     try:
-        with transaction.atomic():
-            run = _run_create(req, plan)
-            audit_record(
-                actor=None if req.triggered_by is not None else req.user,
-                via=req.via,
-                verb="run.emergency" if plan.emergency else "run.requested",
-                obj=run,
-                service=req.service.slug,
-                environment=req.environment.slug,
-                request=req.http_request,
-                details=_launch_details(req, plan, run),
-            )
-            transaction.on_commit(lambda: enqueued.append(run_enqueue(run=run)))
+        run = _run_write(req, plan, enqueued)
     except IntegrityError:
-        # Another launch took the lock between the check above and this insert.
+        # A twin launch with the same key committed first; or another launch took the
+        # deploy lock between the check and this insert.
+        if req.idempotency_key and (run := _replayed(req)) is not None:
+            return run
         holder = None if req.check else checks.lock_holder(req.service, req.environment)
         if holder is None:
             raise
         refused = checks.locked(holder)
         _refusal_audit(refused, req)
         raise refused from None
+    if req.idempotency_key:
+        idempotency.launch_keys_forget_expired()
     if enqueued == [False]:
+        if req.idempotency_key:
+            idempotency.launch_key_release(run=run)
         raise LaunchRefused(QUEUE_DOWN, status=503)
+    return run
+
+
+def _run_write(req: LaunchRequest, plan: LaunchPlan, enqueued: list[bool]) -> Run:
+    """The key (if any), the run and its audit row, in one transaction; the enqueue
+    after commit appends whether it reached the broker to `enqueued`."""
+    with transaction.atomic():
+        key = None
+        if req.idempotency_key:
+            key = idempotency.launch_key_take(
+                user=req.user, key=req.idempotency_key, fingerprint=_fingerprint(req)
+            )
+        run = _run_create(req, plan)
+        if key is not None:
+            key.run = run
+            key.save(update_fields=["run"])
+        audit_record(
+            actor=None if req.triggered_by is not None else req.user,
+            via=req.via,
+            verb="run.emergency" if plan.emergency else "run.requested",
+            obj=run,
+            service=req.service.slug,
+            environment=req.environment.slug,
+            request=req.http_request,
+            details=_launch_details(req, plan, run),
+        )
+        transaction.on_commit(lambda: enqueued.append(run_enqueue(run=run)))
     return run

@@ -59,7 +59,7 @@ def _zone(name: str) -> ZoneInfo:
 
 @login_required
 def run_list(request):
-    """Runs the user may see, filtered by service, environment, status, user and days
+    """Runs the user may see, filtered by service, environment, status, user, commit and days
     (in the reader's time zone `tz`, which portal.js fills in; UTC without it). `?run=N`
     opens run N, or says here that there is none or why the user may not see it."""
     get = request.GET
@@ -70,7 +70,7 @@ def run_list(request):
         run, status = _wanted_run(request, wanted, errors)
         if run is not None:
             return redirect(run)
-    names = ("service", "environment", "status", "user", "from", "to")
+    names = ("service", "environment", "status", "user", "commit", "from", "to")
     filters = {name: get.get(name, "").strip() for name in names}
     zone = _zone(get.get("tz", ""))
     since, until = _period(filters, zone, errors)

@@ -1,0 +1,265 @@
+"""What the runs API reads and writes: runs, launches (with their provenance), events,
+and the errors it answers with."""
+
+import re
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
+from rest_framework import serializers
+
+from apps.runs.constants import RunStatus
+from apps.runs.models import SOURCE_COMMIT_MAX, SOURCE_REF_MAX, SOURCE_URL_MAX, RunEvent
+from apps.runs.provenance import FIELDS as SOURCE_FIELDS
+
+HEX = re.compile(r"^[0-9a-fA-F]+$")
+COMMIT_MIN = 7  # the shortest abbreviated SHA git prints
+
+
+class SourceSerializer(serializers.Serializer):
+    """The build a launch deploys. `commit` is required; the rest is optional."""
+
+    commit = serializers.CharField(
+        min_length=COMMIT_MIN, max_length=SOURCE_COMMIT_MAX, help_text="The commit SHA, hex."
+    )
+    committed_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="When it was committed (ISO 8601)."
+    )
+    ref = serializers.CharField(
+        required=False, allow_blank=True, max_length=SOURCE_REF_MAX, help_text="Branch or tag."
+    )
+    repository = serializers.CharField(
+        required=False, allow_blank=True, max_length=SOURCE_URL_MAX, help_text="http(s) URL."
+    )
+    pipeline_url = serializers.CharField(
+        required=False, allow_blank=True, max_length=SOURCE_URL_MAX, help_text="http(s) URL."
+    )
+    job_url = serializers.CharField(
+        required=False, allow_blank=True, max_length=SOURCE_URL_MAX, help_text="http(s) URL."
+    )
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and (unknown := sorted(set(data) - set(SOURCE_FIELDS))):
+            raise serializers.ValidationError(
+                {name: ["Unknown field of source."] for name in unknown}
+            )
+        return super().to_internal_value(data)
+
+    def validate_commit(self, value: str) -> str:
+        if not HEX.match(value):
+            raise serializers.ValidationError("A commit SHA is hexadecimal, e.g. 3f9c2ab.")
+        return value.lower()
+
+    def validate_ref(self, value: str) -> str:
+        if not value.isprintable():
+            raise serializers.ValidationError("A ref has no control characters.")
+        return value
+
+    def _url(self, value: str) -> str:
+        if value:
+            try:
+                URLValidator(schemes=["http", "https"])(value)
+            except DjangoValidationError:
+                raise serializers.ValidationError("Enter an http:// or https:// URL.") from None
+        return value
+
+    validate_repository = _url
+    validate_pipeline_url = _url
+    validate_job_url = _url
+
+
+class RunSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    url = serializers.CharField(source="get_absolute_url")
+    status = serializers.CharField()
+    service = serializers.CharField(source="service.slug")
+    action = serializers.CharField(source="action_slug")
+    environment = serializers.CharField(source="environment.slug")
+    parameters = serializers.JSONField()
+    check = serializers.BooleanField(source="check_mode")
+    version = serializers.CharField()
+    requested_by = serializers.CharField(source="requested_by_name")
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    rc = serializers.IntegerField(allow_null=True)
+    host_summary = serializers.JSONField()
+    error = serializers.CharField()
+    playbook = serializers.SerializerMethodField()
+    verify = serializers.BooleanField(source="auto_verify")
+    rollback_of = serializers.IntegerField(source="rollback_of_id", allow_null=True)
+    reason = serializers.CharField()
+    promoted_from = serializers.CharField(source="promoted_from.slug", allow_null=True)
+    emergency = serializers.BooleanField()
+    emergency_reason = serializers.CharField()
+    triggered_by = serializers.IntegerField(
+        source="triggered_by_id",
+        allow_null=True,
+        help_text="Set on runs the system launched by itself after that run succeeded.",
+    )
+    follow_up_error = serializers.CharField()
+    source = SourceSerializer(
+        allow_null=True, help_text="The build it deploys (commit, ref, pipeline), if known."
+    )
+
+    def get_playbook(self, run) -> dict:
+        return {
+            "path": run.playbook_path,
+            "commit": run.playbook_commit,
+            "content_hash": run.content_hash,
+        }
+
+
+class RunPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True, help_text="The next (older) page.")
+    previous = serializers.CharField(allow_null=True)
+    results = RunSerializer(many=True)
+
+
+class LaunchOptionsSerializer(serializers.Serializer):
+    """What every launch may add: a follow-up verification, an emergency override."""
+
+    verify = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Once the deploy succeeded, run the service's verify action by itself.",
+    )
+    emergency_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=2000,
+        help_text="Overrides a freeze window, for who has the emergency right.",
+    )
+
+
+class LaunchSerializer(LaunchOptionsSerializer):
+    service = serializers.SlugField()
+    action = serializers.SlugField()
+    environment = serializers.SlugField()
+    parameters = serializers.JSONField(required=False, default=dict)
+    check = serializers.BooleanField(required=False, default=False)
+    rollback_of = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The run (on this service and environment) whose change this one undoes.",
+    )
+    reason = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=2000, help_text="Of a rollback."
+    )
+    promoted_from = serializers.SlugField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The environment (before this one) the version is promoted from.",
+    )
+    source = SourceSerializer(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The build it deploys. Without one, a promotion or rollback carries that "
+        "of the run it repeats.",
+    )
+
+
+class PromoteSerializer(LaunchOptionsSerializer):
+    version = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=200,
+        help_text="The version to promote (default: the newest verified on the environment "
+        "before).",
+    )
+
+
+class RollbackSerializer(LaunchOptionsSerializer):
+    version = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=200,
+        help_text="The version to put back (default: the one before the current one).",
+    )
+    reason = serializers.CharField(max_length=2000, help_text="Why: kept on the run and audited.")
+
+
+class RunListQuerySerializer(serializers.Serializer):
+    service = serializers.SlugField(required=False)
+    environment = serializers.SlugField(required=False)
+    status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+    user = serializers.CharField(required=False, max_length=150)
+    commit = serializers.CharField(
+        required=False,
+        min_length=4,
+        max_length=SOURCE_COMMIT_MAX,
+        help_text="Runs of builds whose commit SHA starts with this.",
+    )
+    since = serializers.DateTimeField(required=False, help_text="Created at or after.")
+    until = serializers.DateTimeField(required=False, help_text="Created before.")
+
+    def validate_commit(self, value: str) -> str:
+        if not HEX.match(value):
+            raise serializers.ValidationError("A commit SHA is hexadecimal, e.g. 3f9c2ab.")
+        return value.lower()
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RunEvent
+        fields = [
+            "counter",
+            "event",
+            "created",
+            "host",
+            "play",
+            "task",
+            "start_line",
+            "end_line",
+            "stdout",
+            "failed",
+            "changed",
+        ]
+        extra_kwargs = {
+            "stdout": {
+                "help_text": "As Ansible printed it, for programs: colours, terminal escape "
+                'sequences and control characters included; lines end at "\\n" '
+                "(start_line/end_line count them). Clean it before showing it in a terminal."
+            }
+        }
+
+
+class EventPageSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    status = serializers.CharField()
+    events = EventSerializer(many=True)
+
+
+class LockHolderSerializer(serializers.Serializer):
+    """The run that holds the deploy lock of a service and environment."""
+
+    run = serializers.IntegerField(source="pk")
+    url = serializers.CharField(source="get_absolute_url")
+    status = serializers.CharField()
+    action = serializers.CharField(source="action_slug")
+    requested_by = serializers.CharField(source="requested_by_name")
+
+
+class MissingSerializer(serializers.Serializer):
+    """What the promotion rule lacks for this version."""
+
+    environment = serializers.CharField()
+    version = serializers.CharField()
+    deployed = serializers.BooleanField()
+    verified = serializers.BooleanField()
+    url = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    errors = serializers.DictField(required=False)
+    lock = LockHolderSerializer(required=False, help_text="409: the run holding the lock.")
+    missing = MissingSerializer(
+        required=False, help_text="409: the verification the promotion rule needs first."
+    )

@@ -1,0 +1,3 @@
+from pushbutton_cli.cli import main
+
+main()
