@@ -290,6 +290,7 @@ def _end(run, ending: str, *, seconds: int, stale: set, request, user, while_hol
     return run
 
 
+@pytest.mark.slow
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("ending", list(ENDINGS))
