@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "apps.catalog",
     "apps.environments",
     "apps.runs",
+    "apps.notifications",
     "apps.insights",
 ]
 
@@ -319,6 +320,11 @@ CELERY_BEAT_SCHEDULE = {
         # Not worth doing late: the next one comes soon.
         "options": {"expires": RUN_REAP_SECONDS},
     },
+    "notifications-due": {
+        "task": "apps.notifications.tasks.deliveries_due",
+        "schedule": envint("NOTIFY_SWEEP_SECONDS", "60"),
+        "options": {"expires": envint("NOTIFY_SWEEP_SECONDS", "60")},
+    },
     "audit-checkpoint": {
         "task": "apps.audit.tasks.audit_checkpoint",
         "schedule": envint("AUDIT_CHECKPOINT_SECONDS", "3600"),
@@ -328,6 +334,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": envint("AUDIT_VERIFY_SECONDS", "86400"),
     },
 }
+
+# --- Notifications -----------------------------------------------------------
+# The portal's address as people reach it: the links in notifications start with it.
+PORTAL_URL = os.getenv("PORTAL_URL", "http://localhost:8000")
+# A webhook answering slower than this fails the attempt (it is retried).
+NOTIFY_TIMEOUT_SECONDS = float(os.getenv("NOTIFY_TIMEOUT_SECONDS", "5"))
+# The pauses before each retry of a failed delivery, in seconds; after the last one it
+# has failed (shown in the admin's delivery log, with *Send again*). About 2 h in all.
+NOTIFY_RETRY_SECONDS = tuple(
+    int(x) for x in os.getenv("NOTIFY_RETRY_SECONDS", "5,30,120,600,1800,3600").split(",")
+)
 
 # --- Runs ------------------------------------------------------------------
 SOURCES_DIR = VAR_DIR / "sources"

@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("apps.audit.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.environments.urls")),
+    path("", include("apps.notifications.urls")),
 ]
 
 # A refused page says why, and the refusal is kept in the audit log.
