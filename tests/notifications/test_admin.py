@@ -4,12 +4,22 @@ delivery log offers *Send again*."""
 
 import pytest
 
+from apps.accounts.constants import Role
 from apps.audit.models import AuditEvent
 from apps.notifications.constants import DeliveryStatus
 from apps.notifications.models import Channel, Delivery
+from tests.clients import page_client
+from tests.factories import UserFactory
 from tests.notifications.conftest import webhook
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ops_client():
+    """An Ops engineer as Ops are: staff with the Ops role, not a superuser."""
+    return page_client(UserFactory(username="opsie", role=Role.OPS, is_staff=True))
+
 
 URL = "https://hooks.example.com/services/T000/B000/XXXXsecretXXXX"
 
