@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "apps.catalog",
     "apps.environments",
     "apps.runs",
+    "apps.incidents",
     "apps.notifications",
     "apps.insights",
 ]
@@ -345,6 +346,10 @@ NOTIFY_TIMEOUT_SECONDS = float(os.getenv("NOTIFY_TIMEOUT_SECONDS", "5"))
 NOTIFY_RETRY_SECONDS = tuple(
     int(x) for x in os.getenv("NOTIFY_RETRY_SECONDS", "5,30,120,600,1800,3600").split(",")
 )
+
+# The labels of an alert (Alertmanager) that name its service and environment.
+ALERT_SERVICE_LABEL = os.getenv("ALERT_SERVICE_LABEL", "service")
+ALERT_ENVIRONMENT_LABEL = os.getenv("ALERT_ENVIRONMENT_LABEL", "environment")
 
 # --- Runs ------------------------------------------------------------------
 SOURCES_DIR = VAR_DIR / "sources"

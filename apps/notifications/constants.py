@@ -24,6 +24,8 @@ class Event(models.TextChoices):
     RUN_REFUSED = "run.refused", "Launch refused"
     LOCK_TAKEN = "lock.taken", "Lock taken"
     LOCK_RELEASED = "lock.released", "Lock released"
+    INCIDENT_OPENED = "incident.opened", "Incident opened"
+    INCIDENT_RESOLVED = "incident.resolved", "Incident resolved"
 
 
 # The event a run's final status is told as.

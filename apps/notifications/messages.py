@@ -101,6 +101,28 @@ def audit_message(event: str, row) -> dict:
     }
 
 
+def incident_message(event: str, incident) -> dict:
+    where = f"{incident.service.slug} on {incident.environment.name}"
+    facts = {
+        "incident": f"#{incident.pk}",
+        "service": incident.service.slug,
+        "environment": incident.environment.name,
+        "version": incident.version,
+        "opened by": incident.opened_by_name,
+        "source": incident.get_source_display(),
+        "resolution": incident.resolution,
+        "link": incident.link,
+    }
+    run = incident.run
+    return {
+        "event": event,
+        "title": f"{Event(event).label}: {where}: {incident.title}"[:300],
+        "facts": {k: v for k, v in facts.items() if v},
+        "url": absolute(run.get_absolute_url()) if run else "",
+        "incident": {"id": incident.pk, "open": incident.is_open, "run": run.pk if run else None},
+    }
+
+
 def webhook_body(message: dict, *, delivery_id: str) -> dict:
     return {"delivery": delivery_id, **message}
 

@@ -67,3 +67,15 @@ def audit_notify(sender, *, event, **kwargs) -> None:
     deliveries_create(
         told, messages.audit_message(told, event), service=service, environment=environment
     )
+
+
+def incident_notify(sender, *, incident, **kwargs) -> None:
+    """An incident opened or resolved."""
+    event = Event.INCIDENT_OPENED if incident.is_open else Event.INCIDENT_RESOLVED
+    deliveries_create(
+        event,
+        messages.incident_message(event, incident),
+        service=incident.service,
+        environment=incident.environment,
+        run=incident.run,
+    )

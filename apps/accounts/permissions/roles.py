@@ -10,7 +10,9 @@ from apps.accounts.permissions.access import _access
 OPS_CURATED_APPS = ("accounts", "catalog", "environments", "notifications")
 # What Ops and auditors may read in the admin: the portal's own apps, never those of
 # allauth (authenticator secrets, social tokens) or Django's (sessions).
-PORTAL_APPS = ("accounts", "audit", "catalog", "environments", "notifications", "runs")
+PORTAL_APPS = (
+    "accounts", "audit", "catalog", "environments", "incidents", "notifications", "runs",
+)  # fmt: skip
 
 
 # --- may U read the audit log? ------------------------------------------------------
