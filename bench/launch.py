@@ -548,6 +548,8 @@ def report(result: dict, args) -> None:
         f"\nlaunches accepted: target >= {TARGET_LAUNCHES:.0f}/s, measured {per_s:.0f}/s "
         f"(median of {len(reps)}): {verdict[per_s >= TARGET_LAUNCHES]}"
     )
+    if args.mode == "queue" and any("409" in rep["launch"]["statuses"] for rep in reps):
+        say('409s in queue mode: this portal refused rather than queued ("when_locked").')
     for phase in ("read", "paced"):
         p99 = benchlib.median([rep[phase]["p99_ms"] for rep in reps])
         say(
