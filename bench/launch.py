@@ -480,12 +480,9 @@ def queue_forget(broker: str, queue: str) -> None:
     import redis
 
     client = redis.Redis.from_url(broker)
-    for name in client.scan_iter(match=f"{queue}*"):
+    # The queue's list and its bindings (_kombu.binding.<queue>, ...binding_permanent...).
+    for name in client.scan_iter(match=f"*{queue}*"):
         client.delete(name)
-    for binding in client.scan_iter(match="_kombu.binding.*"):
-        for member in client.smembers(binding):
-            if member.endswith(queue.encode()):
-                client.srem(binding, member)
     client.close()
 
 
