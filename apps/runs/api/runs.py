@@ -62,7 +62,7 @@ def _launch_request(request, values: dict) -> LaunchRequest | Response:
     if service is None:
         return _not_found("service", values["service"])
     action = (
-        Action.objects.select_related("playbook_version")
+        Action.objects.select_related("playbook_version", "service")
         .filter(service=service, slug=values["action"])
         .first()
     )
