@@ -304,6 +304,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # A launch checks the broker answers (503 otherwise) within this many seconds.
 QUEUE_CHECK_TIMEOUT = envint("QUEUE_CHECK_TIMEOUT", "3")
 CELERY_BROKER_CONNECTION_TIMEOUT = QUEUE_CHECK_TIMEOUT
+# A broker that answered this recently is not asked again before a launch.
+QUEUE_CHECK_FRESH_SECONDS = float(os.getenv("QUEUE_CHECK_FRESH_SECONDS", "1"))
 # A running run's heartbeat is written every RUN_HEARTBEAT_SECONDS; the reaper,
 # every RUN_REAP_SECONDS, ends as lost a run silent for RUN_LOST_AFTER_SECONDS
 # (its worker died), so a dead worker's run is lost within the sum: 45 s by default.
