@@ -110,6 +110,16 @@ class Environment(models.Model):
             "by itself, on behalf of whoever started the chain."
         ),
     )
+    auto_rollback = models.BooleanField(
+        "roll back automatically",
+        default=False,
+        help_text=(
+            "When the service's verify action fails after a deploy here, roll back at once "
+            "to the previous version verified here (a rollback run marked automatic, on "
+            "behalf of the deployer, subject to locks and rights). Never twice in a row: a "
+            "failed automatic rollback stops and tells."
+        ),
+    )
     when_locked = models.CharField(
         "when the service is busy",
         max_length=8,

@@ -216,23 +216,27 @@ def _step(run: Run) -> str:
 
 def _awaits_verification(service_id: int, environment_id: int) -> bool:
     """Whether the last run to hold the lock was a deploy that succeeded and asked for
-    its verification, not launched yet: the verification goes before the line (for a
-    while: a follow-up that never comes is the reaper's to launch)."""
+    its verification, or a verification that failed where a failure rolls back by
+    itself, its follow-up not launched yet: it goes before the line (for a while: a
+    follow-up that never comes is the reaper's to launch)."""
     last = (
         Run.objects.filter(service_id=service_id, environment_id=environment_id, check_mode=False)
         .exclude(status__in=[RunStatus.WAITING, RunStatus.SUPERSEDED])
+        .select_related("environment")
         .order_by("-id")
-        .only("status", "auto_verify", "follow_up_done", "finished_at")
         .first()
     )
-    return bool(
-        last is not None
-        and last.status == RunStatus.SUCCESSFUL
-        and last.auto_verify
-        and not last.follow_up_done
-        and last.finished_at
-        and timezone.now() - last.finished_at < VERIFICATION_FIRST
+    if last is None or last.follow_up_done or not last.finished_at:
+        return False
+    if timezone.now() - last.finished_at >= VERIFICATION_FIRST:
+        return False
+    verifies = last.status == RunStatus.SUCCESSFUL and last.auto_verify
+    rolls_back = (
+        last.action_kind == ActionKind.VERIFY
+        and last.status in (RunStatus.FAILED, RunStatus.TIMED_OUT)
+        and last.environment.auto_rollback
     )
+    return verifies or rolls_back
 
 
 def queue_advance(*, service_id: int, environment_id: int) -> Run | None:
