@@ -5,22 +5,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_teams_grants_token_limits'),
-        ('catalog', '0002_service_team'),
-        ('environments', '0009_auto_rollback'),
-        ('runs', '0006_deploy_queue'),
+        ("accounts", "0002_teams_grants_token_limits"),
+        ("catalog", "0002_service_team"),
+        ("environments", "0009_auto_rollback"),
+        ("runs", "0006_deploy_queue"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['service', 'version'], name='run_service_version'),
+            model_name="run",
+            index=models.Index(fields=["service", "version"], name="run_service_version"),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['service', 'environment', 'finished_at'], name='run_service_env_finished'),
+            model_name="run",
+            index=models.Index(
+                fields=["service", "environment", "finished_at"], name="run_service_env_finished"
+            ),
         ),
     ]
