@@ -357,7 +357,8 @@ def test_it_shows_the_output_and_the_buttons_of_a_running_run(demo):
     assert 'id="L3"' in html
     assert f'action="/runs/{run.pk}/cancel/"' in html
     assert ">Cancel</button>" in html
-    assert f'href="/runs/{run.pk}/again/">Run again</a>' in html
+    # It holds the deploy lock a run again would need: not offered until it ends.
+    assert f'href="/runs/{run.pk}/again/"' not in html
     # The live log asks only for what came after the last event shown.
     assert f'hx-get="/runs/{run.pk}/log/?after=3"' in html
 

@@ -15,6 +15,8 @@ from apps.audit.constants import Via
 from apps.catalog.parameters import secret_names
 from apps.runs import selectors, services
 from apps.runs.models import Run
+from apps.runs.selectors.failure import run_failure, run_task_total
+from apps.runs.services.checks import lock_holder
 
 
 def run_or_404(request, run_id) -> Run:
@@ -39,17 +41,39 @@ def run_detail(request, run_id):
             "lines": lines,
             "last_counter": last_counter,
             "earlier_from": first if first > 1 else None,
-            "progress": selectors.run_progress(run=run),
+            **run_state(run),
             "diffs": selectors.run_diffs(run=run) if run.check_mode else [],
             "can_cancel": can_cancel_run(request.user, run) and not run.is_final,
-            "can_rerun": can_rerun(request.user, run),
+            **rerun_offer(request.user, run),
             "secret_fields": secret_names(run.form),
         },
     )
 
 
+def run_state(run) -> dict:
+    """How far the run got, for the top of its page: its progress, the tasks its playbook
+    starts (never fewer than seen; a run that succeeded did all it started), and, when
+    it failed, timed out or was lost, where it stopped."""
+    progress = selectors.run_progress(run=run)
+    total = None if run.is_final else run_task_total(run=run)
+    return {
+        "progress": progress,
+        "task_total": max(total, progress.tasks_seen) if total else progress.tasks_seen,
+        "failure": run_failure(run=run) if run.is_final else None,
+    }
+
+
 def can_rerun(user, run) -> bool:
     return run.action is not None and can_run(user, action=run.action, environment=run.environment)
+
+
+def rerun_offer(user, run) -> dict:
+    """Whether the page offers to run it again: not while a run holds the deploy lock a
+    new one would need (the launch would be refused); it names that run instead."""
+    if not can_rerun(user, run):
+        return {"can_rerun": False}
+    holder = None if run.check_mode else lock_holder(run.service, run.environment)
+    return {"can_rerun": holder is None, "lock_holder": holder}
 
 
 @login_required
