@@ -108,5 +108,10 @@ def run_again(request, run_id):
 
 @login_required
 def run_follow_ups(request, run_id):
-    """The runs this one started by itself, for its page while they go."""
-    return render(request, "runs/_follow_ups.html", {"run": run_or_404(request, run_id)})
+    """The runs this one started by itself, for its page while they go; once they
+    ended, the page's buttons again (a verification held the deploy lock meanwhile)."""
+    run = run_or_404(request, run_id)
+    context = {"run": run, "follow_ups_ended": run.is_final and not run.awaits_follow_ups}
+    if context["follow_ups_ended"]:
+        context.update(rerun_offer(request.user, run))
+    return render(request, "runs/_follow_ups.html", context)
