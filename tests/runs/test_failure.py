@@ -120,6 +120,10 @@ def test_the_live_page_gets_its_started_time_and_where_it_stopped_as_they_happen
 
     run.status, run.started_at = RunStatus.RUNNING, timezone.now()
     run.save()
+    # Started, no output yet: the page that has not shown it gets it, the one that has not.
+    quiet = client.get(f"/runs/{run.pk}/log/?after=0").content.decode()
+    assert "<dt>Started</dt><dd><time" in quiet and "after=0&amp;started=1" in quiet
+    assert "run-facts" not in client.get(f"/runs/{run.pk}/log/?after=0&started=1").content.decode()
     log = Log(run)
     log.add("playbook_on_task_start", "\r\nTASK [Check] ****", task="Check")
     update = client.get(f"/runs/{run.pk}/log/?after=0").content.decode()

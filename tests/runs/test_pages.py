@@ -359,8 +359,9 @@ def test_it_shows_the_output_and_the_buttons_of_a_running_run(demo):
     assert ">Cancel</button>" in html
     # It holds the deploy lock a run again would need: not offered until it ends.
     assert f'href="/runs/{run.pk}/again/"' not in html
-    # The live log asks only for what came after the last event shown.
-    assert f'hx-get="/runs/{run.pk}/log/?after=3"' in html
+    # The live log asks only for what came after the last event shown (and says it
+    # shows the run started: the facts are not sent again for that).
+    assert f'hx-get="/runs/{run.pk}/log/?after=3&amp;started=1"' in html
 
 
 def test_it_offers_no_cancel_for_a_finished_run(demo):

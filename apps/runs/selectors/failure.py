@@ -89,11 +89,8 @@ def playbook_task_count(content: bytes) -> int | None:
 
 @lru_cache(maxsize=256)
 def _count_at(mirror: str, commit: str, path: str) -> int | None:
-    try:
-        content = git.file_read(Path(mirror), commit, path)
-    except (git.GitError, OSError):
-        return None
-    return playbook_task_count(content)
+    # A file that cannot be read now (a mirror being cloned) raises: not cached.
+    return playbook_task_count(git.file_read(Path(mirror), commit, path))
 
 
 def run_task_total(*, run: Run) -> int | None:
@@ -102,8 +99,10 @@ def run_task_total(*, run: Run) -> int | None:
     version = run.playbook_version
     if version is None or not run.playbook_commit:
         return None
-    mirror = version.source.mirror_path
-    return _count_at(str(mirror), run.playbook_commit, run.playbook_path)
+    try:
+        return _count_at(str(version.source.mirror_path), run.playbook_commit, run.playbook_path)
+    except (git.GitError, OSError):
+        return None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ def run_log(request, run_id):
         return HttpResponse("after must be an event counter", status=400)
     lines, last_counter, more = selectors.run_log_after(run=run, counter=after)
     ended = run.is_final and not more
+    # The page has not shown that it started (its poller says so once it has).
+    started = run.started_at is not None and request.GET.get("started") != "1"
     return render(
         request,
         "runs/_log_update.html",
@@ -36,7 +38,7 @@ def run_log(request, run_id):
             "more": more,
             # Its progress and facts (started at) when something happened; once it
             # ended, its buttons too (no Cancel) and where it stopped.
-            **(run_state(run) if last_counter > after or run.is_final else {}),
+            **(run_state(run) if last_counter > after or run.is_final or started else {}),
             "diffs": selectors.run_diffs(run=run) if ended and run.check_mode else [],
             "ended": ended,
             **(rerun_offer(request.user, run) if ended else {}),
