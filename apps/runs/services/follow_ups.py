@@ -21,6 +21,7 @@ from apps.runs.queue import QUEUE_ERRORS, task_send
 from apps.runs.selectors import deployments
 from apps.runs.services.checks import LaunchRefused
 from apps.runs.services.launch import LaunchRequest, run_launch
+from apps.runs.services.waiting import acting_user, queue_advance
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def run_follow_up(*, run: Run) -> list[Run]:
     version onto each next environment set to promote automatically. Done once: the
     run is marked in the same transaction as the runs it starts. A follow-up that is
     refused is noted on `run` (and, as every refusal, in the audit log); it never
-    raises."""
+    raises. The deploy queue, which waited for the verification, moves on after."""
     with transaction.atomic():
         marked = Run.objects.filter(
             pk=run.pk, status=RunStatus.SUCCESSFUL, follow_up_done=False
@@ -64,20 +65,10 @@ def run_follow_up(*, run: Run) -> list[Run]:
         launched, errors = _follow_ups(run)
         if errors:
             Run.objects.filter(pk=run.pk).update(follow_up_error="\n".join(errors))
+    if run.auto_verify:
+        # The deploy queue waited for its verification to take the lock (or to fail).
+        queue_advance(service_id=run.service_id, environment_id=run.environment_id)
     return launched
-
-
-def _acting_user(run: Run):
-    """Who the follow-ups act for, within the limits of the token `run` came with; or
-    why nobody can."""
-    user = run.requested_by
-    if user is None or not user.is_active:
-        return None, f"{run.requested_by_name} cannot act any more: nothing was started."
-    if run.api_token_id is not None:
-        if run.api_token is None or not run.api_token.is_active:
-            return None, "The API token it was launched with is revoked or expired."
-        user.api_token = run.api_token  # its limits hold for what follows
-    return user, None
 
 
 def _requests(run: Run, user) -> tuple[list[LaunchRequest], list[str]]:
@@ -120,7 +111,7 @@ def _requests(run: Run, user) -> tuple[list[LaunchRequest], list[str]]:
 
 
 def _follow_ups(run: Run) -> tuple[list[Run], list[str]]:
-    user, why_not = _acting_user(run)
+    user, why_not = acting_user(run)
     if user is None:
         return [], [why_not]
     requests, errors = _requests(run, user)

@@ -12,11 +12,13 @@ from django.views.decorators.http import require_POST
 from apps.accounts.permissions import can_cancel_run, can_run
 from apps.accounts.views import refusal_page
 from apps.audit.constants import Via
+from apps.catalog.constants import ActionKind
 from apps.catalog.parameters import secret_names
+from apps.environments.constants import WhenLocked
 from apps.runs import selectors, services
 from apps.runs.models import Run
 from apps.runs.selectors.failure import run_failure, run_task_total
-from apps.runs.services.checks import lock_holder
+from apps.runs.services.checks import lock_holder, waiting_line
 
 
 def run_or_404(request, run_id) -> Run:
@@ -68,11 +70,18 @@ def can_rerun(user, run) -> bool:
 
 
 def rerun_offer(user, run) -> dict:
-    """Whether the page offers to run it again: not while a run holds the deploy lock a
-    new one would need (the launch would be refused); it names that run instead."""
+    """Whether the page offers to run it again: not while a run holds (or others wait
+    for) the deploy lock a new one would need, where the launch would be refused; it
+    names that run instead. Where such runs wait in line (the environment queues them),
+    it is offered: it waits its turn."""
     if not can_rerun(user, run):
         return {"can_rerun": False}
-    holder = None if run.check_mode else lock_holder(run.service, run.environment)
+    waits = run.environment.when_locked == WhenLocked.QUEUE and run.action_kind != ActionKind.VERIFY
+    if run.check_mode or waits:
+        return {"can_rerun": True}
+    holder = lock_holder(run.service, run.environment) or (
+        waiting_line(run.service, run.environment).first()
+    )
     return {"can_rerun": holder is None, "lock_holder": holder}
 
 
