@@ -136,6 +136,9 @@ class Run(models.Model):
     canceled_by_name = models.CharField(max_length=150, blank=True)
     line_count = models.PositiveIntegerField(default=0)
     event_count = models.PositiveIntegerField(default=0)
+    # Tasks started, the current one, hosts and whether they failed: kept up to date as
+    # events are stored (apps/runs/progress.py); null for a run stored before it was kept.
+    progress = models.JSONField(null=True, blank=True, default=dict)
 
     class Meta:
         ordering = ["-id"]

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.runs.ansi import (
@@ -16,6 +16,7 @@ from apps.runs.ansi import (
     split_lines,
 )
 from apps.runs.models import Run, RunEvent
+from apps.runs.progress import progress_count
 
 TAIL_LINES = 1000
 CHUNK_LINES = 2000
@@ -29,13 +30,6 @@ SECTION_EVENTS = {
     "playbook_on_handler_task_start": "task",
     "playbook_on_stats": "recap",
 }
-TASK_START_EVENTS = ("playbook_on_task_start", "playbook_on_handler_task_start")
-HOST_RESULT_EVENTS = (
-    "runner_on_ok",
-    "runner_on_failed",
-    "runner_on_unreachable",
-    "runner_on_skipped",
-)
 
 
 @dataclass(frozen=True)
@@ -135,6 +129,9 @@ def run_log_after(*, run: Run, counter: int, limit: int = 2000) -> tuple[list[Lo
     """Lines of the events after `counter` (what a live page has not shown yet), the
     last event's counter, and whether more events may follow (the limit was hit).
     Events without output add no line: the limit counts events, not lines."""
+    if counter >= run.event_count:
+        # Nothing stored after it when the run was read: no event to look for.
+        return [], counter, False
     events = list(
         RunEvent.objects.filter(run=run, counter__gt=counter)
         .only(*LINE_FIELDS)
@@ -222,32 +219,28 @@ class RunProgress:
 
 def run_progress(*, run: Run) -> RunProgress:
     """How far the run has got: tasks started and finished (a task is finished once the
-    next one started, or the run ended), and hosts without and with failures."""
-    seen = RunEvent.objects.filter(run=run, event__in=TASK_START_EVENTS).count()
-    current = (
-        RunEvent.objects.filter(run=run, event__in=TASK_START_EVENTS)
-        .order_by("-counter")
-        .values_list("task", flat=True)
-        .first()
-    )
+    next one started, or the run ended), and hosts without and with failures. Read from
+    the run's row, kept up to date as its events are stored: no event is read (but once,
+    for a run stored before that was so)."""
+    progress = run.progress
+    if progress is None:
+        progress = progress_count(run.pk)
+        Run.objects.filter(pk=run.pk, progress__isnull=True).update(progress=progress)
+        run.progress = progress
+    seen = progress.get("tasks", 0)
     if run.is_final and run.host_summary:
         failed = sum(
             1 for c in run.host_summary.values() if c.get("failed") or c.get("unreachable")
         )
         ok = len(run.host_summary) - failed
     else:
-        hosts = (
-            RunEvent.objects.filter(run=run, event__in=HOST_RESULT_EVENTS)
-            .exclude(host="")
-            .values("host")
-            .annotate(failures=Count("id", filter=Q(failed=True)))
-        )
-        failed = sum(1 for h in hosts if h["failures"])
+        hosts = progress.get("hosts", {})
+        failed = sum(1 for failures in hosts.values() if failures)
         ok = len(hosts) - failed
     return RunProgress(
         tasks_seen=seen,
         tasks_done=seen if run.is_final else max(seen - 1, 0),
-        current_task="" if run.is_final else plain_text(current or ""),
+        current_task="" if run.is_final else plain_text(progress.get("task", "")),
         hosts_ok=ok,
         hosts_failed=failed,
         final=run.is_final,
