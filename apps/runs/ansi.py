@@ -69,6 +69,23 @@ def plain_text(text: str) -> str:
     return SEQUENCE.sub("", text).translate(VISIBLE)
 
 
+# What makes plain_text of a whole event's output differ from that of each of its lines
+# taken alone: a terminal string (it may run over a line break), a control character
+# other than the line breaks, an "\r" not ending a line (bare "\r" at the end too).
+NOT_PER_EVENT = re.compile(
+    r"[\x00-\x08\x0b-\x0c\x0e-\x1a\x1c-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]"
+    r"|\x1b[\]PX^_]|\r(?!\n)"
+)
+
+
+def plain_lines(stdout: str, count: int) -> list[str]:
+    """plain_text of each of event_lines(stdout, count), done on the whole output at once
+    when that gives the same (colours and other CSI sequences never span lines)."""
+    if count <= 0 or stdout.count("\n") >= count or NOT_PER_EVENT.search(stdout):
+        return [plain_text(line) for line in event_lines(stdout, count)]
+    return event_lines(SEQUENCE.sub("", stdout) if "\x1b" in stdout else stdout, count)
+
+
 def ansi_to_html(text: str) -> SafeString:
     """The text as HTML: plain_text, escaped, its colours (SGR) as spans."""
     out: list[str] = []

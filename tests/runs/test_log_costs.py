@@ -1,6 +1,8 @@
 """What a run page and its live poll cost does not grow with the run's log: the progress
 is kept on the run as batches are stored, a poll with nothing new reads no event."""
 
+import random
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -8,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.models import Right
 from apps.runs import selectors
+from apps.runs.ansi import event_lines, plain_lines, plain_text
 from apps.runs.constants import RunStatus
 from apps.runs.events import EventSink
 from apps.runs.models import Run
@@ -47,6 +50,11 @@ def _run(owner, lines: int, status=RunStatus.RUNNING) -> tuple[Run, Log]:
     Run.objects.filter(pk=run.pk).update(status=status)
     run.refresh_from_db()
     return run, log
+
+
+@pytest.fixture
+def run_with_log(owner):
+    return _run(owner, 9000)
 
 
 def environment_of(user):
@@ -170,3 +178,28 @@ def test_a_run_stored_before_the_progress_was_kept_is_counted_once(owner):
     assert first == again
     assert (first.tasks_seen, first.current_task, first.hosts_failed) == (1, "Install", 1)
     assert len(queries) == 0
+
+
+# --- the download -------------------------------------------------------------------------
+PIECES = [
+    "ok", " ", "\r\n", "\n", "\r", "\t", "\x1b[0;32m", "\x1b[0m", "\x1b[", "\x1b", "\x1b]0;t\x07",
+    "\x1b]8;;http://x\x1b\\", "\x9b31m", "\x07", "\x00", "\u2028", "\u202e", "é", "\x1bP", "0",
+]  # fmt: skip
+
+
+def test_the_download_shows_each_line_as_plain_text_of_that_line_alone():
+    rng = random.Random(19)
+    for _ in range(3000):
+        stdout = "".join(rng.choice(PIECES) for _ in range(rng.randrange(0, 12)))
+        count = rng.randrange(0, 5)
+        expected = [plain_text(line) for line in event_lines(stdout, count)]
+        assert plain_lines(stdout, count) == expected, (stdout, count)
+
+
+def test_the_download_holds_every_line_once_in_order(run_with_log):
+    run, _ = run_with_log
+    text = "".join(selectors.run_log_text(run=run)).splitlines()
+
+    assert [int(line.split("\t")[0]) for line in text] == list(range(1, run.line_count + 1))
+    assert text[2].split("\t")[2] == "fatal: [web2]"
+    assert text[-1].endswith(f"\tline {run.line_count}")
