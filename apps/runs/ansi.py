@@ -22,6 +22,8 @@ SEQUENCE = re.compile(
     r"|\x1b[\x20-\x2f]*[\x30-\x7e]"
     r"|\x1b"
 )
+# How OSC, DCS, SOS, PM and APC strings start (7-bit): text inside them is no text.
+TERMINAL_STRINGS = ("\x1b]", "\x1bP", "\x1bX", "\x1b^", "\x1b_")
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 COLOURS = {str(n): f"fg{n}" for n in [*range(30, 38), *range(90, 98)]}
 # What is left of control characters: C0 (but tab) and DEL as their Control Pictures
@@ -36,6 +38,10 @@ VISIBLE = {
 
 # The characters plain_text shows for control characters (stored as the controls).
 CONTROL_SYMBOLS = frozenset(map(chr, VISIBLE.values()))
+
+
+def has_terminal_string(text: str) -> bool:
+    return "\x1b" in text and any(start in text for start in TERMINAL_STRINGS)
 
 
 def split_lines(stdout: str) -> list[str]:

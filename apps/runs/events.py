@@ -18,7 +18,7 @@ from django.db.models.functions import Greatest
 from django.utils.dateparse import parse_datetime
 
 from apps.catalog.parameters import MASK
-from apps.runs.ansi import split_lines
+from apps.runs.ansi import has_terminal_string, split_lines
 from apps.runs.models import Run, RunEvent
 from apps.runs.progress import progress_add, progress_count
 
@@ -230,6 +230,8 @@ def events_store(run_id: int, batch: list[RunEvent]) -> None:
     batch stored before (retried after a dropped connection) changes nothing."""
     if not batch:
         return
+    for event in batch:
+        event.terminal_string = has_terminal_string(event.stdout)
     with transaction.atomic():
         run = Run.objects.select_for_update().only("progress").get(pk=run_id)
         progress = run.progress if run.progress is not None else progress_count(run_id)

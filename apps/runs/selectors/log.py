@@ -1,15 +1,13 @@
 """A run's log as the pages read it: lines with their numbers and times, the tail,
-windows, search, the download, progress and a dry run's diffs."""
+windows, the download, progress and a dry run's diffs."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q
 from django.utils import timezone
 
 from apps.runs.ansi import (
-    CONTROL_SYMBOLS,
     ansi_to_html,
     event_lines,
     plain_lines,
@@ -21,9 +19,6 @@ from apps.runs.progress import progress_count
 
 TAIL_LINES = 1000
 CHUNK_LINES = 2000
-SEARCH_HITS = 10_000
-# How OSC, DCS, SOS, PM and APC strings start (7-bit): text inside them is no text.
-TERMINAL_STRINGS = ("\x1b]", "\x1bP", "\x1bX", "\x1b^", "\x1b_")
 # The events whose header line opens a collapsible section of the log.
 SECTION_EVENTS = {
     "playbook_on_play_start": "play",
@@ -156,46 +151,6 @@ def run_log_window(*, run: Run, line: int, lines: int = TAIL_LINES) -> list[LogL
     half before it, half after, kept inside the log."""
     last = min(max(line + lines // 2, lines), run.line_count)
     return _between(run, max(last - lines + 1, 1), last)
-
-
-@dataclass(frozen=True)
-class LogSearch:
-    hits: list[tuple[int, int]]  # (line number, matches on it), in order; at most `limit`
-    total: int  # matches in the whole log searched, also beyond `limit`
-    upto: int  # the last line searched: lines after it came later, the page counts them
-
-
-def run_log_search(*, run: Run, query: str, limit: int = SEARCH_HITS) -> LogSearch:
-    """Every match of `query` (case-insensitive, in the text a reader sees: plain_text)
-    in the whole log, not only the lines a page holds."""
-    needle = query.lower()
-    # Events are stored with the run's line_count in one transaction: every event
-    # ending up to it is there.
-    upto = Run.objects.filter(pk=run.pk).values_list("line_count", flat=True).first() or 0
-    hits: list[tuple[int, int]] = []
-    total = 0
-    # Read are the events whose stored output holds the query, and those holding a
-    # terminal string (a hyperlink, a title) that may split it: the reader searches the
-    # text without them. A query with a symbol shown for a control character (␍, �) can
-    # only be found in the text shown: every event is read.
-    holds = Q(stdout__icontains=query)
-    for start in TERMINAL_STRINGS:
-        holds |= Q(stdout__contains=start)
-    if CONTROL_SYMBOLS.intersection(query):
-        holds = Q()
-    events = (
-        RunEvent.objects.filter(holds, run=run, end_line__lte=upto)
-        .only("stdout", "start_line", "end_line")
-        .order_by("counter")
-    )
-    for event in events.iterator(2000):
-        for offset, text in enumerate(_event_lines(event)):
-            count = plain_text(text).lower().count(needle)
-            if count:
-                total += count
-                if len(hits) < limit:
-                    hits.append((event.start_line + offset + 1, count))
-    return LogSearch(hits=hits, total=total, upto=upto)
 
 
 DOWNLOAD_EVENTS = 5000  # events read, and text sent, at a time
