@@ -115,3 +115,15 @@ def test_search_reads_the_database_index_not_the_log(run):
             assert "runs_runevent_text" in search
             cursor.execute(f"EXPLAIN QUERY PLAN {search}")
             assert "runs_runevent_text VIRTUAL TABLE" in str(cursor.fetchall())
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'")
+def test_without_the_trigger_that_keeps_its_index_search_reads_the_log(run):
+    log = Log(run)
+    log.lines(10, text="line {n}")
+    with connection.cursor() as cursor:
+        # As a migration that remakes the table leaves it.
+        cursor.execute("DROP TRIGGER runs_runevent_text_insert")
+    log.lines(10, text="later {n}")
+
+    assert selectors.run_log_search(run=run, query="later").hits == [(n, 1) for n in range(11, 21)]

@@ -24,6 +24,7 @@ SEARCH_HITS = 10_000
 READ_EVENTS = 2000  # events read from the database at a time
 # SQLite's full-text table of the events' output (trigram tokenizer, case-insensitive).
 FTS_TABLE = "runs_runevent_text"
+FTS_TRIGGER = "runs_runevent_text_insert"
 FTS_MATCH = "SELECT rowid FROM runs_runevent_text WHERE runs_runevent_text MATCH %s"
 FIELDS = ("counter", "stdout", "start_line", "end_line")
 
@@ -42,13 +43,24 @@ def _ascii_part(query: str) -> str:
     return max(re.split(r"[^\x00-\x7f]+", query), key=len)
 
 
+def _fts_kept() -> bool:
+    """Whether the trigger that keeps the full-text table is there: SQLite drops a
+    table's triggers when a migration remakes it, and a table left behind would miss
+    rows. Without it, a search reads the log."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = %s", [FTS_TRIGGER]
+        )
+        return cursor.fetchone() is not None
+
+
 def _holding(events: QuerySet, query: str) -> QuerySet:
     """The events whose stored output may hold `query` (whatever the case), found by
     the database's index: those holding its longest ASCII part."""
     part = _ascii_part(query)
     if not part:
         return events
-    if connection.vendor == "sqlite" and len(part) >= 3:
+    if connection.vendor == "sqlite" and len(part) >= 3 and _fts_kept():
         phrase = '"' + part.replace('"', '""') + '"'
         return events.filter(id__in=RawSQL(FTS_MATCH, [phrase]))  # noqa: S611 (a parameter)
     return events.filter(stdout__icontains=part)
