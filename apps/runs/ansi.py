@@ -89,7 +89,12 @@ def plain_lines(stdout: str, count: int) -> list[str]:
     when that gives the same (colours and other CSI sequences never span lines)."""
     if count <= 0 or stdout.count("\n") >= count or NOT_PER_EVENT.search(stdout):
         return [plain_text(line) for line in event_lines(stdout, count)]
-    return event_lines(SEQUENCE.sub("", stdout) if "\x1b" in stdout else stdout, count)
+    if "\x1b" in stdout:
+        # Colours are most of what Ansible prints: a simpler pattern removes them, and
+        # is enough when every escape was one of them.
+        text = SGR.sub("", stdout)
+        stdout = SEQUENCE.sub("", stdout) if "\x1b" in text else text
+    return event_lines(stdout, count)
 
 
 def ansi_to_html(text: str) -> SafeString:

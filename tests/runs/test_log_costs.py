@@ -184,12 +184,13 @@ def test_a_run_stored_before_the_progress_was_kept_is_counted_once(owner):
 PIECES = [
     "ok", " ", "\r\n", "\n", "\r", "\t", "\x1b[0;32m", "\x1b[0m", "\x1b[", "\x1b", "\x1b]0;t\x07",
     "\x1b]8;;http://x\x1b\\", "\x9b31m", "\x07", "\x00", "\u2028", "\u202e", "é", "\x1bP", "0",
+    "\x1b(", "B", "[1m", "\x1b[1;31m",
 ]  # fmt: skip
 
 
 def test_the_download_shows_each_line_as_plain_text_of_that_line_alone():
     rng = random.Random(19)
-    for _ in range(3000):
+    for _ in range(20_000):
         stdout = "".join(rng.choice(PIECES) for _ in range(rng.randrange(0, 12)))
         count = rng.randrange(0, 5)
         expected = [plain_text(line) for line in event_lines(stdout, count)]

@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import QuerySet
-from django.db.models.expressions import RawSQL
 
 from apps.runs.ansi import CONTROL_SYMBOLS, VISIBLE, plain_lines
 from apps.runs.models import Run, RunEvent
@@ -25,7 +23,12 @@ READ_EVENTS = 2000  # events read from the database at a time
 # SQLite's full-text table of the events' output (trigram tokenizer, case-insensitive).
 FTS_TABLE = "runs_runevent_text"
 FTS_TRIGGER = "runs_runevent_text_insert"
-FTS_MATCH = "SELECT rowid FROM runs_runevent_text WHERE runs_runevent_text MATCH %s"
+FTS_EVENTS = (
+    "SELECT e.counter, e.stdout, e.start_line, e.end_line FROM runs_runevent_text "
+    "CROSS JOIN runs_runevent e ON e.id = runs_runevent_text.rowid "
+    "WHERE runs_runevent_text MATCH %s AND e.run_id = %s AND e.end_line <= %s "
+    "ORDER BY e.counter"
+)
 FIELDS = ("counter", "stdout", "start_line", "end_line")
 
 
@@ -54,16 +57,26 @@ def _fts_kept() -> bool:
         return cursor.fetchone() is not None
 
 
-def _holding(events: QuerySet, query: str) -> QuerySet:
-    """The events whose stored output may hold `query` (whatever the case), found by
-    the database's index: those holding its longest ASCII part."""
+def _holding(run: Run, query: str, upto: int) -> Iterator[tuple]:
+    """The events whose stored output may hold `query` (whatever the case), in order,
+    found by the database's index: those holding its longest ASCII part."""
+    events = RunEvent.objects.filter(run=run, end_line__lte=upto).order_by("counter")
     part = _ascii_part(query)
-    if not part:
-        return events
     if connection.vendor == "sqlite" and len(part) >= 3 and _fts_kept():
-        phrase = '"' + part.replace('"', '""') + '"'
-        return events.filter(id__in=RawSQL(FTS_MATCH, [phrase]))  # noqa: S611 (a parameter)
-    return events.filter(stdout__icontains=part)
+        yield from _fts_events(run, '"' + part.replace('"', '""') + '"', upto)
+        return
+    if part:
+        events = events.filter(stdout__icontains=part)
+    yield from events.values_list(*FIELDS).iterator(READ_EVENTS)
+
+
+def _fts_events(run: Run, phrase: str, upto: int) -> Iterator[tuple]:
+    """SQLite: the events the full-text table finds, read from it first (CROSS JOIN keeps
+    that order): a rare text costs a few lookups, not a walk over the run's events."""
+    with connection.cursor() as cursor:
+        cursor.execute(FTS_EVENTS, [phrase, run.pk, upto])
+        while rows := cursor.fetchmany(READ_EVENTS):
+            yield from rows
 
 
 def _candidates(run: Run, query: str, upto: int) -> Iterator[tuple]:
@@ -75,7 +88,7 @@ def _candidates(run: Run, query: str, upto: int) -> Iterator[tuple]:
     if CONTROL_SYMBOLS.intersection(query):
         yield from events.values_list(*FIELDS).iterator(READ_EVENTS)
         return
-    holding = _holding(events, query).values_list(*FIELDS).iterator(READ_EVENTS)
+    holding = _holding(run, query, upto)
     split = list(events.filter(terminal_string=True).values_list(*FIELDS))
     last = None
     for event in heapq.merge(holding, split):
