@@ -4,7 +4,7 @@ terminal sequences removed), case-insensitive, over the whole log.
 The events that may hold a match are found through an index the database offers, not by
 reading the log: on PostgreSQL a trigram index (pg_trgm) on the upper-cased output, which
 `icontains` reads; on SQLite a full-text table with the trigram tokenizer (FTS5), kept by
-a trigger as events are inserted (migration runs 0007). Then each such event's lines are
+a trigger as events are inserted (migration runs 0008). Then each such event's lines are
 read as the page shows them, and counted.
 """
 

@@ -88,7 +88,7 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("runs", "0006_run_progress")]
+    dependencies = [("runs", "0007_run_progress")]
 
     operations = [
         migrations.AddField(

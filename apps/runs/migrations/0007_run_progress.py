@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("runs", "0005_provenance_launch_keys")]
+    dependencies = [("runs", "0006_deploy_queue")]
 
     operations = [
         migrations.AddField(
