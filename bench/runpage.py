@@ -18,7 +18,11 @@ every run; in-process, so the time measured is the server's), times:
   line and for one on a quarter of all lines (its "lines" column: the matches);
 - the log download (streams all lines), for scale.
 
-    .venv/bin/python bench/runpage.py [--lines 200000] [--postgres] [--repeat 5] [--fresh]
+    .venv/bin/python bench/runpage.py [--lines 10000,200000,1000000] [--postgres]
+        [--repeat 5] [--fresh]
+
+Each size gets its own run; a last table puts the figures that must not grow with
+the log side by side, with the SQL queries of each request.
 """
 
 import argparse
@@ -164,14 +168,36 @@ def timed_get(client, url: str, repeat: int) -> dict:
 
 def backend_main(args) -> None:
     benchlib.django_setup()
-    from django.conf import settings
+    results = [measure(lines, args) for lines in sizes(args.lines)]
+    Path(args.result).write_text(json.dumps(results))
+
+
+def queries_of(client, url: str) -> int:
+    """How many SQL queries GET `url` runs (the same, whatever the log's size, where the
+    work must not grow with it)."""
     from django.db import connection
+
+    queries = []
+
+    def count(execute, sql, *rest):
+        queries.append(sql)
+        return execute(sql, *rest)
+
+    with connection.execute_wrapper(count):
+        response = client.get(url)
+        if response.streaming:
+            b"".join(response.streaming_content)
+    return len(queries)
+
+
+def measure(lines: int, args) -> dict:
+    from django.conf import settings
     from django.test import Client
 
     from apps.runs.selectors import run_log_tail
 
     backend = benchlib.backend_label()
-    reader, run, insert_seconds = fixtures(args.lines, fresh=args.fresh)
+    reader, run, insert_seconds = fixtures(lines, fresh=args.fresh)
     print(
         f"[{backend}] run #{run.pk}: {run.line_count:,} lines in {run.event_count:,} events"
         + (f" (inserted in {insert_seconds:.1f} s)" if insert_seconds else " (reused)"),
@@ -184,14 +210,6 @@ def backend_main(args) -> None:
     page = timed_get(client, f"/runs/{run.pk}/", args.repeat)
     shown = [int(n) for n in re.findall(rb'<div class="line[^"]*" id="L(\d+)"', page["body"])]
     earlier = re.search(rb"log/earlier/\?before=(\d+)", page["body"])
-    queries = []
-
-    def count(execute, sql, *rest):
-        queries.append(sql)
-        return execute(sql, *rest)
-
-    with connection.execute_wrapper(count):
-        client.get(f"/runs/{run.pk}/")
     _, last_counter = run_log_tail(run=run)
 
     endpoints = [
@@ -219,22 +237,23 @@ def backend_main(args) -> None:
         elif label.startswith("search"):
             result["line_elements"] = json.loads(result["body"])["total"]
         result.pop("body")
+        result["queries"] = queries_of(client, result["url"])
         rows.append({"label": label, **result})
-    Path(args.result).write_text(
-        json.dumps(
-            {
-                "backend": backend,
-                "run": run.pk,
-                "lines": run.line_count,
-                "events": run.event_count,
-                "shown_first": min(shown) if shown else None,
-                "shown_last": max(shown) if shown else None,
-                "earlier_button": bool(earlier),
-                "queries": len(queries),
-                "rows": rows,
-            }
-        )
-    )
+    return {
+        "backend": backend,
+        "run": run.pk,
+        "lines": run.line_count,
+        "events": run.event_count,
+        "shown_first": min(shown) if shown else None,
+        "shown_last": max(shown) if shown else None,
+        "earlier_button": bool(earlier),
+        "queries": rows[0]["queries"],
+        "rows": rows,
+    }
+
+
+def sizes(text: str) -> list[int]:
+    return [int(n.replace("_", "")) for n in str(text).split(",") if n.strip()]
 
 
 def main(args) -> int:
@@ -243,13 +262,13 @@ def main(args) -> int:
     for backend in backends:
         env = benchlib.backend_env(backend, name="runpage")
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            options = ["--result", out.name, "--lines", str(args.lines)]
+            options = ["--result", out.name, "--lines", args.lines]
             options += ["--repeat", str(args.repeat)] + (["--fresh"] if args.fresh else [])
             done = benchlib.backend_run(str(Path(__file__).resolve()), backend, env, options)
             if done.returncode != 0:
                 print(f"{backend}: the bench process failed ({done.returncode}).", file=sys.stderr)
                 return done.returncode
-            results.append(json.loads(Path(out.name).read_text()))
+            results.extend(json.loads(Path(out.name).read_text()))
 
     for r in results:
         page = r["rows"][0]
@@ -264,7 +283,7 @@ def main(args) -> int:
         )
         print(
             benchlib.table(
-                ["endpoint", "median ms", "cold ms", "KB", "lines"],
+                ["endpoint", "median ms", "cold ms", "KB", "lines", "queries"],
                 [
                     [
                         row["label"],
@@ -272,17 +291,48 @@ def main(args) -> int:
                         f"{row['cold'] * 1000:.1f}",
                         f"{row['bytes'] / 1024:,.1f}",
                         f"{row['line_elements']:,}",
+                        row["queries"],
                     ]
                     for row in r["rows"]
                 ],
             )
         )
+    scaling(results)
     return 0
+
+
+SCALING_ROWS = {
+    "run page (first screen)": "run page, first screen",
+    "log poll, nothing new": "live poll, nothing new",
+    "log poll, 500 events new": "live poll, 500 new events",
+    "search, one line matches": "search, a term on 1 line",
+    "search, 1 line in 4 matches": "search, a term on 1 line in 4",
+    "log download (all lines)": "log download",
+}
+
+
+def scaling(results: list[dict]) -> None:
+    """The figures that must not grow with the log, side by side for each size: median
+    ms (queries); the download as lines/s."""
+    for backend in dict.fromkeys(r["backend"] for r in results):
+        runs = [r for r in results if r["backend"] == backend]
+        rows = []
+        for label, name in SCALING_ROWS.items():
+            cells = [name]
+            for r in runs:
+                row = next(row for row in r["rows"] if row["label"] == label)
+                if label.startswith("log download"):
+                    cells.append(f"{r['lines'] / row['median']:,.0f} lines/s")
+                else:
+                    cells.append(f"{row['median'] * 1000:,.1f} ms ({row['queries']} q)")
+            rows.append(cells)
+        print(f"\n{backend}: scaling (median of each request; q = SQL queries it ran)")
+        print(benchlib.table(["figure", *[f"{r['lines']:,} lines" for r in runs]], rows))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--lines", default="10000,200000,1000000", help="sizes, comma-separated")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL too")
     parser.add_argument("--repeat", type=int, default=5, help="timed requests per endpoint")
     parser.add_argument("--fresh", action="store_true", help="insert a new run even if one exists")

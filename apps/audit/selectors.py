@@ -49,12 +49,20 @@ SEARCH_TEXT = (
 )
 
 
+# SQLite: the full-text table (FTS5, trigrams) of that text, and the trigger that keeps
+# it (migration 0007); without the trigger (a migration that remade the table drops
+# it) the search reads every row.
+FTS_TRIGGER = "audit_auditevent_text_insert"
+FTS_MATCH = "id IN (SELECT rowid FROM audit_auditevent_text WHERE audit_auditevent_text MATCH %s)"
+
+
 class TextMatch(Func):
     """The row's text contains `text`, whatever the case (ASCII only on SQLite)."""
 
     output_field = BooleanField()
 
     def __init__(self, text: str):
+        self.text = text
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         super().__init__(Value(f"%{escaped}%"))
 
@@ -64,12 +72,25 @@ class TextMatch(Func):
         )
 
     def as_sqlite(self, compiler, connection, **extra):
-        return self.as_sql(
+        sql, params = self.as_sql(
             compiler,
             connection,
             template=f"{SEARCH_TEXT} LIKE %(expressions)s ESCAPE '\\'",
             **extra,
         )
+        if len(self.text) < 3 or not _fts_kept(connection):
+            return sql, params
+        # Its trigrams narrow the rows read; LIKE still decides, as it did without.
+        phrase = '"' + self.text.replace('"', '""') + '"'
+        return f"({FTS_MATCH} AND {sql})", (phrase, *params)
+
+
+def _fts_kept(connection) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = %s", [FTS_TRIGGER]
+        )
+        return cursor.fetchone() is not None
 
 
 @dataclass(frozen=True)

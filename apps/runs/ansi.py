@@ -22,6 +22,8 @@ SEQUENCE = re.compile(
     r"|\x1b[\x20-\x2f]*[\x30-\x7e]"
     r"|\x1b"
 )
+# How OSC, DCS, SOS, PM and APC strings start (7-bit): text inside them is no text.
+TERMINAL_STRINGS = ("\x1b]", "\x1bP", "\x1bX", "\x1b^", "\x1b_")
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 COLOURS = {str(n): f"fg{n}" for n in [*range(30, 38), *range(90, 98)]}
 # What is left of control characters: C0 (but tab) and DEL as their Control Pictures
@@ -36,6 +38,10 @@ VISIBLE = {
 
 # The characters plain_text shows for control characters (stored as the controls).
 CONTROL_SYMBOLS = frozenset(map(chr, VISIBLE.values()))
+
+
+def has_terminal_string(text: str) -> bool:
+    return "\x1b" in text and any(start in text for start in TERMINAL_STRINGS)
 
 
 def split_lines(stdout: str) -> list[str]:
@@ -67,6 +73,28 @@ def plain_text(text: str) -> str:
     """The text a reader sees: without terminal sequences (colours included), its other
     control characters made visible. Only printable characters and tabs are left."""
     return SEQUENCE.sub("", text).translate(VISIBLE)
+
+
+# What makes plain_text of a whole event's output differ from that of each of its lines
+# taken alone: a terminal string (it may run over a line break), a control character
+# other than the line breaks, an "\r" not ending a line (bare "\r" at the end too).
+NOT_PER_EVENT = re.compile(
+    r"[\x00-\x08\x0b-\x0c\x0e-\x1a\x1c-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]"
+    r"|\x1b[\]PX^_]|\r(?!\n)"
+)
+
+
+def plain_lines(stdout: str, count: int) -> list[str]:
+    """plain_text of each of event_lines(stdout, count), done on the whole output at once
+    when that gives the same (colours and other CSI sequences never span lines)."""
+    if count <= 0 or stdout.count("\n") >= count or NOT_PER_EVENT.search(stdout):
+        return [plain_text(line) for line in event_lines(stdout, count)]
+    if "\x1b" in stdout:
+        # Colours are most of what Ansible prints: a simpler pattern removes them, and
+        # is enough when every escape was one of them.
+        text = SGR.sub("", stdout)
+        stdout = SEQUENCE.sub("", stdout) if "\x1b" in text else text
+    return event_lines(stdout, count)
 
 
 def ansi_to_html(text: str) -> SafeString:

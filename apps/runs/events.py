@@ -14,11 +14,13 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models.functions import Greatest
 from django.utils.dateparse import parse_datetime
 
 from apps.catalog.parameters import MASK
-from apps.runs.ansi import split_lines
+from apps.runs.ansi import has_terminal_string, split_lines
 from apps.runs.models import Run, RunEvent
+from apps.runs.progress import progress_add, progress_count
 
 log = logging.getLogger(__name__)
 
@@ -219,16 +221,7 @@ class EventSink:
                 break
 
     def _write(self, batch: list[RunEvent]) -> None:
-        with transaction.atomic():
-            # A retried batch (after a dropped connection) must not duplicate rows.
-            if connection.vendor == "postgresql":
-                _insert_as_json(batch)
-            else:
-                RunEvent.objects.bulk_create(batch, ignore_conflicts=True)
-            Run.objects.filter(pk=self.run_id).update(
-                event_count=max(e.counter for e in batch),
-                line_count=max(e.end_line for e in batch),
-            )
+        events_store(self.run_id, batch)
 
     @staticmethod
     def _summary(data: dict) -> dict:
@@ -241,7 +234,37 @@ class EventSink:
         return hosts
 
 
-def _insert_as_json(batch: list[RunEvent]) -> None:
+def events_store(run_id: int, batch: list[RunEvent]) -> None:
+    """Store a batch of a run's events, and with them, in the same transaction, what its
+    pages read without counting events: the last counter, the lines, the progress. A
+    batch stored before (retried after a dropped connection) changes nothing."""
+    if not batch:
+        return
+    for event in batch:
+        event.terminal_string = has_terminal_string(event.stdout)
+    with transaction.atomic():
+        run = Run.objects.select_for_update().only("progress").get(pk=run_id)
+        progress = run.progress if run.progress is not None else progress_count(run_id)
+        # A retried batch (after a dropped connection) must not duplicate rows.
+        if connection.vendor == "postgresql":
+            stored = _insert_as_json(batch)
+        else:
+            counters = [e.counter for e in batch]
+            known = set(
+                RunEvent.objects.filter(run_id=run_id, counter__in=counters).values_list(
+                    "counter", flat=True
+                )
+            )
+            RunEvent.objects.bulk_create(batch, ignore_conflicts=True)
+            stored = set(counters) - known
+        Run.objects.filter(pk=run_id).update(
+            event_count=Greatest("event_count", max(e.counter for e in batch)),
+            line_count=Greatest("line_count", max(e.end_line for e in batch)),
+            progress=progress_add(progress, (e for e in batch if e.counter in stored)),
+        )
+
+
+def _insert_as_json(batch: list[RunEvent]) -> set[int]:
     """PostgreSQL: bulk_create's rows sent as one JSON document, ON CONFLICT DO NOTHING.
 
     Django 5.2 sends a bulk insert as one array per column (UNNEST), and psycopg
@@ -259,6 +282,8 @@ def _insert_as_json(batch: list[RunEvent]) -> None:
         cursor.execute(
             # Names from the model's own metadata, quoted; the rows are the one parameter.
             f"INSERT INTO {quote(RunEvent._meta.db_table)} ({columns}) SELECT {columns} "  # noqa: S608
-            f"FROM json_to_recordset(%s::json) AS r({record}) ON CONFLICT DO NOTHING",
+            f"FROM json_to_recordset(%s::json) AS r({record}) ON CONFLICT DO NOTHING "
+            f"RETURNING {quote('counter')}",
             [json.dumps(rows, default=datetime.isoformat)],
         )
+        return {counter for (counter,) in cursor.fetchall()}

@@ -144,6 +144,9 @@ class Run(models.Model):
     )
     line_count = models.PositiveIntegerField(default=0)
     event_count = models.PositiveIntegerField(default=0)
+    # Tasks started, the current one, hosts and whether they failed: kept up to date as
+    # events are stored (apps/runs/progress.py); null for a run stored before it was kept.
+    progress = models.JSONField(null=True, blank=True, default=dict)
 
     class Meta:
         ordering = ["-id"]
@@ -246,13 +249,29 @@ class RunEvent(models.Model):
     failed = models.BooleanField(default=False)
     changed = models.BooleanField(default=False)
     data = models.JSONField(default=dict, blank=True)
+    # Its stdout holds a terminal string (OSC, DCS, ...): a search reads it whatever it
+    # looks for, as the text shown has that string removed (apps/runs/search.py).
+    terminal_string = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["run", "counter"]
         constraints = [
             models.UniqueConstraint(fields=["run", "counter"], name="uniq_run_event_counter")
         ]
-        indexes = [models.Index(fields=["run", "end_line"])]
+        indexes = [
+            models.Index(fields=["run", "end_line"]),
+            # Small: only the few events they cover are in them.
+            models.Index(
+                fields=["run", "counter"],
+                condition=Q(terminal_string=True),
+                name="runevent_terminal_string",
+            ),
+            models.Index(
+                fields=["run", "counter"],
+                condition=Q(event="runner_on_file_diff"),
+                name="runevent_file_diff",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.run_id}#{self.counter} {self.event}"

@@ -13,6 +13,7 @@ from apps.audit.constants import Via
 from apps.catalog.constants import ParameterInput
 from apps.runs import services
 from apps.runs.constants import RunStatus
+from apps.runs.events import events_store
 from apps.runs.models import Run, RunEvent
 from tests.runs.helpers import launch
 
@@ -70,8 +71,7 @@ def add_log(run: Run, lines: list[str], *, at=None) -> None:
                 created=at + timedelta(milliseconds=10 * offset),
             )
         )  # fmt: skip
-    RunEvent.objects.bulk_create(events)
-    Run.objects.filter(pk=run.pk).update(line_count=start + len(lines))
+    events_store(run.pk, events)
     run.refresh_from_db()
 
 

@@ -43,6 +43,7 @@ def replay_as_running(finished: Run, *, share: float = 0.6) -> Run:
         run.pk = None
         run.status, run.rc, run.finished_at = RunStatus.RUNNING, None, None
         run.host_summary, run.error = {}, ""
+        run.progress = None  # counted again, from the events kept
         run.line_count, run.event_count = kept[-1].end_line, len(kept)
         run.worker, run.worker_pid, run.marker = "", None, ""
         run.save()

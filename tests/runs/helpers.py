@@ -15,6 +15,7 @@ from apps.audit.constants import Via
 from apps.environments.constants import CredentialKind
 from apps.environments.services import credential_create
 from apps.runs import services
+from apps.runs.events import events_store
 from apps.runs.models import Run, RunEvent
 from tests.conftest import BASE, _database_url, wait_for
 
@@ -69,7 +70,7 @@ class Log:
         self.counter += 1
         # As ansible-runner counts them: the "\n" in what was printed, which ended with one.
         lines = stdout.count("\n") + 1 if stdout else 0
-        row = RunEvent.objects.create(
+        row = RunEvent(
             run=self.run,
             counter=self.counter,
             event=event,
@@ -79,10 +80,10 @@ class Log:
             stdout=stdout,
             **fields,
         )
+        events_store(self.run.pk, [row])
         self.line += lines
-        Run.objects.filter(pk=self.run.pk).update(line_count=self.line, event_count=self.counter)
         self.run.refresh_from_db()
-        return row
+        return RunEvent.objects.get(run=self.run, counter=self.counter)
 
     def lines(self, count: int, per_event: int = 4, text="line {n}") -> None:
         """`count` numbered lines, `per_event` to an event."""
@@ -104,8 +105,8 @@ class Log:
             )
             self.line += take
             count -= take
-        RunEvent.objects.bulk_create(batch)
-        Run.objects.filter(pk=self.run.pk).update(line_count=self.line, event_count=self.counter)
+        for start in range(0, len(batch), 5000):
+            events_store(self.run.pk, batch[start : start + 5000])
         self.run.refresh_from_db()
 
 

@@ -1,27 +1,24 @@
 """A run's log as the pages read it: lines with their numbers and times, the tail,
-windows, search, the download, progress and a dry run's diffs."""
+windows, the download, progress and a dry run's diffs."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from apps.runs.ansi import (
-    CONTROL_SYMBOLS,
     ansi_to_html,
     event_lines,
+    plain_lines,
     plain_text,
     split_lines,
 )
 from apps.runs.models import Run, RunEvent
+from apps.runs.progress import progress_count
 
 TAIL_LINES = 1000
 CHUNK_LINES = 2000
-SEARCH_HITS = 10_000
-# How OSC, DCS, SOS, PM and APC strings start (7-bit): text inside them is no text.
-TERMINAL_STRINGS = ("\x1b]", "\x1bP", "\x1bX", "\x1b^", "\x1b_")
 # The events whose header line opens a collapsible section of the log.
 SECTION_EVENTS = {
     "playbook_on_play_start": "play",
@@ -29,13 +26,6 @@ SECTION_EVENTS = {
     "playbook_on_handler_task_start": "task",
     "playbook_on_stats": "recap",
 }
-TASK_START_EVENTS = ("playbook_on_task_start", "playbook_on_handler_task_start")
-HOST_RESULT_EVENTS = (
-    "runner_on_ok",
-    "runner_on_failed",
-    "runner_on_unreachable",
-    "runner_on_skipped",
-)
 
 
 @dataclass(frozen=True)
@@ -135,6 +125,9 @@ def run_log_after(*, run: Run, counter: int, limit: int = 2000) -> tuple[list[Lo
     """Lines of the events after `counter` (what a live page has not shown yet), the
     last event's counter, and whether more events may follow (the limit was hit).
     Events without output add no line: the limit counts events, not lines."""
+    if counter >= run.event_count:
+        # Nothing stored after it when the run was read: no event to look for.
+        return [], counter, False
     events = list(
         RunEvent.objects.filter(run=run, counter__gt=counter)
         .only(*LINE_FIELDS)
@@ -160,54 +153,36 @@ def run_log_window(*, run: Run, line: int, lines: int = TAIL_LINES) -> list[LogL
     return _between(run, max(last - lines + 1, 1), last)
 
 
-@dataclass(frozen=True)
-class LogSearch:
-    hits: list[tuple[int, int]]  # (line number, matches on it), in order; at most `limit`
-    total: int  # matches in the whole log searched, also beyond `limit`
-    upto: int  # the last line searched: lines after it came later, the page counts them
-
-
-def run_log_search(*, run: Run, query: str, limit: int = SEARCH_HITS) -> LogSearch:
-    """Every match of `query` (case-insensitive, in the text a reader sees: plain_text)
-    in the whole log, not only the lines a page holds."""
-    needle = query.lower()
-    # Events are stored with the run's line_count in one transaction: every event
-    # ending up to it is there.
-    upto = Run.objects.filter(pk=run.pk).values_list("line_count", flat=True).first() or 0
-    hits: list[tuple[int, int]] = []
-    total = 0
-    # Read are the events whose stored output holds the query, and those holding a
-    # terminal string (a hyperlink, a title) that may split it: the reader searches the
-    # text without them. A query with a symbol shown for a control character (␍, �) can
-    # only be found in the text shown: every event is read.
-    holds = Q(stdout__icontains=query)
-    for start in TERMINAL_STRINGS:
-        holds |= Q(stdout__contains=start)
-    if CONTROL_SYMBOLS.intersection(query):
-        holds = Q()
-    events = (
-        RunEvent.objects.filter(holds, run=run, end_line__lte=upto)
-        .only("stdout", "start_line", "end_line")
-        .order_by("counter")
-    )
-    for event in events.iterator(2000):
-        for offset, text in enumerate(_event_lines(event)):
-            count = plain_text(text).lower().count(needle)
-            if count:
-                total += count
-                if len(hits) < limit:
-                    hits.append((event.start_line + offset + 1, count))
-    return LogSearch(hits=hits, total=total, upto=upto)
+DOWNLOAD_EVENTS = 5000  # events read, and text sent, at a time
 
 
 def run_log_text(*, run: Run) -> Iterator[str]:
     """The whole log as plain text, one line at a time: number, timestamp, text, as the
-    page shows them, without colour codes."""
-    events = RunEvent.objects.filter(run=run).only("stdout", "start_line", "end_line", "created")
-    for event in events.order_by("counter").iterator(2000):
-        stamp = _clock(event.created)[0]
-        for offset, text in enumerate(_event_lines(event)):
-            yield f"{event.start_line + offset + 1}\t{stamp}\t{plain_text(text)}\n"
+    page shows them, without colour codes. Sent in large pieces (the lines of
+    DOWNLOAD_EVENTS events at a time), read as tuples in the events' order."""
+    events = (
+        RunEvent.objects.filter(run=run)
+        .order_by("counter")
+        .values_list("stdout", "start_line", "end_line", "created")
+    )
+    stamps: dict = {}
+    piece: list[str] = []
+    for stdout, start, end, created in events.iterator(DOWNLOAD_EVENTS):
+        stamp = stamps.get(created)
+        if stamp is None:
+            if len(stamps) > DOWNLOAD_EVENTS:
+                stamps.clear()
+            stamp = stamps[created] = _clock(created)[0]
+        prefix = f"\t{stamp}\t"
+        piece.extend(
+            f"{number}{prefix}{text}\n"
+            for number, text in enumerate(plain_lines(stdout, end - start), start + 1)
+        )
+        if len(piece) >= DOWNLOAD_EVENTS:
+            yield "".join(piece)
+            piece = []
+    if piece:
+        yield "".join(piece)
 
 
 @dataclass(frozen=True)
@@ -222,32 +197,28 @@ class RunProgress:
 
 def run_progress(*, run: Run) -> RunProgress:
     """How far the run has got: tasks started and finished (a task is finished once the
-    next one started, or the run ended), and hosts without and with failures."""
-    seen = RunEvent.objects.filter(run=run, event__in=TASK_START_EVENTS).count()
-    current = (
-        RunEvent.objects.filter(run=run, event__in=TASK_START_EVENTS)
-        .order_by("-counter")
-        .values_list("task", flat=True)
-        .first()
-    )
+    next one started, or the run ended), and hosts without and with failures. Read from
+    the run's row, kept up to date as its events are stored: no event is read (but once,
+    for a run stored before that was so)."""
+    progress = run.progress
+    if progress is None:
+        progress = progress_count(run.pk)
+        Run.objects.filter(pk=run.pk, progress__isnull=True).update(progress=progress)
+        run.progress = progress
+    seen = progress.get("tasks", 0)
     if run.is_final and run.host_summary:
         failed = sum(
             1 for c in run.host_summary.values() if c.get("failed") or c.get("unreachable")
         )
         ok = len(run.host_summary) - failed
     else:
-        hosts = (
-            RunEvent.objects.filter(run=run, event__in=HOST_RESULT_EVENTS)
-            .exclude(host="")
-            .values("host")
-            .annotate(failures=Count("id", filter=Q(failed=True)))
-        )
-        failed = sum(1 for h in hosts if h["failures"])
+        hosts = progress.get("hosts", {})
+        failed = sum(1 for failures in hosts.values() if failures)
         ok = len(hosts) - failed
     return RunProgress(
         tasks_seen=seen,
         tasks_done=seen if run.is_final else max(seen - 1, 0),
-        current_task="" if run.is_final else plain_text(current or ""),
+        current_task="" if run.is_final else plain_text(progress.get("task", "")),
         hosts_ok=ok,
         hosts_failed=failed,
         final=run.is_final,

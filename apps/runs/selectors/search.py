@@ -1,0 +1,127 @@
+"""Search in a run's log: every match of a text, in what a reader sees (colours and other
+terminal sequences removed), case-insensitive, over the whole log.
+
+The events that may hold a match are found through an index the database offers, not by
+reading the log: on PostgreSQL a trigram index (pg_trgm) on the upper-cased output, which
+`icontains` reads; on SQLite a full-text table with the trigram tokenizer (FTS5), kept by
+a trigger as events are inserted (migration runs 0008). Then each such event's lines are
+read as the page shows them, and counted.
+"""
+
+import heapq
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db import connection
+
+from apps.runs.ansi import CONTROL_SYMBOLS, VISIBLE, plain_lines
+from apps.runs.models import Run, RunEvent
+
+SEARCH_HITS = 10_000
+READ_EVENTS = 2000  # events read from the database at a time
+# SQLite's full-text table of the events' output (trigram tokenizer, case-insensitive).
+FTS_TABLE = "runs_runevent_text"
+FTS_TRIGGER = "runs_runevent_text_insert"
+FTS_EVENTS = (
+    "SELECT e.counter, e.stdout, e.start_line, e.end_line FROM runs_runevent_text "
+    "CROSS JOIN runs_runevent e ON e.id = runs_runevent_text.rowid "
+    "WHERE runs_runevent_text MATCH %s AND e.run_id = %s AND e.end_line <= %s "
+    "ORDER BY e.counter"
+)
+FIELDS = ("counter", "stdout", "start_line", "end_line")
+
+
+@dataclass(frozen=True)
+class LogSearch:
+    hits: list[tuple[int, int]]  # (line number, matches on it), in order; at most `limit`
+    total: int  # matches in the whole log searched, also beyond `limit`
+    upto: int  # the last line searched: lines after it came later, the page counts them
+
+
+def _ascii_part(query: str) -> str:
+    """The longest run of ASCII characters in `query`: every database folds their case
+    as Python does, not always that of other letters (PostgreSQL's UPPER follows its
+    locale; SQLite's LIKE folds ASCII only)."""
+    return max(re.split(r"[^\x00-\x7f]+", query), key=len)
+
+
+def _fts_kept() -> bool:
+    """Whether the trigger that keeps the full-text table is there: SQLite drops a
+    table's triggers when a migration remakes it, and a table left behind would miss
+    rows. Without it, a search reads the log."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = %s", [FTS_TRIGGER]
+        )
+        return cursor.fetchone() is not None
+
+
+def _holding(run: Run, query: str, upto: int) -> Iterator[tuple]:
+    """The events whose stored output may hold `query` (whatever the case), in order,
+    found by the database's index: those holding its longest ASCII part."""
+    events = RunEvent.objects.filter(run=run, end_line__lte=upto).order_by("counter")
+    part = _ascii_part(query)
+    if connection.vendor == "sqlite" and len(part) >= 3 and _fts_kept():
+        yield from _fts_events(run, '"' + part.replace('"', '""') + '"', upto)
+        return
+    if part:
+        events = events.filter(stdout__icontains=part)
+    yield from events.values_list(*FIELDS).iterator(READ_EVENTS)
+
+
+def _fts_events(run: Run, phrase: str, upto: int) -> Iterator[tuple]:
+    """SQLite: the events the full-text table finds, read from it first (CROSS JOIN keeps
+    that order): a rare text costs a few lookups, not a walk over the run's events."""
+    with connection.cursor() as cursor:
+        cursor.execute(FTS_EVENTS, [phrase, run.pk, upto])
+        while rows := cursor.fetchmany(READ_EVENTS):
+            yield from rows
+
+
+def _candidates(run: Run, query: str, upto: int) -> Iterator[tuple]:
+    """The events that may hold a match, in order: those whose stored output holds the
+    query, and those holding a terminal string (a hyperlink, a title) that may split it,
+    as the reader searches the text without them. A query with a symbol shown for a
+    control character (␍, �) can only be found in the text shown: every event is read."""
+    events = RunEvent.objects.filter(run=run, end_line__lte=upto).order_by("counter")
+    if CONTROL_SYMBOLS.intersection(query):
+        yield from events.values_list(*FIELDS).iterator(READ_EVENTS)
+        return
+    holding = _holding(run, query, upto)
+    split = list(events.filter(terminal_string=True).values_list(*FIELDS))
+    last = None
+    for event in heapq.merge(holding, split):
+        if event[0] != last:
+            last = event[0]
+            yield event
+
+
+def run_log_search(*, run: Run, query: str, limit: int = SEARCH_HITS) -> LogSearch:
+    """Every match of `query` (case-insensitive, in the text a reader sees: plain_text)
+    in the whole log, not only the lines a page holds."""
+    needle = query.lower()
+    # A needle without control characters never spans two lines: an event's matches
+    # are counted in its text at once.
+    at_once = needle == needle.translate(VISIBLE)
+    # Events are stored with the run's line_count in one transaction: every event
+    # ending up to it is there.
+    upto = Run.objects.filter(pk=run.pk).values_list("line_count", flat=True).first() or 0
+    hits: list[tuple[int, int]] = []
+    total = 0
+    for _counter, stdout, start, end in _candidates(run, query, upto):
+        lines = plain_lines(stdout, end - start)
+        if at_once:
+            text = "\n".join(lines).lower()
+            if needle not in text:
+                continue
+            if len(hits) >= limit:
+                total += text.count(needle)
+                continue
+        for offset, line in enumerate(lines):
+            count = line.lower().count(needle)
+            if count:
+                total += count
+                if len(hits) < limit:
+                    hits.append((start + offset + 1, count))
+    return LogSearch(hits=hits, total=total, upto=upto)

@@ -1,0 +1,206 @@
+"""What a run page and its live poll cost does not grow with the run's log: the progress
+is kept on the run as batches are stored, a poll with nothing new reads no event."""
+
+import random
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from apps.accounts.models import Right
+from apps.runs import selectors
+from apps.runs.ansi import event_lines, plain_lines, plain_text
+from apps.runs.constants import RunStatus
+from apps.runs.events import EventSink
+from apps.runs.models import Run
+from apps.runs.progress import progress_count
+from tests.factories import EnvironmentFactory, GrantFactory, RunFactory, TeamFactory, UserFactory
+from tests.runs.helpers import Log
+
+EVENT_TABLE = "runs_runevent"
+
+
+@pytest.fixture
+def environment(db):
+    return EnvironmentFactory(slug="staging")
+
+
+@pytest.fixture
+def owner(environment):
+    user = UserFactory(username="owner")
+    GrantFactory(team=TeamFactory(members=[user]), environment=environment, right=Right.RUN)
+    return user
+
+
+@pytest.fixture
+def client(owner):
+    client = Client()
+    client.force_login(owner)
+    return client
+
+
+def _run(owner, lines: int, status=RunStatus.RUNNING) -> tuple[Run, Log]:
+    run = RunFactory(requested_by=owner, environment=environment_of(owner))
+    log = Log(run)
+    log.add("playbook_on_task_start", "TASK [Install]", task="Install")
+    log.add("runner_on_ok", "ok: [web1]", host="web1")
+    log.add("runner_on_failed", "fatal: [web2]", host="web2", failed=True)
+    log.lines(lines)
+    Run.objects.filter(pk=run.pk).update(status=status)
+    run.refresh_from_db()
+    return run, log
+
+
+@pytest.fixture
+def run_with_log(owner):
+    return _run(owner, 9000)
+
+
+def environment_of(user):
+    return user.teams.first().grants.first().environment
+
+
+def _queries(client, url: str) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+        assert response.status_code == 200
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def _event(counter: int, name: str, **data) -> dict:
+    return {
+        "counter": counter,
+        "event": name,
+        "stdout": f"{name} {counter}",
+        "start_line": counter - 1,
+        "end_line": counter,
+        "event_data": data,
+    }
+
+
+def test_the_sink_keeps_the_progress_as_it_stores_each_batch(db):
+    run = RunFactory()
+    sink = EventSink(run.pk, batch_size=3, flush_seconds=3600)
+    events = [
+        _event(1, "playbook_on_play_start", play="Deploy"),
+        _event(2, "playbook_on_task_start", task="Check"),
+        _event(3, "runner_on_ok", host="web1", task="Check"),
+        _event(4, "runner_on_failed", host="web2", task="Check"),
+        _event(5, "playbook_on_task_start", task="Install"),
+        _event(6, "runner_on_ok", host="web2", task="Install"),
+        _event(7, "runner_on_ok", host="web3", task="Install"),
+    ]
+    for event in events:
+        sink.add(event)
+    sink.flush()
+    run.refresh_from_db()
+
+    assert run.progress == progress_count(run.pk)
+    progress = selectors.run_progress(run=run)
+    assert (progress.tasks_done, progress.tasks_seen) == (1, 2)
+    assert progress.current_task == "Install"
+    assert (progress.hosts_ok, progress.hosts_failed) == (2, 1)
+    assert (run.event_count, run.line_count) == (7, 7)
+
+
+def test_a_batch_stored_again_does_not_count_twice(db):
+    run = RunFactory()
+    sink = EventSink(run.pk, flush_seconds=3600)
+    sink.add(_event(1, "playbook_on_task_start", task="Check"))
+    sink.add(_event(2, "runner_on_failed", host="web1"))
+    batch = list(sink.buffer)
+    sink.flush()
+    sink.buffer = batch  # as if the connection dropped after the INSERT and it was retried
+    sink.flush()
+    run.refresh_from_db()
+
+    assert run.progress["tasks"] == 1
+    assert selectors.run_progress(run=run).hosts_failed == 1
+
+
+def test_a_poll_with_nothing_new_reads_no_event_however_long_the_log(client, owner):
+    small, small_log = _run(owner, 40)
+    big, big_log = _run(owner, 20_000)
+
+    polls = [
+        _queries(client, f"/runs/{run.pk}/log/?after={log.counter}")
+        for run, log in ((small, small_log), (big, big_log))
+    ]
+
+    assert len(polls[0]) == len(polls[1])
+    assert not [sql for sql in polls[1] if EVENT_TABLE in sql]
+    # It still shows what came: a poll from before the last event gets it.
+    update = client.get(f"/runs/{big.pk}/log/?after={big_log.counter - 1}").content.decode()
+    assert f'id="L{big.line_count}"' in update
+    assert "<strong>0</strong> of 1 task done so far" in update
+
+
+def test_a_poll_with_new_lines_and_the_page_cost_the_same_queries_whatever_the_log(
+    client, owner, django_assert_max_num_queries
+):
+    small, small_log = _run(owner, 40)
+    big, big_log = _run(owner, 20_000)
+
+    for url in ("/runs/{pk}/", "/runs/{pk}/log/?after={before}"):
+        counts = []
+        for run, log in ((small, small_log), (big, big_log)):
+            sql = _queries(client, url.format(pk=run.pk, before=log.counter - 5))
+            # No count nor grouping over the run's events: the progress is on the run.
+            assert not [q for q in sql if EVENT_TABLE in q and ("COUNT(" in q or "GROUP BY" in q)]
+            counts.append(len(sql))
+        assert counts[0] == counts[1], url
+    with django_assert_max_num_queries(counts[1]):
+        client.get(f"/runs/{big.pk}/log/?after={big_log.counter - 5}")
+
+
+def test_the_poll_of_an_ended_run_reads_no_event(client, owner):
+    run, log = _run(owner, 20_000, status=RunStatus.SUCCESSFUL)
+
+    sql = _queries(client, f"/runs/{run.pk}/log/?after={log.counter}")
+
+    assert not [q for q in sql if EVENT_TABLE in q]
+    update = client.get(f"/runs/{run.pk}/log/?after={log.counter}").content.decode()
+    assert "<strong>1</strong> of 1 task done<" in update
+    assert "log-poller" not in update  # the page stops asking
+
+
+def test_a_run_stored_before_the_progress_was_kept_is_counted_once(owner):
+    run, _ = _run(owner, 10)
+    Run.objects.filter(pk=run.pk).update(progress=None)
+    run.refresh_from_db()
+
+    first = selectors.run_progress(run=run)
+    run.refresh_from_db()
+    with CaptureQueriesContext(connection) as queries:
+        again = selectors.run_progress(run=run)
+
+    assert first == again
+    assert (first.tasks_seen, first.current_task, first.hosts_failed) == (1, "Install", 1)
+    assert len(queries) == 0
+
+
+# --- the download -------------------------------------------------------------------------
+PIECES = [
+    "ok", " ", "\r\n", "\n", "\r", "\t", "\x1b[0;32m", "\x1b[0m", "\x1b[", "\x1b", "\x1b]0;t\x07",
+    "\x1b]8;;http://x\x1b\\", "\x9b31m", "\x07", "\x00", "\u2028", "\u202e", "é", "\x1bP", "0",
+    "\x1b(", "B", "[1m", "\x1b[1;31m",
+]  # fmt: skip
+
+
+def test_the_download_shows_each_line_as_plain_text_of_that_line_alone():
+    rng = random.Random(19)
+    for _ in range(20_000):
+        stdout = "".join(rng.choice(PIECES) for _ in range(rng.randrange(0, 12)))
+        count = rng.randrange(0, 5)
+        expected = [plain_text(line) for line in event_lines(stdout, count)]
+        assert plain_lines(stdout, count) == expected, (stdout, count)
+
+
+def test_the_download_holds_every_line_once_in_order(run_with_log):
+    run, _ = run_with_log
+    text = "".join(selectors.run_log_text(run=run)).splitlines()
+
+    assert [int(line.split("\t")[0]) for line in text] == list(range(1, run.line_count + 1))
+    assert text[2].split("\t")[2] == "fatal: [web2]"
+    assert text[-1].endswith(f"\tline {run.line_count}")

@@ -1,0 +1,129 @@
+"""Search in a run's log through the database's index (PostgreSQL: pg_trgm; SQLite: FTS5):
+the same matches as reading every line, kept in step with each stored batch."""
+
+import random
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.runs import selectors
+from apps.runs.ansi import event_lines, plain_text
+from apps.runs.events import events_store
+from apps.runs.models import RunEvent
+from tests.factories import RunFactory
+from tests.runs.helpers import GREEN, RESET, Log
+
+WORDS = ["Deploy", "deploy", "DEPLOY", "release-12", "ok:", "[web1]", "Écoute", "écoute", "x"]
+DECOR = [GREEN, RESET, "\x1b]8;;https://example.com\x1b\\", "\x1b]8;;\x1b\\", "\t", "\r", "\x01"]
+QUERIES = ["deploy", "Deploy", "PLOY", "release-1", "ok: [web1]", "écoute", "x", "é", "␁", "\t"]
+
+
+@pytest.fixture
+def run(db):
+    return RunFactory()
+
+
+def _stdout(rng: random.Random) -> str:
+    lines = []
+    for _ in range(rng.randrange(1, 4)):
+        parts = [rng.choice(WORDS + DECOR) for _ in range(rng.randrange(1, 7))]
+        lines.append(" ".join(parts))
+    return "\r\n".join(lines)
+
+
+def _every_line(run, query: str) -> list[tuple[int, int]]:
+    """The matches as read from every line of the log, without any index."""
+    hits = []
+    for event in RunEvent.objects.filter(run=run).order_by("counter"):
+        for offset, text in enumerate(event_lines(event.stdout, event.end_line - event.start_line)):
+            if count := plain_text(text).lower().count(query.lower()):
+                hits.append((event.start_line + offset + 1, count))
+    return hits
+
+
+def test_search_finds_what_reading_every_line_finds(run):
+    rng = random.Random(19)
+    log = Log(run)
+    for _ in range(300):
+        log.add("runner_on_ok", _stdout(rng))
+
+    for query in QUERIES:
+        found = selectors.run_log_search(run=run, query=query)
+        expected = _every_line(run, query)
+        assert found.hits == expected, query
+        assert found.total == sum(count for _, count in expected), query
+
+
+def test_search_counts_every_match_beyond_the_lines_it_lists(run):
+    Log(run).lines(500, text=f"{GREEN}Deploy release-{{n}}: deploy, DEPLOY{RESET}")
+
+    found = selectors.run_log_search(run=run, query="deploy", limit=10)
+
+    assert found.hits == [(n, 3) for n in range(1, 11)]
+    assert found.total == 1500
+
+
+def test_a_stored_batch_is_found_at_once(run):
+    Log(run).lines(100)
+    assert selectors.run_log_search(run=run, query="needle-in-haystack").total == 0
+
+    events_store(
+        run.pk,
+        [
+            RunEvent(
+                run=run, counter=10_000, event="runner_on_ok", start_line=100, end_line=101,
+                stdout=f"{GREEN}the Needle-In-Haystack{RESET}",
+            )
+        ],
+    )  # fmt: skip
+    run.refresh_from_db()
+
+    found = selectors.run_log_search(run=run, query="needle-in-haystack")
+    assert (found.hits, found.upto) == ([(101, 1)], 101)
+
+
+def test_the_events_of_another_run_are_not_searched(run):
+    Log(run).lines(10, text="mine {n}")
+    other = RunFactory()
+    Log(other).lines(10, text="mine too {n}")
+
+    assert selectors.run_log_search(run=run, query="mine").total == 10
+
+
+def test_search_reads_the_database_index_not_the_log(run):
+    Log(run).lines(2000, text="line {n}")
+    with CaptureQueriesContext(connection) as queries:
+        found = selectors.run_log_search(run=run, query="line 1234")
+    search = next(
+        q["sql"] for q in queries.captured_queries if "LIKE" in q["sql"] or "MATCH" in q["sql"]
+    )
+
+    assert found.hits == [(1234, 1)]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The condition the index must serve, alone: on a big log the planner takes
+            # it (a tiny one it reads whole, or the run's few rows in their order).
+            like = re.search(
+                r"UPPER\(\"runs_runevent\"\.\"stdout\"::text\) LIKE UPPER\('[^']*'\)", search
+            )
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute(f"EXPLAIN SELECT id FROM runs_runevent WHERE {like.group()}")  # noqa: S608
+            assert "runs_runevent_stdout_trgm" in str(cursor.fetchall())
+        else:
+            assert "runs_runevent_text" in search
+            cursor.execute(f"EXPLAIN QUERY PLAN {search}")
+            assert "runs_runevent_text VIRTUAL TABLE" in str(cursor.fetchall())
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'")
+def test_without_the_trigger_that_keeps_its_index_search_reads_the_log(run):
+    log = Log(run)
+    log.lines(10, text="line {n}")
+    with connection.cursor() as cursor:
+        # As a migration that remakes the table leaves it.
+        cursor.execute("DROP TRIGGER runs_runevent_text_insert")
+    log.lines(10, text="later {n}")
+
+    assert selectors.run_log_search(run=run, query="later").hits == [(n, 1) for n in range(11, 21)]
