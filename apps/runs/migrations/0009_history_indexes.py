@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
         ("accounts", "0002_teams_grants_token_limits"),
         ("catalog", "0002_service_team"),
         ("environments", "0009_auto_rollback"),
-        ("runs", "0006_deploy_queue"),
+        ("runs", "0008_event_search_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
