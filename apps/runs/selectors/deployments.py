@@ -40,7 +40,11 @@ def current_versions(*, services=None) -> dict[tuple[int, int], Run]:
         .order_by("-finished_at", "-id")
         .values("pk")[:1]
     )
-    runs = Run.objects.filter(_changes()).filter(pk=Subquery(latest))
+    runs = (
+        Run.objects.filter(_changes())
+        .filter(pk=Subquery(latest))
+        .select_related("rollback_of", "promoted_from")
+    )
     if services is not None:
         runs = runs.filter(service__in=services)
     return {(run.service_id, run.environment_id): run for run in runs}
@@ -63,7 +67,11 @@ def last_runs(*, services=None) -> dict[tuple[int, int], Run]:
         .order_by("-id")
         .values("pk")[:1]
     )
-    runs = Run.objects.filter(check_mode=False).filter(pk=Subquery(latest))
+    runs = (
+        Run.objects.filter(check_mode=False)
+        .filter(pk=Subquery(latest))
+        .select_related("service", "environment", "rollback_of", "promoted_from")
+    )
     if services is not None:
         runs = runs.filter(service__in=services)
     return {(run.service_id, run.environment_id): run for run in runs}
