@@ -133,6 +133,8 @@ def stay_verification(*, service, environment, version: str) -> Run | None:
     current = current_version(service=service, environment=environment)
     if not version or current is None or current.version != version:
         return None
+    if current.finished_at is None:  # a run written without its end: the history decides
+        return verification(service=service, environment=environment, version=version)
     replaced = (
         Run.objects.filter(_changes(), service=service, environment=environment)
         .exclude(version=version)
