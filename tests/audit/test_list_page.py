@@ -45,14 +45,18 @@ def test_a_bad_date_is_said_beside_its_field_and_the_rows_still_show(auditor_cli
 def test_verb_service_and_environment_are_choices_and_dates_date_inputs(auditor_client, rows):
     html = _body(auditor_client.get("/audit/", {"service": "shop"}))
 
-    assert re.search(r'<select name="verb">.*<option>run\.\*</option>', html, re.S)
-    services = re.search(r'<select name="service">.*?</select>', html, re.S).group(0)
+    assert re.search(r'<select name="verb" id="id_verb">.*<option>run\.\*</option>', html, re.S)
+    services = re.search(r'<select name="service" id="id_service">.*?</select>', html, re.S).group(
+        0
+    )
     assert "<option>hello-web</option>" in services
     assert "<option selected>shop</option>" in services
-    environments = re.search(r'<select name="environment">.*?</select>', html, re.S).group(0)
+    environments = re.search(
+        r'<select name="environment" id="id_environment">.*?</select>', html, re.S
+    ).group(0)
     assert "<option>production</option>" in environments and "<option>qa</option>" in environments
-    assert '<input type="date" name="since"' in html
-    assert '<input type="date" name="until"' in html
+    assert '<input type="date" name="since" id="id_since"' in html
+    assert '<input type="date" name="until" id="id_until"' in html
 
 
 def test_rows_name_their_objects_and_read_to_the_second(auditor_client, rows):
