@@ -67,5 +67,6 @@ urlpatterns = [
     path("", include("apps.accounts.api")),
     path("", include("apps.environments.api")),
     path("", include("apps.insights.api")),
+    path("", include("apps.incidents.urls_api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]

@@ -74,6 +74,8 @@ INSTALLED_APPS = [
     "apps.catalog",
     "apps.environments",
     "apps.runs",
+    "apps.incidents",
+    "apps.notifications",
     "apps.insights",
 ]
 
@@ -303,6 +305,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # A launch checks the broker answers (503 otherwise) within this many seconds.
 QUEUE_CHECK_TIMEOUT = envint("QUEUE_CHECK_TIMEOUT", "3")
 CELERY_BROKER_CONNECTION_TIMEOUT = QUEUE_CHECK_TIMEOUT
+# A broker that answered this recently is not asked again before a launch.
+QUEUE_CHECK_FRESH_SECONDS = float(os.getenv("QUEUE_CHECK_FRESH_SECONDS", "1"))
 # A running run's heartbeat is written every RUN_HEARTBEAT_SECONDS; the reaper,
 # every RUN_REAP_SECONDS, ends as lost a run silent for RUN_LOST_AFTER_SECONDS
 # (its worker died), so a dead worker's run is lost within the sum: 45 s by default.
@@ -320,6 +324,11 @@ CELERY_BEAT_SCHEDULE = {
         # Not worth doing late: the next one comes soon.
         "options": {"expires": RUN_REAP_SECONDS},
     },
+    "notifications-due": {
+        "task": "apps.notifications.tasks.deliveries_due",
+        "schedule": envint("NOTIFY_SWEEP_SECONDS", "60"),
+        "options": {"expires": envint("NOTIFY_SWEEP_SECONDS", "60")},
+    },
     "audit-checkpoint": {
         "task": "apps.audit.tasks.audit_checkpoint",
         "schedule": envint("AUDIT_CHECKPOINT_SECONDS", "3600"),
@@ -329,6 +338,21 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": envint("AUDIT_VERIFY_SECONDS", "86400"),
     },
 }
+
+# --- Notifications -----------------------------------------------------------
+# The portal's address as people reach it: the links in notifications start with it.
+PORTAL_URL = os.getenv("PORTAL_URL", "http://localhost:8000")
+# A webhook answering slower than this fails the attempt (it is retried).
+NOTIFY_TIMEOUT_SECONDS = float(os.getenv("NOTIFY_TIMEOUT_SECONDS", "5"))
+# The pauses before each retry of a failed delivery, in seconds; after the last one it
+# has failed (shown in the admin's delivery log, with *Send again*). About 2 h in all.
+NOTIFY_RETRY_SECONDS = tuple(
+    int(x) for x in os.getenv("NOTIFY_RETRY_SECONDS", "5,30,120,600,1800,3600").split(",")
+)
+
+# The labels of an alert (Alertmanager) that name its service and environment.
+ALERT_SERVICE_LABEL = os.getenv("ALERT_SERVICE_LABEL", "service")
+ALERT_ENVIRONMENT_LABEL = os.getenv("ALERT_ENVIRONMENT_LABEL", "environment")
 
 # --- Runs ------------------------------------------------------------------
 SOURCES_DIR = VAR_DIR / "sources"

@@ -15,6 +15,8 @@ urlpatterns = [
     path("", include("apps.audit.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.environments.urls")),
+    path("", include("apps.notifications.urls")),
+    path("", include("apps.incidents.urls")),
 ]
 
 # A refused page says why, and the refusal is kept in the audit log.

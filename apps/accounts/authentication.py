@@ -71,6 +71,17 @@ class ScopedAccess(BasePermission):
         return True
 
 
+class AlertsAccess(BasePermission):
+    """An API token with the `alerts` scope: what monitoring sends its alerts with."""
+
+    message = "Send alerts with an API token that has the alerts scope."
+
+    def has_permission(self, request, view) -> bool:
+        token = getattr(request.user, "api_token", None)
+        return bool(request.user and request.user.is_authenticated and token is not None
+                    and token.has_scope(TokenScope.ALERTS))  # fmt: skip
+
+
 class SignedIn(BasePermission):
     """Signed in, with a token of any scope: for managing one's own tokens, where a new
     token can never have more than the token that made it."""

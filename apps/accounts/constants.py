@@ -17,10 +17,12 @@ class Right(models.TextChoices):
 
 
 class TokenScope(models.TextChoices):
-    """What an API token may be used for: `read` for GET, `run` to launch and cancel."""
+    """What an API token may be used for: `read` for GET, `run` to launch and cancel,
+    `alerts` for monitoring to send alerts (POST /api/v1/alerts/) and nothing else."""
 
     READ = "read", "Read"
     RUN = "run", "Run"
+    ALERTS = "alerts", "Alerts"
 
 
 # Both scopes: what a token created without saying otherwise (and every older token) has.

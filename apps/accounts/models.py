@@ -121,10 +121,10 @@ def default_token_scopes() -> list[str]:
 def validate_token_scopes(value) -> None:
     allowed = set(TokenScope.values)
     if not isinstance(value, list) or not value:
-        raise ValidationError("Choose at least one scope: read, run.")
+        raise ValidationError("Choose at least one scope: read, run, alerts.")
     unknown = [scope for scope in value if scope not in allowed]
     if unknown:
-        raise ValidationError(f"Unknown scope: {', '.join(map(str, unknown))} (read, run).")
+        raise ValidationError(f"Unknown scope: {', '.join(map(str, unknown))} (read, run, alerts).")
 
 
 class ApiToken(models.Model):

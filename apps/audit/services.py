@@ -10,6 +10,7 @@ from django.utils import timezone
 from apps.audit import selectors
 from apps.audit.chain import canonical_ip, clean_text, event_values, json_safe, row_hash
 from apps.audit.constants import Outcome
+from apps.audit.hooks import audit_recorded, emit_recorded
 from apps.audit.models import AuditEvent, AuditHead
 
 
@@ -74,9 +75,12 @@ def audit_record(
         name: value if name in ("actor_id", "ip") else clean_text(value, name)
         for name, value in values.items()
     }
-    return _chain_append(
+    event = _chain_append(
         values=values, details=audit_masked(json_safe(_public(details or {}))), outcome=outcome
     )
+    if audit_recorded.has_listeners():
+        transaction.on_commit(lambda: emit_recorded(event))
+    return event
 
 
 def _chain_append(*, values: dict, details: dict, outcome: str) -> AuditEvent:

@@ -19,7 +19,7 @@ from apps.environments.services import (
 
 @admin.register(Environment)
 class EnvironmentAdmin(AuditedModelAdmin):
-    list_display = ("name", "slug", "order", "queue")
+    list_display = ("name", "slug", "order", "queue", "when_locked")
     prepopulated_fields = {"slug": ("name",)}
     ordering = ("order",)
     filter_horizontal = ("emergency_teams",)

@@ -10,6 +10,13 @@ class CredentialKind(models.TextChoices):
     SECRET_VARIABLE = "secret_variable", "Secret variable"
 
 
+class WhenLocked(models.TextChoices):
+    """What a deploy does when another run holds the service's lock on the environment."""
+
+    REFUSE = "refuse", "Refuse it (409)"
+    QUEUE = "queue", "Queue it: it starts when the lock frees, in arrival order"
+
+
 class FreezeKind(models.TextChoices):
     ONCE = "once", "One-off (from a date to a date)"
     WEEKLY = "weekly", "Every week (chosen days, from a time to a time)"

@@ -6,7 +6,12 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from apps.environments.constants import LOCK_MAX_DAYS, REASON_MAX_CHARS, CredentialKind
+from apps.environments.constants import (
+    LOCK_MAX_DAYS,
+    REASON_MAX_CHARS,
+    CredentialKind,
+    WhenLocked,
+)
 
 # Freeze windows live in apps/environments/freezes.py, imported here so that the model
 # belongs to this app's models, and so that migration 0007 finds its validators and
@@ -103,6 +108,28 @@ class Environment(models.Model):
         help_text=(
             "When a version is verified on the environment before this one, deploy it here "
             "by itself, on behalf of whoever started the chain."
+        ),
+    )
+    auto_rollback = models.BooleanField(
+        "roll back automatically",
+        default=False,
+        help_text=(
+            "When the service's verify action fails after a deploy here, roll back at once "
+            "to the previous version verified here (a rollback run marked automatic, on "
+            "behalf of the deployer, subject to locks and rights). Never twice in a row: a "
+            "failed automatic rollback stops and tells."
+        ),
+    )
+    when_locked = models.CharField(
+        "when the service is busy",
+        max_length=8,
+        choices=WhenLocked.choices,
+        default=WhenLocked.REFUSE,
+        help_text=(
+            "What a deploy does when another run of the service holds its lock here: refused "
+            "(409), or queued to start when the lock frees, in arrival order, each rule "
+            "checked again then; an older version is skipped once a newer one succeeded. "
+            "A launch may ask otherwise (the API's when_locked)."
         ),
     )
     confirm_runs = models.BooleanField(

@@ -12,6 +12,7 @@ from apps.accounts.permissions import can_view, environment_filter
 from apps.catalog.selectors import service_list
 from apps.environments.models import Environment
 from apps.environments.selectors import active_locks, freeze_in_force
+from apps.insights.dora_views import insights_api
 from apps.runs.selectors.deployments import matrix, previous_environment
 
 
@@ -144,6 +145,7 @@ def service_environments(request, service_slug: str):
 
 urlpatterns = [
     path("environments/", environment_list, name="api-environments"),
+    path("insights/", insights_api, name="api-insights"),
     path(
         "services/<slug:service_slug>/environments/",
         service_environments,

@@ -1,6 +1,9 @@
 from django.urls import path
 
-from apps.insights import views
+from apps.insights import dora_views, views
 
 app_name = "insights"
-urlpatterns = [path("what-runs-where/", views.what_runs_where, name="matrix")]
+urlpatterns = [
+    path("what-runs-where/", views.what_runs_where, name="matrix"),
+    path("insights/", dora_views.insights_page, name="dora"),
+]

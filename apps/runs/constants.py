@@ -2,6 +2,9 @@ from django.db import models
 
 
 class RunStatus(models.TextChoices):
+    # In the deploy queue: another run holds the service's lock there (or a freeze or a
+    # lock of the environment keeps it back); it starts when its turn comes.
+    WAITING = "waiting", "Waiting"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     SUCCESSFUL = "successful", "Successful"
@@ -9,6 +12,8 @@ class RunStatus(models.TextChoices):
     CANCELED = "canceled", "Canceled"
     TIMED_OUT = "timed_out", "Timed out"
     LOST = "lost", "Lost"
+    # Skipped in the deploy queue: a newer version succeeded there while it waited.
+    SUPERSEDED = "superseded", "Superseded"
 
 
 FINAL_STATUSES = frozenset(
@@ -18,9 +23,12 @@ FINAL_STATUSES = frozenset(
         RunStatus.CANCELED,
         RunStatus.TIMED_OUT,
         RunStatus.LOST,
+        RunStatus.SUPERSEDED,
     }
 )
+# Those holding the deploy lock (a waiting run does not: it waits for it).
 ACTIVE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+
 
 # The longest version a run records (the column's length): a longer one in the form is
 # refused at launch, and one a playbook reports is cut to it when the run ends.

@@ -131,6 +131,7 @@ class EventSink:
         )
         self.buffer: list[RunEvent] = []
         self.last_flush = time.monotonic()
+        self.first_line_stored = False
         self.no_hosts_matched = False
         self.host_summary: dict = {}
         self.artifact_data: dict = {}
@@ -167,9 +168,18 @@ class EventSink:
                 data=storable(self.masker.data(kept)) if kept else {},
             )
         )
-        if len(self.buffer) >= self.batch_size:
+        if len(self.buffer) >= self.batch_size or self._first_line():
             self.flush()
         return False
+
+    def _first_line(self) -> bool:
+        """Whether the event just taken is the run's first with a line of output: written
+        at once, so whoever watches sees the run begin without waiting for the next flush
+        (later lines come in batches, every `flush_seconds`)."""
+        if self.first_line_stored or not self.buffer[-1].stdout:
+            return False
+        self.first_line_stored = True
+        return True
 
     def _text(self, value) -> str:
         return storable(self.masker.text(str(value or "")))

@@ -119,6 +119,9 @@ class Run(models.Model):
         max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was sent to a worker (after waiting, if it did)."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -134,6 +137,11 @@ class Run(models.Model):
     )
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     canceled_by_name = models.CharField(max_length=150, blank=True)
+    wait_reason = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="While it waits in the deploy queue: what it waits for.",
+    )
     line_count = models.PositiveIntegerField(default=0)
     event_count = models.PositiveIntegerField(default=0)
 
@@ -222,6 +230,10 @@ class Run(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def is_waiting(self) -> bool:
+        return self.status == RunStatus.WAITING
 
     @property
     def holds_lock(self) -> bool:

@@ -144,7 +144,7 @@ def runs_clean_up(runs: list[Run]) -> None:
 def runs_reap() -> int:
     """Periodic (beat): runs whose heartbeat went silent end as lost, which frees their
     lock; what they left on this host is killed and removed. Runs no worker took in
-    time end as failed, which frees theirs."""
+    time end as failed, which frees theirs. Deploy queues whose lock is free move on."""
     unstarted = services.runs_fail_unstarted(waited_for=services.run_queued_max_seconds())
     if unstarted:
         log.warning(
@@ -157,6 +157,9 @@ def runs_reap() -> int:
     if lost:
         log.warning("Marked run(s) %s as lost.", ", ".join(f"#{run.pk}" for run in lost))
     runs_clean_up(lost)
+    # Deploy queues whose lock freed without a word (a process died before it could say).
+    for run in services.queues_advance():
+        log.info("Run %s left the deploy queue: its turn came.", run.pk)
     return len(lost)
 
 

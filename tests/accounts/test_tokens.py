@@ -91,7 +91,7 @@ def test_it_takes_scopes_environments_and_an_expiry(world):
     ("args", "message"),
     [
         (["--environment", "moon"], "No environment 'moon'"),
-        (["--scopes", "write"], "scopes: Choose read, run or both."),
+        (["--scopes", "write"], "scopes: Choose read, run, alerts, or several."),
         (["--expires-in", "0"], "--expires-in takes a number of days"),
     ],
 )

@@ -15,9 +15,11 @@ from types import SimpleNamespace
 import pytest
 
 from apps.accounts.services import token_create
+from apps.catalog.constants import ActionKind
 from apps.environments.models import EnvironmentLock
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
+from tests.conftest import wait_for
 from tests.factories import ActionFactory, ServiceFactory
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -33,9 +35,19 @@ def pipeline(live_server, celery_worker, test_playbooks, local_env, dev):
     timeout (stuck), and a way to run `pushbutton` as a job with dev's token."""
     assert PUSHBUTTON.exists(), f"{PUSHBUTTON} is missing: `make` installs ./clients/cli"
 
-    def service(slug, playbook, **fields):
+    def service(slug, playbook, *, verify=None, **fields):
+        web = ServiceFactory(slug=slug)
+        if verify:
+            ActionFactory(
+                service=web,
+                slug="smoke-test",
+                label="Smoke test",
+                kind=ActionKind.VERIFY,
+                playbook_version=test_playbooks[verify],
+                environments=[local_env],
+            )
         ActionFactory(
-            service=ServiceFactory(slug=slug),
+            service=web,
             slug="deploy",
             label="Deploy",
             playbook_version=test_playbooks[playbook],
@@ -45,10 +57,12 @@ def pipeline(live_server, celery_worker, test_playbooks, local_env, dev):
             **fields,
         )
 
-    service("web", "echo")
+    service("web", "echo", verify="echo")
     service("broken", "nohosts")
+    service("flaky", "echo", verify="nohosts")
     service("slow", "sleep", form=[{"name": "seconds", "type": "integer", "default": 301}])
     service("stuck", "sleep", timeout=3)
+    service("paced", "sleep", form=[{"name": "seconds", "type": "integer", "default": 6}])
     _, key = token_create(user=dev, name="pipeline", acting_user=None, via="cli")
     job = {
         name: value
@@ -66,7 +80,17 @@ def pipeline(live_server, celery_worker, test_playbooks, local_env, dev):
             timeout=timeout,
         )
 
-    return SimpleNamespace(run=pushbutton, env=local_env)
+    def start(*args):
+        """`pushbutton` started as a job that goes on while the test does more."""
+        return subprocess.Popen(
+            [str(PUSHBUTTON), *args],
+            env=job,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    return SimpleNamespace(run=pushbutton, start=start, env=local_env)
 
 
 def test_a_deploy_that_succeeds_exits_0_after_its_log(pipeline):
@@ -154,3 +178,60 @@ def test_a_retried_job_gets_the_run_it_launched_the_first_time(pipeline):
     run = Run.objects.get()
     assert run.status == RunStatus.SUCCESSFUL
     assert run.source_pipeline_url == "https://github.com/web/web/actions/runs/5531"
+
+
+def _launched(count: int) -> list[Run]:
+    """The runs once `count` of them exist (a job started in the background launched)."""
+    wait_for(lambda: Run.objects.count() >= count, timeout=60, message=f"{count} runs launched")
+    return list(Run.objects.order_by("id"))
+
+
+def test_merges_in_a_row_deploy_in_order_and_an_older_one_never_lands_over_a_newer(pipeline):
+    """Three pipelines a moment apart, each asking to queue: the first deploys 2.0.0; an
+    older build (1.9.0) waits and is skipped once 2.0.0 succeeded (exit 10); the newest
+    (2.1.0) waits behind both and then deploys."""
+    deploy = ("deploy", "paced", "--to", "local", "--queue", "--wait", "--timeout", "150")
+    first = pipeline.start(deploy[0], deploy[1], "2.0.0", *deploy[2:])
+    _launched(1)
+    older = pipeline.start(deploy[0], deploy[1], "1.9.0", *deploy[2:])
+    _launched(2)
+    newest = pipeline.run(deploy[0], deploy[1], "2.1.0", *deploy[2:])
+    outputs = [job.communicate(timeout=150) for job in (first, older)]
+
+    assert first.returncode == 0, outputs[0]
+    assert older.returncode == 10, outputs[1]
+    assert "waits in the deploy queue, 1st in line" in outputs[1][0]
+    assert "was SUPERSEDED" in outputs[1][0]
+    assert newest.returncode == 0, newest.stdout + newest.stderr
+    assert "waits in the deploy queue, 2nd in line" in newest.stdout
+    runs = list(Run.objects.order_by("id"))
+    left_the_line = {f"Run #{runs[2].pk} is queued.", f"Run #{runs[2].pk} is running."}
+    assert left_the_line & set(newest.stdout.splitlines()), newest.stdout
+    assert [(run.version, run.status) for run in runs] == [
+        ("2.0.0", RunStatus.SUCCESSFUL),
+        ("1.9.0", RunStatus.SUPERSEDED),
+        ("2.1.0", RunStatus.SUCCESSFUL),
+    ]
+    assert runs[1].started_at is None
+    assert runs[2].started_at >= runs[0].finished_at
+
+
+def test_a_deploy_with_verify_exits_with_the_outcome_of_its_verification(pipeline):
+    verified = pipeline.run("deploy", "web", "1.2.3", "--to", "local", "--verify", "--wait")
+
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    deploy, smoke = Run.objects.order_by("id")
+    assert f"Verifying it: run #{smoke.pk} (smoke-test)." in verified.stdout
+    assert verified.stdout.splitlines()[-2].startswith(f"Run #{smoke.pk}: ")
+    assert (smoke.status, smoke.triggered_by, smoke.version) == (
+        RunStatus.SUCCESSFUL, deploy, "1.2.3",
+    )  # fmt: skip
+
+    failed = pipeline.run("deploy", "flaky", "1.0.0", "--to", "local", "--verify", "--wait")
+
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    flaky_deploy, flaky_smoke = Run.objects.filter(service__slug="flaky").order_by("id")
+    assert flaky_deploy.status == RunStatus.SUCCESSFUL
+    assert flaky_smoke.status == RunStatus.FAILED
+    assert f"Run #{flaky_smoke.pk}: smoke-test flaky" in failed.stdout.splitlines()[-2]
+    assert "FAILED" in failed.stdout.splitlines()[-2]

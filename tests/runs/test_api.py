@@ -3,7 +3,9 @@
 import json
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken
@@ -159,6 +161,15 @@ def test_it_launches_a_run(api, demo):
     audit = AuditEvent.objects.get(verb="run.requested")
     assert audit.via == "api"
     assert audit.object_id == str(run.pk)
+
+
+def test_a_launch_reads_its_service_once(api, demo):
+    with CaptureQueriesContext(connection) as queries:
+        response = api_launch(api, version="1.2.3")
+
+    assert response.status_code == 201, response.content
+    reads = [q["sql"] for q in queries if ' FROM "catalog_service" WHERE ' in q["sql"]]
+    assert len(reads) == 1, reads
 
 
 def test_it_launches_a_dry_run(api, demo):

@@ -47,6 +47,24 @@ def test_it_stores_events_in_batches_not_one_insert_per_event(run):
     assert run.line_count == 1200
 
 
+def test_the_first_line_is_stored_at_once_and_later_ones_in_batches(run):
+    def stored():
+        return list(RunEvent.objects.filter(run=run).values_list("counter", flat=True))
+
+    sink = EventSink(run.pk, batch_size=500, flush_seconds=3600)
+    sink.add(_event(1, "playbook_on_start", stdout=""))
+    assert stored() == []  # no line yet: nothing for a watcher to see
+
+    sink.add(_event(2, "playbook_on_play_start", stdout="PLAY [Deploy] ****"))
+    assert stored() == [1, 2]  # the run's first line, at once
+
+    sink.add(_event(3))
+    sink.add(_event(4))
+    assert stored() == [1, 2]  # then in batches
+    sink.flush()
+    assert stored() == [1, 2, 3, 4]
+
+
 def test_it_masks_every_secret_in_stdout_and_data(run):
     sink = EventSink(run.pk, secrets=["hunter2-secret", "xy"])
     sink.add(

@@ -162,6 +162,64 @@ def test_an_ended_run_is_not_ended_twice(heard, test_playbooks, local_env, dev):
     assert _ends(heard, run) == [RunStatus.CANCELED]
 
 
+def _waiting_behind(dev, action, local_env, holder_version, version) -> tuple[Run, Run]:
+    with queue_held():
+        holder = launch(dev, action, local_env, {"version": holder_version})
+        waiting = launch(dev, action, local_env, {"version": version}, when_locked="queue")
+    assert waiting.status == RunStatus.WAITING
+    return holder, waiting
+
+
+def _versioned(test_playbooks, local_env):
+    return _action(
+        test_playbooks,
+        local_env,
+        "echo",
+        form=[{"name": "version", "type": "string"}],
+        version_field="version",
+    )
+
+
+def test_a_waiting_run_skipped_by_a_newer_version_ends_superseded(
+    heard, test_playbooks, local_env, dev
+):
+    action = _versioned(test_playbooks, local_env)
+    holder, older = _waiting_behind(dev, action, local_env, "2.0.0", "1.0.0")
+
+    with queue_held():
+        services.run_end(run=holder, status=RunStatus.SUCCESSFUL, rc=0)
+
+    assert _ends(heard, older) == [RunStatus.SUPERSEDED]
+    assert [w for w, pk, s in heard if pk == older.pk] == ["ended"]  # never started
+
+
+def test_a_waiting_run_canceled_ends_at_once(heard, test_playbooks, local_env, dev):
+    action = _versioned(test_playbooks, local_env)
+    holder, waiting = _waiting_behind(dev, action, local_env, "1.0.0", "1.1.0")
+
+    services.run_cancel(run=waiting, user=dev, via=Via.API)
+
+    assert _ends(heard, waiting) == [RunStatus.CANCELED]
+    assert _ends(heard, holder) == []
+
+
+def test_a_waiting_run_whose_requester_left_ends_failed_unstarted(
+    heard, test_playbooks, local_env, dev
+):
+    action = _versioned(test_playbooks, local_env)
+    holder, waiting = _waiting_behind(dev, action, local_env, "1.0.0", "1.1.0")
+    dev.is_active = False
+    dev.save()
+
+    with queue_held():
+        services.run_end(run=holder, status=RunStatus.FAILED, rc=2)
+
+    assert _ends(heard, waiting) == [RunStatus.FAILED]
+    waiting.refresh_from_db()
+    assert waiting.started_at is None
+    assert waiting.error.startswith("Not started: ")
+
+
 def test_only_a_final_status_ends_a_run(test_playbooks, local_env, dev):
     run = _queued(dev, _action(test_playbooks, local_env, "echo"), local_env)
 
@@ -177,5 +235,6 @@ def test_every_final_status_has_a_way_through_the_door():
         RunStatus.CANCELED,
         RunStatus.TIMED_OUT,
         RunStatus.LOST,
+        RunStatus.SUPERSEDED,
     }
     assert covered == set(FINAL_STATUSES)

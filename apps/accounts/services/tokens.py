@@ -84,7 +84,7 @@ def _token_value_errors(name: str, scopes: list[str], expires_at, errors: dict) 
         errors.setdefault("name", []).append("At most 100 characters.")
     unknown = [s for s in scopes if s not in TokenScope.values]
     if not scopes or unknown:
-        errors.setdefault("scopes", []).append("Choose read, run or both.")
+        errors.setdefault("scopes", []).append("Choose read, run, alerts, or several.")
     if expires_at is not None and expires_at <= timezone.now():
         errors.setdefault("expires_at", []).append("The expiry must be in the future.")
 

@@ -61,6 +61,7 @@ def _request(request, values: dict, **launch) -> LaunchRequest:
         http_request=request,
         auto_verify=values["verify"],
         emergency_reason=values["emergency_reason"],
+        when_locked=values["when_locked"],
         **launch,
     )
 

@@ -62,7 +62,7 @@ def _launch_request(request, values: dict) -> LaunchRequest | Response:
     if service is None:
         return _not_found("service", values["service"])
     action = (
-        Action.objects.select_related("playbook_version")
+        Action.objects.select_related("playbook_version", "service")
         .filter(service=service, slug=values["action"])
         .first()
     )
@@ -97,6 +97,7 @@ def _launch_request(request, values: dict) -> LaunchRequest | Response:
         reason=values["reason"],
         emergency_reason=values["emergency_reason"],
         source=values["source"],
+        when_locked=values["when_locked"],
     )
 
 
@@ -134,7 +135,9 @@ class RunPages(LimitOffsetPagination):
         503: ErrorSerializer,
     },
     description="Launch an action: 201 with the run, or 400/403/409/503 with the reason "
-    "(409 when another run holds the service's lock on the environment, with that run). "
+    "(409 when another run holds the service's lock on the environment, with that run; "
+    "with `when_locked: queue`, or on an environment set to queue, 201 with a run whose "
+    "status is `waiting`, its place in line in `waiting`). "
     "With an Idempotency-Key asked again: 200 with the run it created (422 when the body "
     "differs).",
 )
@@ -156,8 +159,10 @@ def runs(request):
 def _run_list(request) -> Response:
     query = RunListQuerySerializer(data=request.query_params)
     query.is_valid(raise_exception=True)
-    runs = selectors.run_list(user=request.user, filters=query.validated_data).select_related(
-        "promoted_from"
+    runs = (
+        selectors.run_list(user=request.user, filters=query.validated_data)
+        .select_related("promoted_from")
+        .prefetch_related("triggered__environment")
     )
     pages = RunPages()
     page = pages.paginate_queryset(runs, request)

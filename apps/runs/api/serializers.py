@@ -5,11 +5,14 @@ import re
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.environments.constants import WhenLocked
 from apps.runs.constants import RunStatus
 from apps.runs.models import SOURCE_COMMIT_MAX, SOURCE_REF_MAX, SOURCE_URL_MAX, RunEvent
 from apps.runs.provenance import FIELDS as SOURCE_FIELDS
+from apps.runs.services import run_wait_state
 
 HEX = re.compile(r"^[0-9a-fA-F]+$")
 COMMIT_MIN = 7  # the shortest abbreviated SHA git prints
@@ -67,6 +70,23 @@ class SourceSerializer(serializers.Serializer):
     validate_job_url = _url
 
 
+class WaitSerializer(serializers.Serializer):
+    position = serializers.IntegerField(help_text="Its place in line: 1 is next.")
+    waiting_for = serializers.IntegerField(
+        source="holder.pk", allow_null=True, help_text="The run holding the deploy lock."
+    )
+    reason = serializers.CharField(help_text="What it waits for, in a sentence.")
+
+
+class FollowUpSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    url = serializers.CharField(source="get_absolute_url")
+    action = serializers.CharField(source="action_slug")
+    kind = serializers.CharField(source="action_kind")
+    environment = serializers.CharField(source="environment.slug")
+    status = serializers.CharField()
+
+
 class RunSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="pk")
     url = serializers.CharField(source="get_absolute_url")
@@ -100,6 +120,27 @@ class RunSerializer(serializers.Serializer):
     source = SourceSerializer(
         allow_null=True, help_text="The build it deploys (commit, ref, pipeline), if known."
     )
+    follow_ups = serializers.SerializerMethodField(
+        help_text="The runs the system launched by itself after this one (its verification, "
+        "promotions), oldest first."
+    )
+    awaits_follow_ups = serializers.BooleanField(
+        help_text="It asked for its verification, which has not ended (or not begun) yet."
+    )
+    queued_at = serializers.DateTimeField(allow_null=True)
+    waiting = serializers.SerializerMethodField(
+        help_text="While it waits in the deploy queue: its place in line and what it waits for."
+    )
+
+    @extend_schema_field(FollowUpSerializer(many=True))
+    def get_follow_ups(self, run) -> list:
+        triggered = sorted(run.triggered.all(), key=lambda child: child.pk)
+        return FollowUpSerializer(triggered, many=True).data
+
+    @extend_schema_field(WaitSerializer(allow_null=True))
+    def get_waiting(self, run) -> dict | None:
+        state = run_wait_state(run)
+        return None if state is None else WaitSerializer(state).data
 
     def get_playbook(self, run) -> dict:
         return {
@@ -130,6 +171,15 @@ class LaunchOptionsSerializer(serializers.Serializer):
         default="",
         max_length=2000,
         help_text="Overrides a freeze window, for who has the emergency right.",
+    )
+    when_locked = serializers.ChoiceField(
+        choices=WhenLocked.choices,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="When another run holds the service's deploy lock there: `refuse` (409) or "
+        "`queue` (the run waits, status `waiting`, and starts when the lock frees, in "
+        "arrival order, every rule checked again then). Default: the environment's setting.",
     )
 
 

@@ -9,6 +9,8 @@
 - reaping:    runs whose worker is gone or that no worker took
 - keys:       re-encrypting the secrets of runs going on
 - visibility: a run looked up for someone (hidden reads as missing)
+- waiting:    the deploy queue: runs waiting for the deploy lock, started in turn
+- request:    LaunchRequest, what a launch is asked with
 
 The names below are the ones the rest of the portal uses.
 """
@@ -38,14 +40,18 @@ from apps.runs.services.lifecycle import (
 )
 from apps.runs.services.reaping import run_on_this_host, runs_fail_unstarted, runs_mark_lost
 from apps.runs.services.visibility import run_for
+from apps.runs.services.waiting import WaitState, queue_advance, queues_advance, run_wait_state
 
 __all__ = [
     "EndNote",
     "LaunchPlan",
     "LaunchRefused",
     "LaunchRequest",
+    "WaitState",
     "launch_fingerprint",
     "launch_key_replay",
+    "queue_advance",
+    "queues_advance",
     "run_cancel",
     "run_credentials",
     "run_end",
@@ -62,6 +68,7 @@ __all__ = [
     "run_should_stop",
     "run_snapshot",
     "run_start",
+    "run_wait_state",
     "runs_fail_unstarted",
     "runs_follow_ups_missed",
     "runs_mark_lost",

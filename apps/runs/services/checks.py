@@ -24,6 +24,7 @@ from apps.catalog.parameters import (
     secret_names,
 )
 from apps.catalog.selectors import verify_action
+from apps.environments.constants import WhenLocked
 from apps.environments.selectors import CredentialConflict, credentials_for_run, launch_block
 from apps.environments.services import credential_values
 from apps.runs.constants import ACTIVE_STATUSES, VERSION_MAX_CHARS, RunStatus
@@ -33,7 +34,7 @@ from apps.runs.selectors import deployments
 from portal.crypto import DecryptionError
 
 if TYPE_CHECKING:
-    from apps.runs.services.launch import LaunchRequest
+    from apps.runs.services.request import LaunchRequest
 
 
 class LaunchRefused(Exception):
@@ -73,6 +74,7 @@ class LaunchPlan:
     emergency: bool
     current: Run | None  # what runs on the environment now (deploys and rollbacks)
     emergency_reason: str = ""
+    waits: bool = False  # it joins the deploy queue: the lock is held, or others wait
 
 
 def lock_holder(service, environment) -> Run | None:
@@ -93,6 +95,45 @@ def locked(holder: Run) -> LaunchRefused:
         f"{holder.requested_by_name}) holds the deploy lock. Wait for it to end, or cancel it.",
         status=409,
         holder=holder,
+    )
+
+
+def waiting_line(service, environment):
+    """The runs waiting in the deploy queue of `service` on `environment`, first first."""
+    return Run.objects.filter(
+        service=service, environment=environment, status=RunStatus.WAITING
+    ).order_by("id")
+
+
+def queues(req: "LaunchRequest") -> bool:
+    """Whether `req` waits in line when the deploy lock is held: as it asks, or as its
+    environment says. A verification checks what runs there now, so it never waits."""
+    mode = req.when_locked or req.environment.when_locked
+    return mode == WhenLocked.QUEUE and req.action.kind != ActionKind.VERIFY
+
+
+def _deploy_lock(req: "LaunchRequest") -> bool:
+    """The deploy lock: whether the run waits in the deploy queue (True) or starts now
+    (False); refused (409) when it is held and the request does not queue.
+
+    Runs waiting in line keep their turn: a new request goes behind them even in the
+    moment the lock is free between two runs. What the system starts for a run that
+    just ended (its verification) is part of that run and does not queue behind."""
+    holder = lock_holder(req.service, req.environment)
+    ahead = (
+        0 if req.triggered_by is not None else waiting_line(req.service, req.environment).count()
+    )
+    if holder is None and not ahead:
+        return False
+    if queues(req):
+        return True
+    if holder is not None:
+        raise locked(holder)
+    raise LaunchRefused(
+        f"{ahead} run{'s' if ahead > 1 else ''} of {req.service} wait{'' if ahead > 1 else 's'} "
+        f"in line on {req.environment} for the deploy lock. Ask to queue yours "
+        "(when_locked: queue), or wait for them.",
+        status=409,
     )
 
 
@@ -337,10 +378,9 @@ def plan(req: "LaunchRequest") -> LaunchPlan:
     if not req.check and (problem := promotion_problem(req, version=version)):
         raise problem
     credentials = _credentials(req)
-    if not req.check and (holder := lock_holder(req.service, req.environment)):
-        raise locked(holder)
-    if why := queue_unreachable_reason():
+    waits = False if req.check else _deploy_lock(req)
+    if not waits and (why := queue_unreachable_reason()):
         raise LaunchRefused(why, status=503)
     return LaunchPlan(
-        clean, masked, secrets, version, credentials, emergency, current, emergency_reason
+        clean, masked, secrets, version, credentials, emergency, current, emergency_reason, waits
     )

@@ -1,6 +1,7 @@
-"""What the system launches by itself after a run succeeded: the verification of a
-deploy that asked for it, and the promotion of a verified version onto the environments
-set to promote automatically. Hangs on `run_ended` (see apps/runs/apps.py)."""
+"""What the system launches by itself after a run ended: the verification of a deploy
+that asked for it, the promotion of a verified version onto the environments set to
+promote automatically, and the automatic rollback after a failed verification where the
+environment asks for it. Hangs on `run_ended` (see apps/runs/apps.py)."""
 
 import logging
 from datetime import timedelta
@@ -19,8 +20,14 @@ from apps.runs.constants import TASK_FOLLOW_UPS, RunStatus
 from apps.runs.models import Run
 from apps.runs.queue import QUEUE_ERRORS, task_send
 from apps.runs.selectors import deployments
+from apps.runs.services.auto_rollback import (
+    FAILED_VERIFICATION,
+    auto_rollback_request,
+    wants_auto_rollback,
+)
 from apps.runs.services.checks import LaunchRefused
 from apps.runs.services.launch import LaunchRequest, run_launch
+from apps.runs.services.waiting import acting_user, queue_advance
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +36,8 @@ def run_ended_follow_ups(sender, *, run: Run, **kwargs) -> None:
     """Receiver of `run_ended`: hand what a successful run starts by itself to a task of
     its own (acks_late, so a worker dying meanwhile does not lose it; the reaper catches
     what is still left)."""
-    if run.status != RunStatus.SUCCESSFUL or not _wants_follow_up(run):
+    wanted = run.status == RunStatus.SUCCESSFUL and _wants_follow_up(run)
+    if not (wanted or wants_auto_rollback(run)):
         return
     try:
         task_send(TASK_FOLLOW_UPS, args=[run.pk], queue=settings.CELERY_TASK_DEFAULT_QUEUE)
@@ -51,11 +59,15 @@ def run_follow_up(*, run: Run) -> list[Run]:
     version onto each next environment set to promote automatically. Done once: the
     run is marked in the same transaction as the runs it starts. A follow-up that is
     refused is noted on `run` (and, as every refusal, in the audit log); it never
-    raises."""
+    raises. The deploy queue, which waited for the verification, moves on after.
+
+    A verification that failed on an environment set to roll back by itself launches
+    the automatic rollback (services/auto_rollback.py) the same way."""
     with transaction.atomic():
         marked = Run.objects.filter(
-            pk=run.pk, status=RunStatus.SUCCESSFUL, follow_up_done=False
-        ).update(follow_up_done=True)
+            pk=run.pk, status__in=[RunStatus.SUCCESSFUL, *FAILED_VERIFICATION],
+            follow_up_done=False,
+        ).update(follow_up_done=True)  # fmt: skip
         if not marked:
             return []
         run = Run.objects.select_related(
@@ -64,20 +76,11 @@ def run_follow_up(*, run: Run) -> list[Run]:
         launched, errors = _follow_ups(run)
         if errors:
             Run.objects.filter(pk=run.pk).update(follow_up_error="\n".join(errors))
+    if run.auto_verify or wants_auto_rollback(run):
+        # The deploy queue waited for its verification (or the automatic rollback) to
+        # take the lock, or to be refused.
+        queue_advance(service_id=run.service_id, environment_id=run.environment_id)
     return launched
-
-
-def _acting_user(run: Run):
-    """Who the follow-ups act for, within the limits of the token `run` came with; or
-    why nobody can."""
-    user = run.requested_by
-    if user is None or not user.is_active:
-        return None, f"{run.requested_by_name} cannot act any more: nothing was started."
-    if run.api_token_id is not None:
-        if run.api_token is None or not run.api_token.is_active:
-            return None, "The API token it was launched with is revoked or expired."
-        user.api_token = run.api_token  # its limits hold for what follows
-    return user, None
 
 
 def _requests(run: Run, user) -> tuple[list[LaunchRequest], list[str]]:
@@ -120,10 +123,20 @@ def _requests(run: Run, user) -> tuple[list[LaunchRequest], list[str]]:
 
 
 def _follow_ups(run: Run) -> tuple[list[Run], list[str]]:
-    user, why_not = _acting_user(run)
-    if user is None:
-        return [], [why_not]
-    requests, errors = _requests(run, user)
+    if run.status != RunStatus.SUCCESSFUL:
+        if not wants_auto_rollback(run):
+            return [], []
+        rollback = auto_rollback_request(run)
+        if rollback is None:
+            return [], []
+        if isinstance(rollback, str):
+            return [], [rollback]
+        requests, errors = [rollback], []
+    else:
+        user, why_not = acting_user(run)
+        if user is None:
+            return [], [why_not]
+        requests, errors = _requests(run, user)
     launched: list[Run] = []
     for req in requests:
         where = f"{req.action.label} on {req.environment}"
@@ -183,4 +196,13 @@ def runs_follow_ups_missed(*, waited_for: float) -> list[Run]:
         finished_at__lt=now - timedelta(seconds=waited_for),
         finished_at__gte=now - timedelta(days=1),
     ).filter(Q(auto_verify=True) | (Q(action_kind=ActionKind.VERIFY) & ~Q(version="")))
-    return list(candidates)
+    failed_verifications = Run.objects.filter(
+        status__in=FAILED_VERIFICATION,
+        action_kind=ActionKind.VERIFY,
+        environment__auto_rollback=True,
+        check_mode=False,
+        follow_up_done=False,
+        finished_at__lt=now - timedelta(seconds=waited_for),
+        finished_at__gte=now - timedelta(days=1),
+    )
+    return list(candidates) + list(failed_verifications)

@@ -2,62 +2,28 @@
 and the runs the system starts by itself."""
 
 import logging
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from apps.audit.constants import Outcome, Via
+from apps.audit.constants import Outcome
 from apps.audit.services import audit_record
-from apps.catalog.constants import ParameterInput
-from apps.catalog.models import Action, Service
+from apps.catalog.models import Action
 from apps.catalog.parameters import ParameterError
 from apps.environments.models import Environment
+from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from apps.runs.provenance import repeated_source, source_details, source_run_fields
 from apps.runs.queue import QUEUE_DOWN
 from apps.runs.services import checks, idempotency
 from apps.runs.services.checks import LaunchPlan, LaunchRefused
 from apps.runs.services.lifecycle import run_enqueue
+from apps.runs.services.request import LaunchRequest
+from apps.runs.services.waiting import queue_advance
 from portal.crypto import encrypt_json
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LaunchRequest:
-    """Everything a launch is asked with, whoever asks: a page, the API, or the system
-    following up a run (`triggered_by`, on behalf of `user`).
-
-    `parameters` is what was given for the action's form: a JSON object with typed values
-    (`given_as=ParameterInput.JSON`) or the text fields of a posted form
-    (`ParameterInput.FORM`). `http_request` is the request it came with, if any: its
-    address goes into the audit row and its session holds the second factor.
-
-    `source` is the build it deploys (apps/runs/provenance.py), as the API validated it;
-    without one, a promotion, a rollback or a run again carries that of the run it
-    repeats. `idempotency_key`, with the `fingerprint` of the request it came with
-    (idempotency.launch_fingerprint), makes asking again answer with the first run."""
-
-    user: Any
-    service: Service
-    action: Action
-    environment: Environment
-    parameters: Any = None
-    given_as: str = ParameterInput.JSON
-    via: str = Via.API
-    http_request: Any = None
-    check: bool = False
-    auto_verify: bool = False
-    rerun_of: Run | None = None
-    rollback_of: Run | None = None
-    promoted_from: Environment | None = None
-    reason: str = ""
-    emergency_reason: str = ""
-    triggered_by: Run | None = None
-    source: dict | None = None
-    idempotency_key: str = ""
-    fingerprint: dict | None = None
 
 
 def _refusal_audit(exc: LaunchRefused | ParameterError, req: LaunchRequest) -> None:
@@ -186,7 +152,9 @@ def _source(req: LaunchRequest, plan: LaunchPlan) -> dict | None:
 
 def _run_create(req: LaunchRequest, plan: LaunchPlan) -> Run:
     user, credentials = req.user, plan.credentials
+    waits = {"status": RunStatus.WAITING} if plan.waits else {"queued_at": timezone.now()}
     return Run.objects.create(
+        **waits,
         **run_snapshot(action=req.action, environment=req.environment),
         **source_run_fields(_source(req, plan)),
         parameters=plan.masked,
@@ -233,6 +201,8 @@ def _launch_details(req: LaunchRequest, plan: LaunchPlan, run: Run) -> dict:
         details["promoted_from"] = req.promoted_from.slug
     if source := source_details(run):
         details["source"] = source
+    if plan.waits:
+        details["waits"] = True  # in the deploy queue
     if plan.emergency:
         details["emergency"] = True
         details["emergency_reason"] = run.emergency_reason
@@ -248,7 +218,9 @@ def run_launch(req: LaunchRequest) -> Run:
 
     One queued or running run per service and environment holds the deploy lock
     (a partial unique index, so it holds under concurrent launches); a second one
-    is refused with 409 naming the holder. Dry runs never take it. When the broker
+    is refused with 409 naming the holder, or, when the request queues (`when_locked`,
+    or the environment's default), waits in the deploy queue (services/waiting.py) and
+    starts when its turn comes. Dry runs never take it. When the broker
     cannot be reached nothing is created (503); should it drop between that check
     and the enqueue, the run ends at once as failed, never left queued.
 
@@ -274,6 +246,8 @@ def run_launch(req: LaunchRequest) -> Run:
         holder = None if req.check else checks.lock_holder(req.service, req.environment)
         if holder is None:
             raise
+        if checks.queues(req) and not plan.waits:
+            return _run_write(req, replace(plan, waits=True), enqueued)
         refused = checks.locked(holder)
         _refusal_audit(refused, req)
         raise refused from None
@@ -309,5 +283,11 @@ def _run_write(req: LaunchRequest, plan: LaunchPlan, enqueued: list[bool]) -> Ru
             request=req.http_request,
             details=_launch_details(req, plan, run),
         )
-        transaction.on_commit(lambda: enqueued.append(run_enqueue(run=run)))
+        if plan.waits:
+            # Should the lock have freed since the check, nobody else would move the line.
+            transaction.on_commit(
+                lambda: queue_advance(service_id=run.service_id, environment_id=run.environment_id)
+            )
+        else:
+            transaction.on_commit(lambda: enqueued.append(run_enqueue(run=run)))
     return run

@@ -214,7 +214,7 @@ def _audit(run: Run, note: EndNote, *, outcome: str = Outcome.SUCCESS, details=N
 
 
 def run_cancel(*, run: Run, user, via: str, request=None) -> Run:
-    """Ask a run to stop. A queued run is canceled at once (it ends here); a running one
+    """Ask a run to stop. A waiting or queued run is canceled at once (it ends here); a running one
     is stopped by its worker (whole process tree) within a second or two, and ends there."""
     if reason := cancel_refusal_reason(user, run):
         refused = EndNote(
@@ -231,7 +231,7 @@ def run_cancel(*, run: Run, user, via: str, request=None) -> Run:
         run.cancel_requested_at = timezone.now()
         run.canceled_by_name = user.get_username()
         run.save(update_fields=["cancel_requested_at", "canceled_by_name"])
-        queued = run.status == RunStatus.QUEUED
+        queued = run.status in (RunStatus.WAITING, RunStatus.QUEUED)
         note = EndNote(
             verb="run.canceled",
             actor=user,

@@ -48,7 +48,10 @@ def runs_fail_unstarted(*, waited_for: float) -> list[Run]:
     before sending it). Their lock is freed with them."""
     cutoff = timezone.now() - timedelta(seconds=waited_for)
     failed = []
-    for run in Run.objects.filter(status=RunStatus.QUEUED, created_at__lt=cutoff):
+    # Since it was sent to a worker: a run that waited in the deploy queue first counts
+    # from the end of its wait.
+    unstarted = Q(queued_at__lt=cutoff) | Q(queued_at__isnull=True, created_at__lt=cutoff)
+    for run in Run.objects.filter(unstarted, status=RunStatus.QUEUED):
         with transaction.atomic():
             # Checked again under the row lock: a worker may have just started it.
             if (

@@ -18,6 +18,7 @@ from apps.audit.constants import Via
 from apps.catalog.constants import ActionKind, ParameterInput
 from apps.catalog.parameters import ParameterError, parameters_form_class, secret_names
 from apps.catalog.selectors import action_get, verify_action
+from apps.environments.constants import WhenLocked
 from apps.environments.models import Environment
 from apps.environments.selectors import launch_block
 from apps.runs import services
@@ -30,6 +31,7 @@ from portal.crypto import DecryptionError, decrypt_json, encrypt_json
 # are reserved, so no action's form can collide with them.
 VERIFY = "pushbutton_verify"
 EMERGENCY_REASON = "pushbutton_emergency_reason"
+QUEUE = "pushbutton_queue"
 PROMOTED_FROM = "pushbutton_from"
 CONFIRMED = "pushbutton_confirmed"
 SEALED = "pushbutton_sealed"
@@ -94,6 +96,7 @@ def _launch_request(request, *, action, environment) -> LaunchRequest:
         check=data.get("check") == "1",
         auto_verify=data.get(VERIFY) == "1",
         emergency_reason=data.get(EMERGENCY_REASON, "")[:2000],
+        when_locked=when_locked(request, environment),
         promoted_from=source if source and source.order < environment.order else None,
         rerun_of=_rerun_of(data.get("rerun_of", "")),
     )
@@ -109,6 +112,14 @@ def reauthenticate(request, *, secret_fields=()):
     return suspend_request(request, reverse("mfa_reauthenticate"))
 
 
+def when_locked(request, environment) -> str:
+    """What a posted form asks when the deploy lock is held (its "wait in line" box);
+    before it is posted, what the environment says."""
+    if request.method != "POST":
+        return environment.when_locked
+    return WhenLocked.QUEUE if request.POST.get(QUEUE) == "1" else WhenLocked.REFUSE
+
+
 def form_context(request, *, action, environment) -> dict:
     """What a run form shows around its fields: the version running there now, the lock
     or freeze in force, whether an emergency override is possible, the last dry run."""
@@ -120,6 +131,9 @@ def form_context(request, *, action, environment) -> dict:
         "may_override": bool(block and block.overridable)
         and can_override_freeze(request.user, environment=environment),
         "offers_verify": action.kind == ActionKind.DEPLOY and verify is not None,
+        # A verification checks what runs there now: it never waits in the deploy queue.
+        "offers_queue": action.kind != ActionKind.VERIFY,
+        "queue": when_locked(request, environment) == WhenLocked.QUEUE,
         "verify_action": verify,
         "last_dry_run": deployments.last_dry_run(
             service=action.service, environment=environment, action=action
@@ -128,6 +142,7 @@ def form_context(request, *, action, environment) -> dict:
         "names": {
             "verify": VERIFY,
             "emergency_reason": EMERGENCY_REASON,
+            "queue": QUEUE,
             "promoted_from": PROMOTED_FROM,
             "confirmed": CONFIRMED,
             "sealed": SEALED,

@@ -25,6 +25,7 @@ from apps.runs.views.launching import (
     VERIFY,
     form_context,
     reauthenticate,
+    when_locked,
 )
 
 _CHANGED = LaunchRefused(
@@ -61,6 +62,7 @@ def _launch_confirmed(request, context: dict, *, unfit: str, **launch):
         http_request=request,
         auto_verify=request.POST.get(VERIFY) == "1",
         emergency_reason=request.POST.get(EMERGENCY_REASON, "")[:2000],
+        when_locked=when_locked(request, launch["environment"]),
         **launch,
     )
     try:

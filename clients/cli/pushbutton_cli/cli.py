@@ -223,7 +223,7 @@ def wait_run(ctx, run_id, timeout, as_json):
 @json_option
 @click.pass_context
 def cancel(ctx, run_id, as_json):
-    """Cancel a run (queued or running)."""
+    """Cancel a run (waiting, queued or running)."""
     settings, out = settings_of(ctx), Output(as_json=as_json)
     run = settings.portal().post(f"/api/v1/runs/{run_id}/cancel/").body
     out.say(f"Cancel requested: run #{run['id']} is {run['status']}.")
@@ -236,7 +236,17 @@ def cancel(ctx, run_id, as_json):
 @click.option(
     "--status",
     type=click.Choice(
-        ["queued", "running", "successful", "failed", "canceled", "timed_out", "lost"]
+        [
+            "waiting",
+            "queued",
+            "running",
+            "successful",
+            "failed",
+            "canceled",
+            "timed_out",
+            "lost",
+            "superseded",
+        ]
     ),
 )
 @click.option("--user", metavar="USERNAME", help="Who requested it.")

@@ -17,6 +17,7 @@ class Exit(IntEnum):
     LOST = 7
     WAIT_TIMEOUT = 8
     UNREACHABLE = 9
+    SUPERSEDED = 10
 
 
 MEANING = {
@@ -38,6 +39,8 @@ MEANING = {
     "`pushbutton wait RUN` later)",
     Exit.UNREACHABLE: "the portal could not be reached, or failed (5xx), for longer than "
     "`--retry-for`",
+    Exit.SUPERSEDED: "the run waited in the deploy queue and was skipped: a newer version "
+    "succeeded there meanwhile (nothing was deployed; the environment runs the newer one)",
 }
 
 # A few words each, for --help.
@@ -52,6 +55,7 @@ SHORT = {
     Exit.LOST: "the run was lost (its worker died)",
     Exit.WAIT_TIMEOUT: "--timeout passed; the run goes on",
     Exit.UNREACHABLE: "the portal could not be reached (or 5xx) for --retry-for",
+    Exit.SUPERSEDED: "skipped in the deploy queue: a newer version succeeded meanwhile",
 }
 
 # A run's final status, as the API says it, and the code it exits with.
@@ -61,6 +65,7 @@ OUTCOMES = {
     "canceled": Exit.CANCELED,
     "timed_out": Exit.TIMED_OUT,
     "lost": Exit.LOST,
+    "superseded": Exit.SUPERSEDED,
 }
 FINAL_STATUSES = frozenset(OUTCOMES)
 

@@ -7,6 +7,7 @@ line has been printed. A run that has ended already is answered at once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from pushbutton_cli.exits import FINAL_STATUSES
@@ -64,14 +65,22 @@ def follow(
     print_line: Callable[[str], None],
     deadline: float | None = None,
     on_event: Callable[[dict], None] | None = None,
+    on_status: Callable[[dict], None] | None = None,
+    shown: dict | None = None,
 ) -> dict:
     """Print the run's log from the start as it grows (each event's text through
     `print_line`, or each event to `on_event`), until the run ended; return the run.
-    WaitTimeout when `deadline` (the clock's monotonic time) passes first."""
+    While it waits in the deploy queue, `on_status` hears of the run each time its
+    place in line or its status changes from what was `shown` (the run as the caller
+    last printed it). WaitTimeout when `deadline` (the clock's
+    monotonic time) passes first."""
     clock = portal.clock
     after, last_line = 0, clock.monotonic()
+    seen = _state(shown) if shown else None
     while True:
         page = portal.get(f"/api/v1/runs/{run_id}/events/", {"after": after, "limit": PAGE})
+        if on_status is not None and not after:
+            seen = _waiting_news(portal, run_id, page["status"], seen, on_status)
         events = page["events"]
         _show(events, print_line, on_event)
         now = clock.monotonic()
@@ -85,6 +94,24 @@ def follow(
             raise WaitTimeout(portal.get(f"/api/v1/runs/{run_id}/"))
         pause = POLL_LIVELY if now - last_line < QUIET_AFTER else POLL_QUIET
         clock.sleep(pause if deadline is None else max(0.0, min(pause, deadline - now)))
+
+
+def _state(run: dict) -> tuple:
+    return (run["status"], json.dumps(run.get("waiting"), sort_keys=True))
+
+
+def _waiting_news(portal: Portal, run_id: int, status: str, seen, on_status):
+    """Before the first line: tell `on_status` where the run stands when that changed
+    (its place in line while it waits, then that it left the line). Returns what it saw."""
+    if status != "waiting":
+        if seen is not None and seen[0] == "waiting":
+            on_status({"id": run_id, "status": status})
+        return (status, None)
+    run = portal.get(f"/api/v1/runs/{run_id}/")
+    now = _state(run)
+    if seen is not None and now != seen:
+        on_status(run)
+    return now
 
 
 def wait(portal: Portal, run_id: int, *, deadline: float | None = None) -> dict:

@@ -13,8 +13,8 @@ import click
 
 from pushbutton_cli.ci import KEY_VARIABLE, ci_source, idempotency_key
 from pushbutton_cli.exits import OUTCOMES, Exit
-from pushbutton_cli.follow import WaitTimeout, follow
-from pushbutton_cli.output import Output, run_outcome, run_title
+from pushbutton_cli.follow import POLL_WAIT, WaitTimeout, follow
+from pushbutton_cli.output import Output, run_outcome, run_title, status_line, waiting_line
 from pushbutton_cli.portal import Clock, Portal, PortalError
 
 __all__ = [
@@ -148,6 +148,14 @@ def launch_options(command: Callable) -> Callable:
             help="Once it succeeded, run the service's verify action by itself.",
         ),
         click.option(
+            "--queue/--no-queue",
+            "queue",
+            default=None,
+            help="If another run holds the service's deploy lock there: wait in line and "
+            "start when it frees (--queue), or be refused, exit 4 (--no-queue). Default: "
+            "as the environment is set.",
+        ),
+        click.option(
             "--emergency",
             "emergency_reason",
             default="",
@@ -195,6 +203,8 @@ def launch(settings: Settings, path: str, body: dict, options: dict, *, with_sou
     out = Output(as_json=options["as_json"])
     deadline = settings.deadline(options["timeout"]) if options["wait"] else None
     body = {**body, "verify": options["verify"], "emergency_reason": options["emergency_reason"]}
+    if options["queue"] is not None:
+        body["when_locked"] = "queue" if options["queue"] else "refuse"
     if with_source:
         body["source"] = _source(options)
     portal = settings.portal()
@@ -211,16 +221,55 @@ def launch(settings: Settings, path: str, body: dict, options: dict, *, with_sou
     if answer.status == 200:
         out.note(f"Launched before with this idempotency key: run #{run['id']}, not a new one.")
     out.say(f"{run_title(run)}: {run['status']}. {settings.base_url}{run['url']}")
+    if run.get("waiting"):
+        out.say(waiting_line(run))
     if not options["wait"]:
         out.result(run)
         return
-    finish(
-        settings,
-        out,
-        run["id"],
-        options["timeout"],
-        lambda: follow(portal, run["id"], print_line=out.say, deadline=deadline),
-    )
+
+    def waiting() -> dict:
+        ended = follow(
+            portal,
+            run["id"],
+            print_line=out.say,
+            deadline=deadline,
+            on_status=lambda seen: out.say(status_line(seen)),
+            shown=run,
+        )
+        if options["verify"] and ended["status"] == "successful":
+            out.say(run_outcome(ended, settings.base_url))
+            return verification(portal, out, ended, deadline=deadline)
+        return ended
+
+    finish(settings, out, run["id"], options["timeout"], waiting)
+
+
+def verification(portal: Portal, out: Output, run: dict, *, deadline: float | None) -> dict:
+    """The verification a successful deploy asked for (`--verify`), once the portal
+    launched it, followed to its end: the run a job with `--verify --wait` exits with."""
+    while True:
+        found = next(
+            (
+                child
+                for child in run.get("follow_ups") or []
+                if child["kind"] == "verify" and child["environment"] == run["environment"]
+            ),
+            None,
+        )
+        if found is not None:
+            break
+        if not run.get("awaits_follow_ups"):
+            why = run.get("follow_up_error") or "the portal launched none"
+            raise Failure(
+                f"Run #{run['id']} succeeded, but its verification did not run: {why}",
+                Exit.FAILED,
+            )
+        if deadline is not None and portal.clock.monotonic() >= deadline:
+            raise WaitTimeout(run)
+        portal.clock.sleep(POLL_WAIT)
+        run = portal.get(f"/api/v1/runs/{run['id']}/")
+    out.say(f"Verifying it: run #{found['id']} ({found['action']}). {portal.url}{found['url']}")
+    return follow(portal, found["id"], print_line=out.say, deadline=deadline)
 
 
 def finish(settings, out: Output, run_id: int, timeout, waiting, *, print_result=True):

@@ -9,6 +9,7 @@ from datetime import datetime
 import click
 
 STATUS_WORDS = {
+    "waiting": "is waiting in the deploy queue",
     "queued": "queued",
     "running": "running",
     "successful": "succeeded",
@@ -16,6 +17,7 @@ STATUS_WORDS = {
     "canceled": "was canceled",
     "timed_out": "TIMED OUT",
     "lost": "was LOST (its worker died)",
+    "superseded": "was SUPERSEDED (a newer version succeeded there while it waited)",
 }
 
 
@@ -101,3 +103,25 @@ RUN_HEADER = (
     f"{'RUN':<7} {'STATUS':<10} {'SERVICE':<16} {'ACTION':<12} {'ENVIRONMENT':<12} "
     f"{'VERSION':<12} {'COMMIT':<10} {'BY':<12} CREATED"
 )
+
+
+def _ordinal(number: int) -> str:
+    if 10 <= number % 100 <= 20:
+        return f"{number}th"
+    return f"{number}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(number % 10, 'th') }"
+
+
+def waiting_line(run: dict) -> str:
+    """Where a run waiting in the deploy queue stands, in a line."""
+    waiting = run.get("waiting") or {}
+    place = _ordinal(waiting.get("position") or 1)
+    return (
+        f"Run #{run['id']} waits in the deploy queue, {place} in line: {waiting.get('reason', '')}"
+    )
+
+
+def status_line(run: dict) -> str:
+    """What a followed run's status turned to, before its log begins."""
+    if run["status"] == "waiting":
+        return waiting_line(run)
+    return f"Run #{run['id']} is {run['status']}."

@@ -177,6 +177,13 @@ class FakePortal:
         run_id = len(self.runs) + 1
         version = (body.get("parameters") or {}).get("version") or body.get("version", "")
         self.runs[run_id] = _run(run_id, version=version, source=body.get("source"))
+        if self.statuses[0] == "waiting":
+            self.runs[run_id]["status"] = "waiting"
+            self.runs[run_id]["waiting"] = {
+                "position": 2,
+                "waiting_for": 7,
+                "reason": "Waits for run #7 (Deploy, running) to end, behind 1 other in line.",
+            }
         self.keys[key] = run_id
         return httpx.Response(201, json=self.runs[run_id])
 
@@ -187,7 +194,16 @@ class FakePortal:
             return run
         asked = self.asked[run_id] = self.asked.get(run_id, -1) + 1
         run["status"] = self.statuses[min(asked, len(self.statuses) - 1)]
-        if run["status"] not in ("queued", "running"):
+        run["waiting"] = (
+            {
+                "position": 1,
+                "waiting_for": 7,
+                "reason": "Waits for run #7 (Deploy, running) to end.",
+            }
+            if run["status"] == "waiting"
+            else None
+        )
+        if run["status"] not in ("waiting", "queued", "running"):
             run.update(
                 rc=0 if run["status"] == "successful" else 2,
                 started_at="2026-03-01T12:00:01Z",
@@ -200,7 +216,7 @@ class FakePortal:
         run = self._step(run_id)
         shown = (
             len(self.lines)
-            if run["status"] not in ("queued", "running")
+            if run["status"] not in ("waiting", "queued", "running")
             else min(len(self.lines), self.asked[run_id])
         )
         events = [
