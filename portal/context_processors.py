@@ -4,6 +4,7 @@
 # back) and a lock belong to the catalog they are reached from.
 SECTIONS = {"catalog": "catalog", "insights": "insights", "audit": "audit", "runs": "runs"}
 CATALOG_PAGES = {("runs", "form"), ("runs", "promote"), ("runs", "rollback")}
+PAGES = {("insights", "dora"): "dora"}  # the insights page, beside what runs where
 
 
 def section(request) -> dict:
@@ -12,4 +13,5 @@ def section(request) -> dict:
         return {}
     if (match.namespace, match.url_name) in CATALOG_PAGES or match.namespace == "environments":
         return {"nav_section": "catalog"}
-    return {"nav_section": SECTIONS.get(match.namespace, "")}
+    where = (match.namespace, match.url_name)
+    return {"nav_section": PAGES.get(where) or SECTIONS.get(match.namespace, "")}
