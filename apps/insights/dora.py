@@ -152,10 +152,15 @@ def _lead_times(deploys: QuerySet[Run]) -> QuerySet:
     )
 
 
-def _recoveries(failed: QuerySet[Run], environment, services) -> QuerySet:
+def _recoveries(failed: QuerySet[Run]) -> QuerySet:
+    """Each failed deploy with the time to the next successful change of its service on
+    its environment (None: not recovered yet)."""
     next_change = (
-        _successful(environment, services)
-        .filter(
+        Run.objects.filter(
+            service=OuterRef("service"),
+            environment=OuterRef("environment"),
+            status=RunStatus.SUCCESSFUL,
+            check_mode=False,
             action_kind__in=(ActionKind.DEPLOY, ActionKind.ROLLBACK),
             finished_at__gt=OuterRef("finished_at"),
         )
@@ -231,9 +236,9 @@ def figures(*, environment, services, days: int = 30, now=None) -> Figures:
     failed = deploys.filter(failed_q)
     failed_count = failed.count()
     lead_median, lead_p90 = _ranked(_lead_times(deploys), "lead")
-    recovery_median, recovery_p90 = _ranked(_recoveries(failed, environment, services), "recovery")
+    recovery_median, recovery_p90 = _ranked(_recoveries(failed), "recovery")
     rollbacks = changes.filter(ROLLBACKS).count()
-    recovered_by_deploy = deploys.filter(Exists(_recovered_by(environment, services))).count()
+    recovered_by_deploy = deploys.filter(Exists(_recovered_by())).count()
     unplanned = rollbacks + recovered_by_deploy
     total = count + rollbacks
     per_day = count / days
@@ -259,15 +264,26 @@ def figures(*, environment, services, days: int = 30, now=None) -> Figures:
     )
 
 
-def _recovered_by(environment, services) -> QuerySet[Run]:
-    """For a deploy in the outer query: a failed deploy just before it, which it recovered
-    (no other successful change between them)."""
-    between = _successful(environment, services).filter(
+def _recovered_by() -> QuerySet[Run]:
+    """For a deploy in the outer query: the failed deploy of its service just before it
+    there, which it recovered (no other successful change between them)."""
+    same = {
+        "service": OuterRef("service"),
+        "environment": OuterRef("environment"),
+        "status": RunStatus.SUCCESSFUL,
+        "check_mode": False,
+    }
+    between = Run.objects.filter(
+        service=OuterRef(OuterRef("service")),
+        environment=OuterRef(OuterRef("environment")),
+        status=RunStatus.SUCCESSFUL,
+        check_mode=False,
         action_kind__in=(ActionKind.DEPLOY, ActionKind.ROLLBACK),
         finished_at__gt=OuterRef("finished_at"),
         finished_at__lt=OuterRef(OuterRef("finished_at")),
     )
-    previous = _successful(environment, services).filter(
+    previous = Run.objects.filter(
+        **same,
         action_kind=ActionKind.DEPLOY,
         rollback_of__isnull=True,
         finished_at__lt=OuterRef("finished_at"),

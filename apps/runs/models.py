@@ -147,7 +147,15 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["service", "environment", "status"])]
+        indexes = [
+            models.Index(fields=["service", "environment", "status"]),
+            # A version's runs anywhere (its first deploy, for lead time; was it verified).
+            models.Index(fields=["service", "version"], name="run_service_version"),
+            # What came before or after a run there (recovery, rework, what runs now).
+            models.Index(
+                fields=["service", "environment", "finished_at"], name="run_service_env_finished"
+            ),
+        ]
         constraints = [
             # The deploy lock: one queued or running run per service and environment.
             # Dry runs change nothing and never hold it.

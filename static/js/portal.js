@@ -6,6 +6,7 @@
 //    The browser's zone is kept in a cookie for the clock times the server writes (log lines).
 // 2. Dialogs: <button commandfor="ID" command="show-modal"> opens <dialog id="ID"> natively;
 //    browsers without invoker commands get the same from a click handler.
+// 3. Run forms: the submit button's text follows the "Dry run" box.
 (function () {
   "use strict";
 
@@ -112,6 +113,14 @@
     openDialogs(root);
     fillTimeZones(root);
   }
+
+  // 3. A run form's button says what pressing it does: a dry run starts at once (no
+  //    confirmation page, no "…").
+  document.addEventListener("change", function (event) {
+    if (event.target.id !== "dry-run") return;
+    const button = event.target.form && event.target.form.querySelector("[data-dry-run-label]");
+    if (button) button.textContent = event.target.checked ? button.dataset.dryRunLabel : button.dataset.label;
+  });
 
   rememberTimeZone();
   enhance(document);

@@ -194,15 +194,34 @@
 
   const time = (el) => Date.parse(el.querySelector("time") ? el.querySelector("time").dateTime : "");
 
+  // A duration as people write it, as the server does (apps/runs/templatetags/run_tags).
   function duration(ms) {
     if (!(ms >= 0)) return "";
     const s = ms / 1000;
-    if (s < 10) return s.toFixed(1) + " s";
-    if (s < 60) return Math.round(s) + " s";
+    if (s < 10) return (Math.floor(s * 10) / 10).toFixed(1) + " s";
+    if (s < 60) return Math.floor(s) + " s";
     const m = Math.floor(s / 60);
-    if (m < 60) return m + " min " + Math.round(s % 60) + " s";
+    if (m < 60) return m + " min " + Math.floor(s % 60) + " s";
     return Math.floor(m / 60) + " h " + (m % 60) + " min";
   }
+
+  // The run's duration ticks while it goes (the status is sent again with each update).
+  function tick() {
+    document.querySelectorAll(".duration[data-since]:not([data-until])").forEach(function (el) {
+      const text = duration(Date.now() - Date.parse(el.dataset.since));
+      if (text && el.textContent !== text) el.textContent = text;
+    });
+  }
+  setInterval(tick, 1000);
+
+  // "Jump to the error" (a #L link) jumps again when the address has it already.
+  document.addEventListener("click", function (event) {
+    const link = event.target.closest && event.target.closest("a.jump");
+    if (link && link.hash === location.hash) {
+      event.preventDefault();
+      goToHash();
+    }
+  });
 
   // One pass over the lines: a section ends where the next one (or the recap) starts.
   function sections() {
@@ -343,6 +362,7 @@
   // --- start ----------------------------------------------------------------------------
   sections();
   setFollow(follow);
+  tick();
   if (follow) toBottom();
   else goToHash();
 })();

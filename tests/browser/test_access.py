@@ -6,6 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from apps.runs.constants import RunStatus
 from tests.browser.helpers import sign_in
 from tests.factories import RunFactory
 
@@ -15,7 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_each_person_sees_only_the_buttons_they_may_press(page, live_server, demo):
     run = RunFactory(
         action=demo.deploy, environment=demo.envs["test"], requested_by=demo.dev,
-        parameters={"version": "1.0.0"}, version="1.0.0",
+        parameters={"version": "1.0.0"}, version="1.0.0", status=RunStatus.SUCCESSFUL,
     )  # fmt: skip
 
     # tester's team may run hello-web on test and QA, and only look at production.

@@ -37,8 +37,9 @@ def test_dev_deploys_hello_web_to_test_and_watches_the_log_live(
     # The page's facts and buttons follow the end too: no Cancel left, and when it finished.
     expect(page.locator("#run-actions").get_by_role("button", name="Cancel")).to_have_count(0)
     expect(page.locator("#run-facts")).to_contain_text(re.compile(r"Finished\s*(just now|\d)"))
-    expect(page.get_by_role("link", name="Re-deploy 1.0.0")).to_be_visible()
-    expect(page.locator("#run-status .summary")).to_contain_text("localhost")
+    # Re-deploy once its verification (which holds the deploy lock meanwhile) ended too.
+    expect(page.get_by_role("link", name="Re-deploy 1.0.0")).to_be_visible(timeout=90_000)
+    expect(page.locator("#run-facts .summary")).to_contain_text("localhost")
 
     # Each line is shown once: the live updates never re-send what the page has.
     live = log.locator(".line").all_inner_texts()

@@ -405,10 +405,10 @@ def test_the_progress_of_a_running_deploy_moves_with_the_log(
     open_run(page, live_server, run)
     progress = page.locator("#run-progress")
 
-    # Waiting in its first task: started, not done.
-    expect(progress).to_contain_text("0 of 1 task done so far", timeout=90_000)
+    # Waiting in its first task: started, not done, of the two tasks the playbook has.
+    expect(progress).to_contain_text("0 of 2 tasks done so far", timeout=90_000)
     expect(progress).to_contain_text("now: Wait for the go file")
-    expect(progress.locator("progress")).to_have_attribute("max", "1")
+    expect(progress.locator("progress")).to_have_attribute("max", "2")
 
     go.touch()
     expect(progress).to_contain_text("2 of 2 tasks done", timeout=60_000)

@@ -10,7 +10,7 @@ from apps.incidents.models import Incident, IncidentSource
 from apps.insights.dora import figures
 from apps.runs.constants import RunStatus
 from tests.clients import api_client, page_client
-from tests.factories import RunFactory
+from tests.factories import ActionFactory, RunFactory, ServiceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -46,6 +46,15 @@ def production(demo):
                             title="Checkout fails", source=IncidentSource.REPORTED,
                             opened_by_name="dev")  # fmt: skip
     run(deploy, "1.4.0", NOW - 3 * DAY, status=RunStatus.FAILED)  # not a deploy that happened
+    # Another service's deploys neither recover nor count for hello-web's.
+    other = ActionFactory(
+        service=ServiceFactory(slug="other"),
+        slug="deploy",
+        playbook_version=deploy.playbook_version,
+        environments=[prod],
+    )
+    run(other, "9.0.0", NOW - 15 * DAY + timedelta(minutes=5))
+    run(other, "9.0.1", NOW - 5 * DAY + timedelta(minutes=10))
     run(deploy, "1.4.0", NOW - 1 * DAY, check_mode=True)  # a dry run changes nothing
     return {"env": prod, "deploys": [d1, d2, d3, d4, d5]}
 
@@ -88,7 +97,7 @@ def today(production, monkeypatch):
 
 
 def test_the_page_shows_each_key_with_its_band_and_definition(demo, production, today):
-    page = page_client(demo.dev).get("/insights/?environment=production&days=30")
+    page = page_client(demo.dev).get("/insights/?environment=production&days=30&service=hello-web")
 
     text = page.content.decode()
     assert page.status_code == 200

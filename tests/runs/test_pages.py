@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.catalog.constants import ActionKind
+from apps.environments.constants import WhenLocked
 from apps.runs import selectors
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
@@ -357,9 +358,11 @@ def test_it_shows_the_output_and_the_buttons_of_a_running_run(demo):
     assert 'id="L3"' in html
     assert f'action="/runs/{run.pk}/cancel/"' in html
     assert ">Cancel</button>" in html
-    assert f'href="/runs/{run.pk}/again/">Run again</a>' in html
-    # The live log asks only for what came after the last event shown.
-    assert f'hx-get="/runs/{run.pk}/log/?after=3"' in html
+    # It holds the deploy lock a run again would need: not offered until it ends.
+    assert f'href="/runs/{run.pk}/again/"' not in html
+    # The live log asks only for what came after the last event shown (and says it
+    # shows the run started: the facts are not sent again for that).
+    assert f'hx-get="/runs/{run.pk}/log/?after=3&amp;started=1"' in html
 
 
 def test_it_offers_no_cancel_for_a_finished_run(demo):
@@ -606,3 +609,18 @@ def test_a_launch_waiting_for_a_confirmation_keeps_no_secret_in_the_session(demo
     assert replayed.status_code == 200
     assert b'id="db_password-error">This field is required.' in replayed.content
     assert not Run.objects.exists()
+
+
+def test_it_offers_no_run_again_that_the_deploy_lock_would_refuse(demo):
+    done = _run(demo, status=RunStatus.SUCCESSFUL, finished_at=timezone.now(), rc=0)
+    holder = _run(demo, status=RunStatus.RUNNING, started_at=timezone.now())
+    client = page_client(demo.dev)
+
+    html = client.get(f"/runs/{done.pk}/").content.decode()
+    assert f'href="/runs/{done.pk}/again/"' not in html
+    assert f'Run again once <a href="/runs/{holder.pk}/">run #{holder.pk}</a> ends' in html
+
+    # Where deploys wait in line for the lock, it is offered: it waits its turn.
+    demo.envs["test"].when_locked = WhenLocked.QUEUE
+    demo.envs["test"].save()
+    assert f'href="/runs/{done.pk}/again/"' in client.get(f"/runs/{done.pk}/").content.decode()

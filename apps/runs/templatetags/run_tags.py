@@ -1,5 +1,3 @@
-from datetime import timedelta
-
 from django import template
 
 from apps.accounts.permissions import can_view_run
@@ -21,20 +19,28 @@ def run_kind(run, links: bool = True) -> dict:
     return {"run": run, "links": links}
 
 
-@register.filter
-def duration(value: timedelta | None) -> str:
-    """A duration as people write it: "3.0 s", "42 s", "4 min 12 s", "1 h 5 min"; "—"
-    when there is none (a run not started)."""
-    if value is None:
-        return "—"
-    seconds = max(value.total_seconds(), 0)
+def duration_text(seconds: float | None) -> str:
+    """A duration as people write it: "3.0 s", "42 s", "4 min 12 s", "1 h 5 min" (the
+    same as static/js/run.js writes it while it ticks)."""
+    if seconds is None or seconds < 0:
+        return ""
     if seconds < 10:
-        return f"{seconds:.1f} s"
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min {secs} s"
+        return f"{int(seconds * 10) / 10:.1f} s"
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min {int(seconds % 60)} s"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+@register.filter
+def duration(value) -> str:
+    """{{ run.duration|duration }}: a timedelta as duration_text writes it."""
+    return duration_text(value.total_seconds()) if value is not None else ""
+
+
+@register.filter
+def iso_ms(value) -> str:
+    """A datetime as ISO 8601 to the millisecond, as JavaScript's Date.parse reads it."""
+    return value.isoformat(timespec="milliseconds") if value is not None else ""

@@ -202,8 +202,19 @@ def _confirmation(request, req: LaunchRequest, plan, context: dict):
     )
 
 
+def _focus(form, action) -> None:
+    """The field a person fills first has the focus as the form opens: the first one in
+    error, else the version, else the first field."""
+    fields = form.fields
+    errors = [name for name in fields if name in form.errors] if form.is_bound else []
+    first = errors[:1] or [n for n in (action.version_field, *fields) if n in fields][:1]
+    if first:
+        fields[first[0]].widget.attrs["autofocus"] = True
+
+
 def _form_page(request, *, action, environment, form, context, refused=None):
     posted = request.method == "POST"
+    _focus(form, action)
     data = request.POST if posted else request.GET
     return render(
         request,

@@ -6,7 +6,7 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 
 from apps.runs import selectors
-from apps.runs.views.detail import can_rerun, run_or_404
+from apps.runs.views.detail import rerun_offer, run_or_404, run_state
 
 
 def _line_number(request, name: str) -> int | None:
@@ -26,6 +26,8 @@ def run_log(request, run_id):
         return HttpResponse("after must be an event counter", status=400)
     lines, last_counter, more = selectors.run_log_after(run=run, counter=after)
     ended = run.is_final and not more
+    # The page has not shown that it started (its poller says so once it has).
+    started = run.started_at is not None and request.GET.get("started") != "1"
     return render(
         request,
         "runs/_log_update.html",
@@ -34,13 +36,12 @@ def run_log(request, run_id):
             "lines": lines,
             "last_counter": last_counter,
             "more": more,
-            "progress": selectors.run_progress(run=run)
-            if last_counter > after or run.is_final
-            else None,
+            # Its progress and facts (started at) when something happened; once it
+            # ended, its buttons too (no Cancel) and where it stopped.
+            **(run_state(run) if last_counter > after or run.is_final or started else {}),
             "diffs": selectors.run_diffs(run=run) if ended and run.check_mode else [],
-            # Once it ended, its facts and buttons are sent again (finished at, no Cancel).
             "ended": ended,
-            "can_rerun": ended and can_rerun(request.user, run),
+            **(rerun_offer(request.user, run) if ended else {}),
         },
     )
 

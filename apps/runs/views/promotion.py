@@ -245,6 +245,7 @@ def rollback(request, service_slug, environment_slug):
     context["chosen"] = targets.get(request.POST.get("to", ""), row.rollback_targets[0])
     context["seen"] = _seen("", current)
     if request.method != "POST":
+        context["verify"] = True  # as on a deploy's form and Promote: a rollback is a deploy
         return render(request, "runs/rollback.html", context)
     if request.POST.get("seen") != context["seen"]:
         context["refused"] = _CHANGED
