@@ -107,6 +107,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.environments.context_processors.environment_banner",
+                "portal.context_processors.section",
             ],
         },
     },

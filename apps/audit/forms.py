@@ -13,7 +13,7 @@ KNOWN_VERBS = (
     "source.*", "playbook_version.*", "action.*", "service.*", "environment.*",
     "team.*", "membership.*", "grant.*", "token.*", "user.*",
     "auth.*", "auth.login", "auth.logout", "auth.login_failed", "mfa.*",
-    "audit.*", "audit.search", "audit.view", "audit.export",
+    "audit.*", "audit.search", "audit.view", "audit.export", "audit.verify",
 )  # fmt: skip
 
 

@@ -196,6 +196,14 @@ def audit_export_rows(
     )
 
 
+def audit_scope_choices() -> tuple[list[str], list[str]]:
+    """The services and environments the log names (slugs), for the filters' choices."""
+    rows = AuditEvent.objects.order_by()
+    services = rows.exclude(service="").values_list("service", flat=True).distinct()
+    environments = rows.exclude(environment="").values_list("environment", flat=True).distinct()
+    return sorted(services), sorted(environments)
+
+
 def audit_verification_latest() -> AuditVerification | None:
     return AuditVerification.objects.order_by("-id").first()
 

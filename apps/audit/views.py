@@ -4,15 +4,17 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from apps.audit import selectors
 from apps.audit.constants import READ_LOG, Outcome, Via
 from apps.audit.exports import csv_chunks, jsonl_chunks
 from apps.audit.forms import KNOWN_VERBS, AuditFilterForm, CursorForm
 from apps.audit.services import audit_event_hash, audit_record, audit_search
+from apps.audit.tasks import audit_chain_verify
 
 EXPORT_FORMATS = {
     "csv": ("text/csv; charset=utf-8", csv_chunks),
@@ -32,34 +34,58 @@ def audit_reader_required(view):
 
 
 def _status(context: dict) -> dict:
+    services, environments = selectors.audit_scope_choices()
     return {
         "verification": selectors.audit_verification_latest(),
         "checkpoint": selectors.audit_checkpoint_latest(),
+        "services": services,
+        "environments": environments,
         **context,
     }
 
 
+def _without_errors(form: AuditFilterForm, cursor: CursorForm):
+    """The filters and cursor as given, less those in error: what the page still shows
+    while the message beside a bad field says what to fix."""
+    bad = {*form.errors, *cursor.errors}
+    kept = {k: v for k, v in form.data.items() if k not in bad}
+    form, cursor = AuditFilterForm(kept), CursorForm(kept if not cursor.errors else {})
+    if not (form.is_valid() and cursor.is_valid()):
+        form, cursor = AuditFilterForm({}), CursorForm({})
+        form.is_valid(), cursor.is_valid()
+    return form, cursor
+
+
 @audit_reader_required
 def audit_list(request):
+    """The log, filtered; a bad filter is said beside its field (400), and the rows the
+    other filters select are still shown."""
     form, cursor = AuditFilterForm(request.GET), CursorForm(request.GET)
     context = {"form": form, "cursor": cursor, "verbs": KNOWN_VERBS, "outcomes": Outcome}
+    status = 200
+    searched = form, cursor
     if not (form.is_valid() and cursor.is_valid()):
-        return render(request, "audit/audit_list.html", _status(context), status=400)
-    page = audit_search(form=form, cursor=cursor, actor=request.user, via=Via.WEB, request=request)
-    raw = form.raw()
-    query = urlencode(raw)
-    return render(
-        request,
-        "audit/audit_list.html",
-        _status(
-            {
-                **context,
-                "page": page,
-                "query": query,
-                "paged": any(v is not None for v in cursor.cleaned_data.values()),
-            }
-        ),
+        status, searched = 400, _without_errors(form, cursor)
+    page = audit_search(
+        form=searched[0], cursor=searched[1], actor=request.user, via=Via.WEB, request=request
     )
+    query = urlencode(searched[0].raw())
+    context.update(
+        page=page,
+        query=query,
+        partial=status == 400,
+        paged=any(v is not None for v in searched[1].cleaned_data.values()),
+    )
+    return render(request, "audit/audit_list.html", _status(context), status=status)
+
+
+@audit_reader_required
+@require_POST
+def audit_verify_now(request):
+    """Walk the chain now, as the daily task does; the page shows the result."""
+    audit_chain_verify()
+    audit_record(actor=request.user, via=Via.WEB, verb="audit.verify", request=request)
+    return redirect("audit:list")
 
 
 @audit_reader_required

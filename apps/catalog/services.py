@@ -158,9 +158,12 @@ def playbook_version_approve(*, version: PlaybookVersion, acting_user, via: str)
 
 
 def action_snapshot(action: Action) -> dict:
-    """An action as the audit log compares it: what it runs, where, with which form."""
+    """An action as the audit log compares it: every field of it (as audit_snapshot reads
+    them: its description and position too), and what it runs, where, with which form
+    in the words below."""
     version = action.playbook_version
     return {
+        **audit_snapshot(action),
         "service": action.service.slug,
         "action": action.slug,
         "label": action.label,

@@ -9,15 +9,35 @@ from django.http import Http404
 from django.shortcuts import render
 
 from apps.accounts.permissions import can_run, can_view, mfa_setup_reason, refusal_reason
-from apps.catalog.selectors import service_list
+from apps.catalog.selectors import deploy_action, service_list
 from apps.environments.models import Environment
-from apps.runs.selectors.deployments import current_versions, service_rows
+from apps.runs.selectors.deployments import (
+    current_versions,
+    previous_environment,
+    promotion_candidate,
+    service_rows,
+)
+
+
+def _promotion(service, environment, buttons, current):
+    """What Promote offers on an environment with the promotion rule, when the user may
+    deploy there and it would change something; there, Deploy is not the primary button."""
+    if not environment.require_verified:
+        return None
+    deploy = deploy_action(service=service, environment=environment)
+    if deploy is None or deploy not in buttons:
+        return None
+    candidate = promotion_candidate(service=service, environment=environment)
+    if candidate is None or (current is not None and current.version == candidate.version):
+        return None
+    return candidate
 
 
 @login_required
 def catalog(request):
     environments = list(Environment.objects.all())
     versions = current_versions()
+    followers = {env.pk for env in environments if previous_environment(env) is not None}
     services = []
     for service in service_list(user=request.user):
         rows = []
@@ -32,12 +52,16 @@ def catalog(request):
                 # Granted, but no authenticator app yet: say so where the buttons would be.
                 reason = refusal_reason(request.user, action=offered[0], environment=env)
                 note = reason if reason == mfa_setup_reason(env) else ""
+            current = versions.get((service.pk, env.pk))
             rows.append(
                 {
                     "environment": env,
-                    "current": versions.get((service.pk, env.pk)),
+                    "current": current,
                     "actions": buttons,
                     "note": note,
+                    "promote": _promotion(service, env, buttons, current),
+                    # The promotion rule holds here: Deploy is not the primary button.
+                    "guarded": env.require_verified and env.pk in followers,
                 }
             )
         services.append({"service": service, "rows": rows})

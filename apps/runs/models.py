@@ -170,13 +170,37 @@ class Run(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Run #{self.pk} {self.action_label} on {self.environment_id}"
+        return f"Run #{self.pk}: {self.title}"
 
     # Set by run_launch on a run it answered again for an idempotency key it had seen.
     replayed = False
 
     def get_absolute_url(self) -> str:
         return reverse("runs:detail", args=[self.pk])
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.rollback_of_id is not None or self.action_kind == "rollback"
+
+    @property
+    def is_promotion(self) -> bool:
+        return self.promoted_from_id is not None
+
+    @property
+    def title(self) -> str:
+        """What the run does, in the words its page, the lists and the histories use:
+        "Roll back hello-web on Test to 2.0.0", "Promote hello-web 2.1.0 from Test to
+        QA", "Deploy hello-web on Test" (templates show the matching badge with the
+        `run_kind` tag of run_tags)."""
+        service, environment = self.service.name, self.environment.name
+        if self.is_rollback:
+            return f"Roll back {service} on {environment}" + (
+                f" to {self.version}" if self.version else ""
+            )
+        if self.is_promotion:
+            version = f" {self.version}" if self.version else ""
+            return f"Promote {service}{version} from {self.promoted_from.name} to {environment}"
+        return f"{self.action_label} {service} on {environment}"
 
     @property
     def source(self) -> dict | None:

@@ -23,11 +23,11 @@ def test_each_person_sees_only_the_buttons_they_may_press(page, live_server, dem
     sign_in(page, live_server.url, "tester", "pushbutton-tester")
     service = page.locator("#service-hello-web")
     for env in ("test", "qa"):
-        buttons = service.locator(f"tr[data-environment={env}] td.buttons a")
+        buttons = service.locator(f"tr[data-environment={env}] td.actions a")
         expect(buttons).to_have_text(["Deploy", "Smoke test"])  # Roll back: the service page
     production = service.locator("tr[data-environment=production]")
     expect(production).to_be_visible()
-    expect(production.locator("td.buttons a")).to_have_count(0)
+    expect(production.locator("td.actions a")).to_have_count(0)
     # Someone else's run: no Cancel; the same action on test: Re-deploy.
     page.goto(f"{live_server.url}/runs/{run.pk}/")
     expect(page.get_by_role("button", name="Cancel")).to_have_count(0)

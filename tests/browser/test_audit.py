@@ -26,8 +26,8 @@ def test_an_auditor_finds_a_deploy_opens_its_run_and_exports_csv(page, live_serv
     expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
 
     filters = page.get_by_role("form", name="Filter the audit log")
-    filters.get_by_label("Verb").fill("run.requested")
-    filters.get_by_label("Environment").fill("qa")
+    filters.get_by_label("Verb").select_option("run.requested")
+    filters.get_by_label("Environment").select_option("qa")
     filters.get_by_role("button", name="Filter").click()
     rows = page.locator("table.audit tbody tr")
     expect(rows).to_have_count(1)

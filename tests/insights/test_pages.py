@@ -56,16 +56,27 @@ def test_production_running_what_qa_never_verified_is_marked(demo, history):
     assert "drift" not in _row(html, "qa")
 
 
-def test_promote_is_offered_with_the_newest_version_verified_before(demo, history):
+def test_promote_is_offered_with_what_runs_before_verified_there(demo, history):
     history.shipped("test", "1.0.0")
     history.shipped("test", "1.1.0")
-    history.deploy("test", "1.2.0")  # newer, not verified: not offered
 
     html = page_client(demo.dev).get(SERVICE).content.decode()
 
     assert "Promote 1.1.0 from Test" in _section(html, "qa")
     assert "Promote" not in _section(html, "production")  # nothing verified on QA
     assert "Promote" not in _section(html, "test")  # nothing comes before test
+
+
+def test_promote_offers_nothing_replaced_or_rolled_back_before(demo, history):
+    history.shipped("test", "2.0.0")
+    broken = history.shipped("test", "2.1.0")
+    history.deploy("test", "2.0.0", rollback_of=broken, reason="2.1.0 breaks the header")
+    client = page_client(demo.dev)
+
+    assert "Promote" not in _section(client.get(SERVICE).content.decode(), "qa")
+    page = client.get("/services/hello-web/environments/qa/promote/").content.decode()
+    assert "2.1.0" not in page
+    assert "Nothing to promote: hello-web 2.0.0 has not been verified on Test" in page
 
 
 def test_promote_is_not_offered_when_it_would_change_nothing(demo, history):

@@ -95,11 +95,36 @@ def test_production_needs_qa_not_only_test(demo, history):
     assert "has not been verified on QA" in refused.reason
 
 
-def test_an_older_verified_version_stays_promotable_after_a_newer_deploy(demo, history):
+def test_a_verified_version_replaced_since_is_no_longer_promotable(demo, history):
     history.shipped("test", "1.0.0")
     history.deploy("test", "1.1.0")  # not verified yet
 
     assert _refusal(demo, "qa", "1.1.0").status == 409
+    refused = _refusal(demo, "qa", "1.0.0")
+    assert refused.reason.startswith(
+        "hello-web 1.0.0 was replaced on Test since its verification (run #"
+    )
+    assert refused.missing["environment"] == "test"
+
+
+def test_a_version_rolled_back_since_its_verification_is_refused(demo, history):
+    history.shipped("test", "2.0.0")
+    broken = history.shipped("test", "2.1.0")
+    history.deploy("test", "2.0.0", rollback_of=broken, reason="2.1.0 breaks the header")
+
+    refused = _refusal(demo, "qa", "2.1.0")
+
+    assert "2.1.0 was rolled back on Test since its verification" in refused.reason
+    assert "QA accepts only what runs on Test now, verified there" in refused.reason
+
+
+def test_a_version_put_back_is_promotable_once_verified_again(demo, history):
+    history.shipped("test", "1.0.0")
+    history.shipped("test", "1.1.0")
+    history.deploy("test", "1.0.0")  # back again, not verified in this stay
+
+    assert "not verified since" in _refusal(demo, "qa", "1.0.0").reason
+    history.verify("test", "1.0.0")
     assert launch(demo.dev, demo.deploy, demo.envs["qa"], {"version": "1.0.0"}).version == "1.0.0"
 
 

@@ -38,10 +38,9 @@ def _refused(response, status: int, *words: str) -> str:
 
 
 # --- promote -------------------------------------------------------------------------------
-def test_it_promotes_the_newest_version_verified_before(demo, history):
+def test_it_promotes_what_runs_before_now_once_verified_there(demo, history):
     history.shipped("test", "1.0.0")
     history.shipped("test", "1.1.0")
-    history.deploy("test", "1.2.0")  # deployed, never verified: not offered
 
     response = _promote(api_client(demo.dev), verify=True)
 
@@ -53,20 +52,50 @@ def test_it_promotes_the_newest_version_verified_before(demo, history):
     assert AuditEvent.objects.get(verb="run.requested").details["promoted_from"] == "test"
 
 
-def test_it_promotes_the_version_asked_for(demo, history):
+def test_what_runs_before_unverified_is_not_promoted_nor_an_older_version(demo, history):
+    history.shipped("test", "1.1.0")
+    history.deploy("test", "1.2.0")  # deployed, never verified: nothing is offered
+
+    _refused(
+        _promote(api_client(demo.dev)),
+        409,
+        "Nothing to promote: hello-web 1.2.0 has not been verified on Test",
+        "run its verify action on Test",
+    )
+
+
+def test_a_version_replaced_before_since_its_verification_is_refused(demo, history):
     history.shipped("test", "1.0.0")
     history.shipped("test", "1.1.0")
 
     response = _promote(api_client(demo.dev), version="1.0.0")
 
-    assert response.status_code == 201
-    assert response.json()["version"] == "1.0.0"
+    _refused(response, 409, "hello-web 1.0.0 was replaced on Test since its verification")
+
+
+def test_a_version_rolled_back_before_is_refused_with_the_reason(demo, history):
+    history.shipped("test", "2.0.0")
+    broken = history.shipped("test", "2.1.0")
+    history.deploy("test", "2.0.0", rollback_of=broken, reason="2.1.0 breaks the header")
+
+    detail = _refused(_promote(api_client(demo.dev), version="2.1.0"), 409)
+
+    assert detail.startswith(
+        "hello-web 2.1.0 was rolled back on Test since its verification (run #"
+    ), detail
+    assert "put 2.0.0 there" in detail
+    assert AuditEvent.objects.get(verb="run.refused").details["reason"] == detail
+    # Once verified there, what the rollback put back is what is promoted.
+    history.verify("test", "2.0.0")
+    response = _promote(api_client(demo.dev))
+    assert response.status_code == 201, response.content
+    assert response.json()["version"] == "2.0.0"
 
 
 def test_promoting_with_nothing_verified_is_refused(demo, history):
     history.deploy("test", "1.0.0")
 
-    detail = _refused(_promote(api_client(demo.dev)), 409, "deployed and verified on Test")
+    detail = _refused(_promote(api_client(demo.dev)), 409, "has not been verified on Test")
 
     assert AuditEvent.objects.get(verb="run.refused").details["reason"] == detail
 

@@ -90,9 +90,7 @@ def _promotion(request, service_slug, environment_slug, values) -> LaunchRequest
     if not version:
         candidate = deployments.promotion_candidate(service=service, environment=environment)
         if candidate is None:
-            raise _refuse(
-                req, f"No version of {service} was deployed and verified on {source} yet."
-            )
+            raise _refuse(req, _nothing_to_promote(service, source, environment))
         version = candidate.version
     elif not deployments.was_deployed(service=service, environment=source, version=version):
         raise _refuse(req, f"{service} {version} never ran on {source}: it cannot be promoted.")
@@ -103,6 +101,17 @@ def _promotion(request, service_slug, environment_slug, values) -> LaunchRequest
         service=service, environment=source, version=version, action=action
     )
     return replace(req, parameters=parameters, promoted_from=source)
+
+
+def _nothing_to_promote(service, source, environment) -> str:
+    """Why nothing is offered: what runs on `source` now was not verified there since."""
+    there = deployments.current_version(service=service, environment=source)
+    if there is None:
+        return f"No version of {service} was deployed and verified on {source} yet."
+    why = deployments.promotion_refusal(
+        service=service, source=source, target=environment, version=there.version
+    )
+    return f"Nothing to promote: {why}."
 
 
 @extend_schema(request=PromoteSerializer, parameters=[IDEMPOTENCY_KEY], responses=ANSWERS)

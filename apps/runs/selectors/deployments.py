@@ -40,7 +40,11 @@ def current_versions(*, services=None) -> dict[tuple[int, int], Run]:
         .order_by("-finished_at", "-id")
         .values("pk")[:1]
     )
-    runs = Run.objects.filter(_changes()).filter(pk=Subquery(latest))
+    runs = (
+        Run.objects.filter(_changes())
+        .filter(pk=Subquery(latest))
+        .select_related("rollback_of", "promoted_from")
+    )
     if services is not None:
         runs = runs.filter(service__in=services)
     return {(run.service_id, run.environment_id): run for run in runs}
@@ -63,7 +67,11 @@ def last_runs(*, services=None) -> dict[tuple[int, int], Run]:
         .order_by("-id")
         .values("pk")[:1]
     )
-    runs = Run.objects.filter(check_mode=False).filter(pk=Subquery(latest))
+    runs = (
+        Run.objects.filter(check_mode=False)
+        .filter(pk=Subquery(latest))
+        .select_related("service", "environment", "rollback_of", "promoted_from")
+    )
     if services is not None:
         runs = runs.filter(service__in=services)
     return {(run.service_id, run.environment_id): run for run in runs}
@@ -117,9 +125,73 @@ def was_deployed(*, service, environment, version: str) -> bool:
     ).exists()
 
 
+def stay_verification(*, service, environment, version: str) -> Run | None:
+    """The verification of `version` on `environment` during its stay there now: it runs
+    there, and was verified since it was put there (neither rolled back nor replaced
+    since). What Promote offers and the promotion rule needs, as Heroku promotes the
+    build that is there."""
+    current = current_version(service=service, environment=environment)
+    if not version or current is None or current.version != version:
+        return None
+    if current.finished_at is None:  # a run written without its end: the history decides
+        return verification(service=service, environment=environment, version=version)
+    replaced = (
+        Run.objects.filter(_changes(), service=service, environment=environment)
+        .exclude(version=version)
+        .filter(finished_at__lte=current.finished_at)
+        .order_by("-finished_at", "-id")
+        .values_list("finished_at", flat=True)
+        .first()
+    )
+    stay = Run.objects.filter(_changes(), service=service, environment=environment, version=version)
+    if replaced is not None:
+        stay = stay.filter(finished_at__gt=replaced)
+    began = stay.order_by("finished_at").values_list("finished_at", flat=True).first()
+    return (
+        Run.objects.filter(
+            _verifications(),
+            service=service,
+            environment=environment,
+            version=version,
+            started_at__gte=began,
+        )
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
+def promotion_refusal(*, service, source: Environment, target: Environment, version: str) -> str:
+    """Why `version` may not be promoted from `source` onto `target` now, in a person's
+    words (one sentence, no full stop): it never ran there, it was rolled back or
+    replaced there since its verification, or it was not verified since it was put
+    there. Empty when it may."""
+    if stay_verification(service=service, environment=source, version=version):
+        return ""
+    current = current_version(service=service, environment=source)
+    replaced = current is not None and current.version != version
+    if replaced and verification(service=service, environment=source, version=version):
+        how = "rolled back" if current.rollback_of_id else "replaced"
+        return (
+            f"{service} {version} was {how} on {source} since its verification (run "
+            f"#{current.pk} put {current.version} there), and {target} accepts only what "
+            f"runs on {source} now, verified there: promote that once it is verified"
+        )
+    rule = (
+        f"{service} {version} has not been verified on {source}, and {target} accepts only "
+        "versions verified there first"
+    )
+    if was_deployed(service=service, environment=source, version=version):
+        return (
+            f"{rule}: it was deployed there but not verified since: run its verify action "
+            f"on {source}"
+        )
+    return f"{rule}: deploy it to {source} and verify it there"
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """A version to promote onto an environment: verified on the one before."""
+    """A version to promote onto an environment: what runs on the one before now,
+    verified there since it was put there."""
 
     version: str
     source: Environment
@@ -129,23 +201,16 @@ class Candidate:
 def promotion_candidate(
     *, service, environment, source: Environment | None = None
 ) -> Candidate | None:
-    """The newest version verified on the environment before `environment`."""
+    """What runs on the environment before `environment` now, when it was verified there
+    since it was put there; never a version rolled back or replaced there since."""
     source = source or previous_environment(environment)
     if source is None:
         return None
-    verified = (
-        Run.objects.filter(_verifications(), service=service, environment=source)
-        .order_by("-finished_at", "-id")
-        .select_related("environment")
-    )
-    seen = set()
-    for run in verified[:50]:
-        if run.version in seen:
-            continue
-        seen.add(run.version)
-        if verification(service=service, environment=source, version=run.version):
-            return Candidate(run.version, source, run)
-    return None
+    current = current_version(service=service, environment=source)
+    if current is None:
+        return None
+    verified = stay_verification(service=service, environment=source, version=current.version)
+    return Candidate(current.version, source, verified) if verified else None
 
 
 def history(*, service, environment, limit: int = HISTORY_LENGTH) -> list[Run]:

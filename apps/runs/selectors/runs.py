@@ -8,11 +8,13 @@ from apps.runs.models import Run
 
 
 def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
-    """Runs the user may see, newest first, narrowed by service, environment, status and
-    user (slugs and a username), the build's commit (a prefix of its SHA), and by
+    """Runs the user may see, newest first, narrowed by service, environment, action (its
+    slug), status and user (slugs and a username), the build's commit (a prefix of its SHA), and by
     creation time: `since` (included) and `until` (excluded), aware datetimes."""
     runs = (
-        Run.objects.select_related("service", "environment")
+        Run.objects.select_related(
+            "service", "environment", "rollback_of", "promoted_from", "action"
+        )
         .filter(run_filter(user))
         .order_by("-id")
     )
@@ -21,6 +23,8 @@ def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
         runs = runs.filter(service__slug=filters["service"])
     if filters.get("environment"):
         runs = runs.filter(environment__slug=filters["environment"])
+    if filters.get("action"):
+        runs = runs.filter(action_slug=filters["action"])
     if filters.get("status"):
         runs = runs.filter(status=filters["status"])
     if filters.get("user"):

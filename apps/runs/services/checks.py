@@ -305,8 +305,9 @@ def _emergency(req: "LaunchRequest") -> tuple[bool, str]:
 
 
 def promotion_problem(req: "LaunchRequest", *, version: str) -> LaunchRefused | None:
-    """The promotion rule: the version was deployed and then verified on the environment
-    before this one. A rollback to a version that already ran here successfully is exempt."""
+    """The promotion rule: the version runs on the environment before this one and was
+    verified there since it was put there (not rolled back nor replaced since). A rollback
+    to a version that already ran here successfully is exempt."""
     service, action, environment = req.service, req.action, req.environment
     if action.kind != ActionKind.DEPLOY or not environment.require_verified:
         return None
@@ -323,17 +324,16 @@ def promotion_problem(req: "LaunchRequest", *, version: str) -> LaunchRefused | 
         service=service, environment=environment, version=version
     ):
         return None
-    if deployments.verification(service=service, environment=source, version=version):
+    # Only what runs on the environment before now, verified since it was put there.
+    why = deployments.promotion_refusal(
+        service=service, source=source, target=environment, version=version
+    )
+    if not why:
         return None
     deployed = deployments.was_deployed(service=service, environment=source, version=version)
     url = reverse("catalog:service", args=[service.slug]) + f"#env-{source.slug}"
-    if deployed:
-        what = f"it was deployed there but not verified since: run its verify action on {source}"
-    else:
-        what = f"deploy it to {source} and verify it there"
     return LaunchRefused(
-        f"{service} {version} has not been verified on {source}, and {environment} accepts only "
-        f"versions verified there first: {what}.",
+        f"{why}.",
         status=409,
         field=action.version_field,
         missing={

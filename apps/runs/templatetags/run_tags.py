@@ -12,6 +12,13 @@ def visible_to(runs, user) -> list:
     return [run for run in runs if can_view_run(user, run)]
 
 
+@register.inclusion_tag("runs/_kind.html")
+def run_kind(run, links: bool = True) -> dict:
+    """What a run is, as every list names it: a *Rollback* badge (of which run), a
+    *Promotion* badge (from where), or the action's label. `links=False` inside a link."""
+    return {"run": run, "links": links}
+
+
 def duration_text(seconds: float | None) -> str:
     """A duration as people write it: "3.0 s", "42 s", "4 min 12 s", "1 h 5 min" (the
     same as static/js/run.js writes it while it ticks)."""

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 
 from apps.accounts.permissions import environment_filter, service_filter
 from apps.audit.constants import Via
-from apps.catalog.models import Service
+from apps.catalog.models import Action, Service
 from apps.environments.models import Environment
 from apps.runs import selectors, services
 from apps.runs.constants import RunStatus
@@ -57,9 +57,20 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+def _actions(user) -> list[tuple[str, str]]:
+    """The actions to filter by, (slug, label), one per slug among the services the user
+    may see: "Deploy" of every service is one choice."""
+    actions = Action.objects.filter(service__in=Service.objects.filter(service_filter(user)))
+    labels: dict[str, str] = {}
+    for slug, label in actions.order_by("label", "slug").values_list("slug", "label"):
+        labels.setdefault(slug, label)
+    return sorted(labels.items(), key=lambda item: (item[1].lower(), item[0]))
+
+
 @login_required
 def run_list(request):
-    """Runs the user may see, filtered by service, environment, status, user, commit and days
+    """Runs the user may see, filtered by service, environment, action, status, user, commit
+    and days
     (in the reader's time zone `tz`, which portal.js fills in; UTC without it). `?run=N`
     opens run N, or says here that there is none or why the user may not see it."""
     get = request.GET
@@ -70,7 +81,7 @@ def run_list(request):
         run, status = _wanted_run(request, wanted, errors)
         if run is not None:
             return redirect(run)
-    names = ("service", "environment", "status", "user", "commit", "from", "to")
+    names = ("service", "environment", "action", "status", "user", "commit", "from", "to")
     filters = {name: get.get(name, "").strip() for name in names}
     zone = _zone(get.get("tz", ""))
     since, until = _period(filters, zone, errors)
@@ -95,6 +106,7 @@ def run_list(request):
             "query": urlencode(kept),
             "statuses": RunStatus.choices,
             "services": Service.objects.filter(service_filter(request.user)).order_by("name"),
+            "actions": _actions(request.user),
             "environments": Environment.objects.filter(environment_filter(request.user)),
         },
         status=status,

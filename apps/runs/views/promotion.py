@@ -115,6 +115,13 @@ def _promotion_context(request, service, row) -> dict:
         "candidate": candidate,
         "source": deployments.previous_environment(environment),
     }
+    source, there = context["source"], None
+    if candidate is None and action is not None and source is not None:
+        there = deployments.current_version(service=service, environment=source)
+    if there is not None:  # something runs there, not verified since it was put there
+        context["why"] = deployments.promotion_refusal(
+            service=service, source=source, target=environment, version=there.version
+        )
     current = row.cell.current
     if candidate is not None and current is not None and candidate.version == current.version:
         context["candidate"] = None
