@@ -7,6 +7,7 @@ through `run_end`, the one door out, as the worker ends it; nothing reaches a br
 (`queue_held`), so which runs were sent to a worker is read off what was sent."""
 
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.utils import timezone
@@ -27,8 +28,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def sent():
-    """The runs sent to a worker, by id, in order."""
-    with queue_held() as task_send:
+    """The runs sent to a worker, by id, in order. The follow-ups' tasks are held too: a
+    worker alive in the session must not launch them behind the test's back."""
+    with queue_held() as task_send, mock.patch("apps.runs.services.follow_ups.task_send"):
         yield lambda: [c.kwargs["args"][0] for c in task_send.call_args_list]
 
 
