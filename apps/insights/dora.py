@@ -238,7 +238,7 @@ def figures(*, environment, services, days: int = 30, now=None) -> Figures:
     lead_median, lead_p90 = _ranked(_lead_times(deploys), "lead")
     recovery_median, recovery_p90 = _ranked(_recoveries(failed), "recovery")
     rollbacks = changes.filter(ROLLBACKS).count()
-    recovered_by_deploy = deploys.filter(Exists(_recovered_by())).count()
+    recovered_by_deploy = _recovered(deploys)
     unplanned = rollbacks + recovered_by_deploy
     total = count + rollbacks
     per_day = count / days
@@ -264,28 +264,24 @@ def figures(*, environment, services, days: int = 30, now=None) -> Figures:
     )
 
 
-def _recovered_by() -> QuerySet[Run]:
-    """For a deploy in the outer query: the failed deploy of its service just before it
-    there, which it recovered (no other successful change between them)."""
-    same = {
-        "service": OuterRef("service"),
-        "environment": OuterRef("environment"),
-        "status": RunStatus.SUCCESSFUL,
-        "check_mode": False,
-    }
-    between = Run.objects.filter(
-        service=OuterRef(OuterRef("service")),
-        environment=OuterRef(OuterRef("environment")),
-        status=RunStatus.SUCCESSFUL,
-        check_mode=False,
-        action_kind__in=(ActionKind.DEPLOY, ActionKind.ROLLBACK),
-        finished_at__gt=OuterRef("finished_at"),
-        finished_at__lt=OuterRef(OuterRef("finished_at")),
+def _recovered(deploys: QuerySet[Run]) -> int:
+    """How many of `deploys` recovered a failed deploy: the change of their service there
+    just before them (one indexed lookup each) is a deploy that failed."""
+    previous_change = (
+        Run.objects.filter(
+            service=OuterRef("service"),
+            environment=OuterRef("environment"),
+            status=RunStatus.SUCCESSFUL,
+            check_mode=False,
+            action_kind__in=(ActionKind.DEPLOY, ActionKind.ROLLBACK),
+            finished_at__lt=OuterRef("finished_at"),
+        )
+        .order_by("-finished_at")
+        .values("pk")[:1]
     )
-    previous = Run.objects.filter(
-        **same,
-        action_kind=ActionKind.DEPLOY,
-        rollback_of__isnull=True,
-        finished_at__lt=OuterRef("finished_at"),
+    failed_before = Run.objects.filter(
+        pk=OuterRef("previous"), action_kind=ActionKind.DEPLOY, rollback_of__isnull=True
+    ).filter(_failed_q())
+    return (
+        deploys.annotate(previous=Subquery(previous_change)).filter(Exists(failed_before)).count()
     )
-    return previous.filter(_failed_q()).filter(~Exists(between))
