@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -70,7 +71,7 @@ def backend_main(args) -> None:
     from apps.runs.constants import RunStatus
     from apps.runs.models import Run
     from apps.runs.services import run_end
-    from tests.factories import RunFactory
+    from tests.factories import ActionFactory, EnvironmentFactory, RunFactory
 
     server, got = _receiver(args.fail_share)
     url = f"http://127.0.0.1:{server.server_address[1]}/hook"
@@ -80,11 +81,23 @@ def backend_main(args) -> None:
     channel_secrets_set(channel=channel, url=url)
     channel.save()
     Rule.objects.create(name="bench", channel=channel, events=["run.succeeded", "run.failed"])
+    tag = uuid.uuid4().hex[:8]
+    action = ActionFactory(
+        service__slug=f"notify-{tag}", playbook_version__source__name=f"notify-{tag}"
+    )
+    environment = EnvironmentFactory(slug=f"notify-{tag}")
     worker = benchlib.worker_start(Path("worker-notify.log"))
     ended_at = {}
     try:
         for _ in range(args.runs):
-            run = RunFactory(status=RunStatus.RUNNING, started_at=timezone.now())
+            run = RunFactory(
+                action=action,
+                environment=environment,
+                requested_by=None,
+                requested_by_name="bench",
+                status=RunStatus.RUNNING,
+                started_at=timezone.now(),
+            )
             run_end(run=run, status=RunStatus.SUCCESSFUL, rc=0)
             ended_at[run.pk] = time.monotonic()
         deadline = time.monotonic() + args.wait
