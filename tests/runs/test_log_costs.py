@@ -204,3 +204,28 @@ def test_the_download_holds_every_line_once_in_order(run_with_log):
     assert [int(line.split("\t")[0]) for line in text] == list(range(1, run.line_count + 1))
     assert text[2].split("\t")[2] == "fatal: [web2]"
     assert text[-1].endswith(f"\tline {run.line_count}")
+
+
+@pytest.mark.django_db
+def test_a_poll_sends_only_the_lines_its_progress_counts():
+    """The run is read, then a batch (a task's start) commits, then the poll reads the
+    events: it must not send that task's line with the progress from before it, or the
+    page would never learn the task started (polls with nothing new draw no progress)."""
+    from apps.runs.selectors import run_log_after, run_progress
+    from tests.factories import RunFactory
+    from tests.runs.helpers import Log
+
+    run = RunFactory(status=RunStatus.RUNNING)
+    log = Log(run)
+    log.add("playbook_on_play_start", "PLAY [Deploy] ***\n")
+    as_read = type(run).objects.get(pk=run.pk)
+    log.add("playbook_on_task_start", "TASK [Wait for the go file] ***\n", task="Wait")
+
+    lines, last, _ = run_log_after(run=as_read, counter=0)
+
+    assert [line.section for line in lines] == ["play"]
+    assert last == 1 and run_progress(run=as_read).tasks_seen == 0
+    fresh = type(run).objects.get(pk=run.pk)
+    lines, last, _ = run_log_after(run=fresh, counter=last)
+    assert [line.section for line in lines] == ["task"]
+    assert last == 2 and run_progress(run=fresh).tasks_seen == 1

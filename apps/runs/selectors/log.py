@@ -128,8 +128,12 @@ def run_log_after(*, run: Run, counter: int, limit: int = 2000) -> tuple[list[Lo
     if counter >= run.event_count:
         # Nothing stored after it when the run was read: no event to look for.
         return [], counter, False
+    # Only the events stored when the run was read: its progress, read with it, is what
+    # they make. A batch committed meanwhile comes with the next poll, and its progress
+    # with it (otherwise a poll would show the new lines with the old progress, and the
+    # polls after it, with nothing new, would never draw the progress again).
     events = list(
-        RunEvent.objects.filter(run=run, counter__gt=counter)
+        RunEvent.objects.filter(run=run, counter__gt=counter, counter__lte=run.event_count)
         .only(*LINE_FIELDS)
         .order_by("counter")[:limit]
     )
