@@ -13,6 +13,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from apps.notifications.constants import Event
+from apps.runs.templatetags.run_tags import duration_text
 
 COLOURS = {
     Event.RUN_SUCCEEDED: "2da44e",
@@ -32,9 +33,7 @@ def absolute(path: str) -> str:
 def _duration(run) -> str:
     if not run.started_at or not run.finished_at:
         return ""
-    seconds = round((run.finished_at - run.started_at).total_seconds())
-    minutes, seconds = divmod(seconds, 60)
-    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+    return duration_text((run.finished_at - run.started_at).total_seconds())
 
 
 def run_message(event: str, run) -> dict:

@@ -202,7 +202,9 @@
     if (s < 60) return Math.floor(s) + " s";
     const m = Math.floor(s / 60);
     if (m < 60) return m + " min " + Math.floor(s % 60) + " s";
-    return Math.floor(m / 60) + " h " + (m % 60) + " min";
+    const h = Math.floor(m / 60);
+    if (h < 24) return h + " h " + (m % 60) + " min";
+    return Math.floor(h / 24) + " d " + (h % 24) + " h";
   }
 
   // The run's duration ticks while it goes (the status is sent again with each update).

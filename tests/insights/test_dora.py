@@ -102,7 +102,7 @@ def test_the_page_shows_each_key_with_its_band_and_definition(demo, production, 
     text = page.content.decode()
     assert page.status_code == 200
     assert "5 deploys: 0.17 a day, 1.2 a week" in text
-    assert "median 10:00:00, 90th percentile 1 day, 6:00:00" in text
+    assert "median 10 h 0 min, 90th percentile 1 d 6 h" in text
     assert "60% (3 of 5)" in text
     assert "The share of deploys that needed remediation" in text
     assert 'id="dora-weeks-data"' in text

@@ -90,7 +90,14 @@ def test_the_runs_list_filters_by_action(demo, history):
 
 @pytest.mark.parametrize(
     ("seconds", "shown"),
-    [(3, "3.0 s"), (42.5, "42 s"), (252, "4 min 12 s"), (3900, "1 h 5 min"), (None, "")],
+    [
+        (3, "3.0 s"),
+        (42.5, "42 s"),
+        (252, "4 min 12 s"),
+        (3900, "1 h 5 min"),
+        (108000, "1 d 6 h"),
+        (None, ""),
+    ],
 )
 def test_durations_read_as_people_write_them(seconds, shown):
     assert duration(None if seconds is None else timedelta(seconds=seconds)) == shown

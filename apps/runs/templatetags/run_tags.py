@@ -20,8 +20,8 @@ def run_kind(run, links: bool = True) -> dict:
 
 
 def duration_text(seconds: float | None) -> str:
-    """A duration as people write it: "3.0 s", "42 s", "4 min 12 s", "1 h 5 min" (the
-    same as static/js/run.js writes it while it ticks)."""
+    """A duration as people write it: "3.0 s", "42 s", "4 min 12 s", "1 h 5 min",
+    "1 d 6 h" (the same as static/js/run.js writes it while it ticks)."""
     if seconds is None or seconds < 0:
         return ""
     if seconds < 10:
@@ -31,7 +31,10 @@ def duration_text(seconds: float | None) -> str:
     minutes = int(seconds // 60)
     if minutes < 60:
         return f"{minutes} min {int(seconds % 60)} s"
-    return f"{minutes // 60} h {minutes % 60} min"
+    hours = minutes // 60
+    if hours < 24:
+        return f"{hours} h {minutes % 60} min"
+    return f"{hours // 24} d {hours % 24} h"
 
 
 @register.filter
