@@ -42,3 +42,11 @@ def deploy_action(*, service: Service, environment) -> Action | None:
         .order_by("position", "pk")
         .first()
     )
+
+
+def rollback_actions(*, service: Service, environment) -> list[Action]:
+    """What can roll the service back on the environment, in the order it is offered: the
+    deploy action (any earlier version), then the rollback actions (the version before)."""
+    deploy = deploy_action(service=service, environment=environment)
+    rollbacks = service.actions.filter(kind=ActionKind.ROLLBACK, environments=environment)
+    return [a for a in (deploy, *rollbacks.order_by("position", "pk")) if a]

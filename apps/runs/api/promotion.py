@@ -12,7 +12,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from apps.accounts.permissions import can_run, environment_filter, refusal_reason
 from apps.audit.constants import Via
 from apps.catalog.constants import ActionKind, ParameterInput
-from apps.catalog.selectors import deploy_action, service_list
+from apps.catalog.selectors import deploy_action, rollback_actions, service_list
 from apps.environments.models import Environment
 from apps.runs import services
 from apps.runs.api.answers import launch_answer
@@ -139,8 +139,7 @@ def _rollback_action(request, service, environment):
     """What rolls back here for this user, as the service page offers it: the deploy action
     (any earlier version), else a rollback action (the version before only). None when
     there is none; PermissionDenied, with the reason, when the user may run none."""
-    deploy = deploy_action(service=service, environment=environment)
-    offered = [a for a in (deploy, *_actions(service, environment, ActionKind.ROLLBACK)) if a]
+    offered = rollback_actions(service=service, environment=environment)
     for action in offered:
         if can_run(request.user, action=action, environment=environment):
             return action

@@ -10,7 +10,7 @@ that listen for failures)."""
 from apps.audit.constants import Via
 from apps.catalog.constants import ActionKind, ParameterInput
 from apps.catalog.models import Action
-from apps.catalog.selectors import deploy_action, verify_action
+from apps.catalog.selectors import rollback_actions, verify_action
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from apps.runs.selectors import deployments
@@ -31,14 +31,8 @@ def wants_auto_rollback(run: Run) -> bool:
 
 
 def _rollback_action(service, environment) -> Action | None:
-    deploy = deploy_action(service=service, environment=environment)
-    if deploy is not None and deploy.version_field:
-        return deploy
-    return (
-        Action.objects.filter(service=service, kind=ActionKind.ROLLBACK, environments=environment)
-        .select_related("playbook_version")
-        .first()
-    )
+    offered = rollback_actions(service=service, environment=environment)
+    return offered[0] if offered else None
 
 
 def auto_rollback_request(verification: Run) -> LaunchRequest | str | None:
