@@ -129,11 +129,20 @@ def backend_main(args) -> None:
     from django.test import Client
 
     from apps.accounts.models import User
+    from apps.insights.changes import rebuild_all
+    from apps.insights.models import Change
     from apps.runs.models import Run
 
     started = time.perf_counter()
     _history(args.runs)
     built = time.perf_counter() - started
+    rebuilt = None
+    if not Change.objects.exists():  # the runs were written around the portal's services
+        started = time.perf_counter()
+        count = rebuild_all()
+        rebuilt = time.perf_counter() - started
+        print(f"  {count:,} changes worked out in {rebuilt:.1f} s")
+        _analyze()
     client = Client(SERVER_NAME="localhost")
     client.force_login(User.objects.get(username="bench-auditor"))
     urls = [
@@ -147,7 +156,9 @@ def backend_main(args) -> None:
     client.get(urls[0])  # warm
     rows = [_time(client, url, args.repeat) for url in urls]
     result = {"backend": benchlib.backend_label(), "runs": Run.objects.count()}
-    Path(args.result).write_text(json.dumps({**result, "built": built, "rows": rows}))
+    Path(args.result).write_text(
+        json.dumps({**result, "built": built, "rebuilt": rebuilt, "rows": rows})
+    )
 
 
 def main(args) -> int:
@@ -165,7 +176,8 @@ def main(args) -> int:
     load = " ".join(f"{x:.2f}" for x in __import__("os").getloadavg())
     print(f"load average: {load}")
     for r in results:
-        print(f"\n{r['backend']}: {r['runs']:,} runs (history built in {r['built']:.0f} s)")
+        rebuilt = f", changes worked out in {r['rebuilt']:.0f} s" if r["rebuilt"] else ""
+        print(f"\n{r['backend']}: {r['runs']:,} runs (history built in {r['built']:.0f} s{rebuilt})")
         table = [
             [row["url"], f"{row['median'] * 1000:.0f}", f"{row['max'] * 1000:.0f}",
              "meets" if row["median"] < TARGET_SECONDS else "MISSES"]

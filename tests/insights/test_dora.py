@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from apps.incidents.models import Incident, IncidentSource
+from apps.insights.changes import incident_opened_refresh, rebuild_all, run_ended_refresh
 from apps.insights.dora import figures
+from apps.insights.models import Change
 from apps.runs.constants import RunStatus
+from apps.runs.models import Run
 from tests.clients import api_client, page_client
 from tests.factories import ActionFactory, RunFactory, ServiceFactory
 
@@ -56,7 +59,33 @@ def production(demo):
     run(other, "9.0.0", NOW - 15 * DAY + timedelta(minutes=5))
     run(other, "9.0.1", NOW - 5 * DAY + timedelta(minutes=10))
     run(deploy, "1.4.0", NOW - 1 * DAY, check_mode=True)  # a dry run changes nothing
+    rebuild_all()  # the runs were written straight into the database
     return {"env": prod, "deploys": [d1, d2, d3, d4, d5]}
+
+
+def _facts():
+    return sorted(Change.objects.values_list(
+        "run_id", "kind", "failed", "lead", "from_commit", "recovery", "recovers"
+    ))  # fmt: skip
+
+
+def test_the_change_rows_follow_each_event_as_a_rebuild_works_them_out(demo, production):
+    """Replayed in the order it happened (each run's end, the incident), the history leaves
+    the same change rows as working them out from all the runs at once."""
+    rebuilt = _facts()
+    Change.objects.all().delete()
+    runs = list(Run.objects.order_by("finished_at", "pk"))
+    incident = Incident.objects.get()
+
+    for run in runs:
+        run_ended_refresh(sender=Run, run=run)
+        if run == incident.run:
+            incident_opened_refresh(sender=Incident, incident=incident)
+
+    assert _facts() == rebuilt
+    d4 = production["deploys"][3]
+    assert Change.objects.get(run=d4).failed  # rolled back
+    assert Change.objects.get(run=d4).recovery == timedelta(minutes=30)
 
 
 def test_the_keys_match_the_hand_computed_figures(demo, production):
