@@ -177,7 +177,8 @@ def main(args) -> int:
     print(f"load average: {load}")
     for r in results:
         rebuilt = f", changes worked out in {r['rebuilt']:.0f} s" if r["rebuilt"] else ""
-        print(f"\n{r['backend']}: {r['runs']:,} runs (history built in {r['built']:.0f} s{rebuilt})")
+        built = f"history built in {r['built']:.0f} s{rebuilt}"
+        print(f"\n{r['backend']}: {r['runs']:,} runs ({built})")
         table = [
             [row["url"], f"{row['median'] * 1000:.0f}", f"{row['max'] * 1000:.0f}",
              "meets" if row["median"] < TARGET_SECONDS else "MISSES"]
