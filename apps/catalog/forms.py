@@ -1,0 +1,79 @@
+"""The admin's editor of an action's form: the JSON textarea, its errors with line, column and
+field, and the live preview of the form developers will see (htmx, no SPA)."""
+
+import json
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.template.loader import render_to_string
+from django.urls import reverse_lazy
+
+from apps.catalog.parameters import form_definition_errors, parameters_form_class
+
+HTMX = "vendor/htmx-2.0.11.min.js"
+
+
+def json_syntax_error(exc: json.JSONDecodeError) -> str:
+    """Where JSON text breaks, as Ops find it in the textarea: "line 4, column 12: …"."""
+    return f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+
+
+def form_definition_parse(text: str):
+    """The form definition in `text`, and what is wrong with it: (value, messages)."""
+    if not (text or "").strip():
+        return [], []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, [json_syntax_error(exc)]
+    return value, form_definition_errors(value)
+
+
+class FormDefinitionField(forms.JSONField):
+    """A form definition as JSON text: a syntax error names its line and column."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and not value.strip():
+            return []  # an empty textarea is a form without fields
+        if self.disabled or not isinstance(value, str):
+            return super().to_python(value)
+        try:
+            return json.loads(value, cls=self.decoder)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(json_syntax_error(exc), code="invalid") from exc
+
+
+class FormEditorWidget(forms.Textarea):
+    """The JSON textarea, with a preview below it that follows each change (htmx posts the
+    text to the preview view; the answer is the form as developers see it, or its errors)."""
+
+    preview_url = reverse_lazy("admin:catalog_action_form_preview")
+
+    def __init__(self, attrs=None):
+        super().__init__({"rows": 14, "cols": 90, "spellcheck": "false", **(attrs or {})})
+
+    def render(self, name, value, attrs=None, renderer=None):
+        attrs = {
+            **(attrs or {}),
+            "hx-post": str(self.preview_url),
+            "hx-trigger": "input changed delay:400ms",
+            "hx-target": "#form-preview",
+        }
+        textarea = super().render(name, value, attrs, renderer)
+        preview = render_to_string(
+            "catalog/_form_editor.html", {"preview_url": self.preview_url, "name": name}
+        )
+        return textarea + preview
+
+    class Media:
+        js = (HTMX,)
+
+
+def form_preview(text: str) -> dict:
+    """What the preview shows for `text`: its errors, or the form built from it."""
+    value, errors = form_definition_parse(text)
+    if errors:
+        return {"errors": errors, "form": None}
+    # Prefixed: the preview sits inside the admin's form, whose own fields have the same ids.
+    form = parameters_form_class(value)(prefix="preview", auto_id="preview_%s")
+    return {"errors": [], "form": form, "fields": value}
