@@ -75,5 +75,5 @@ def form_preview(text: str) -> dict:
     if errors:
         return {"errors": errors, "form": None}
     # Prefixed: the preview sits inside the admin's form, whose own fields have the same ids.
-    form = parameters_form_class(value)(prefix="preview", auto_id="preview_%s")
+    form = parameters_form_class(value)(prefix="preview")
     return {"errors": [], "form": form, "fields": value}
