@@ -11,8 +11,9 @@ from django.views.decorators.http import require_POST
 
 from apps.audit.admin import AuditedModelAdmin
 from apps.audit.constants import Via
-from apps.catalog.forms import FormDefinitionField, FormEditorWidget, form_preview
+from apps.catalog.forms import FormDefinitionField, FormEditorWidget, form_preview, located
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service, SourceCommit
+from apps.catalog.parameters import form_definition_errors
 from apps.catalog.services import (
     action_snapshot,
     playbook_version_approve,
@@ -242,6 +243,14 @@ class ActionAdminForm(forms.ModelForm):
         )  # fmt: skip
         field_classes = {"form": FormDefinitionField}
         widgets = {"form": FormEditorWidget}
+
+    def clean_form(self):
+        # Checked here too (Action.clean is the backstop), to name the line of each field.
+        value = self.cleaned_data["form"]
+        if errors := form_definition_errors(value):
+            text = self.data.get(self.add_prefix("form"), "")
+            raise ValidationError(located(text, errors) if isinstance(text, str) else errors)
+        return value
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -2,6 +2,7 @@
 field, and the live preview of the form developers will see (htmx, no SPA)."""
 
 import json
+import re
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -18,6 +19,37 @@ def json_syntax_error(exc: json.JSONDecodeError) -> str:
     return f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
 
 
+FIELD_AT = re.compile(r"fields\[(\d+)\]")
+
+
+def _element_lines(text: str) -> list[int]:
+    """The line on which each element of the JSON list in `text` starts."""
+    decoder, lines = json.JSONDecoder(), []
+    index = text.index("[") + 1
+    while True:
+        while index < len(text) and text[index] in " \t\r\n,":
+            index += 1
+        if index >= len(text) or text[index] == "]":
+            return lines
+        lines.append(text.count("\n", 0, index) + 1)
+        _value, index = decoder.raw_decode(text, index)
+
+
+def located(text: str, messages: list[str]) -> list[str]:
+    """Messages about "fields[i]" with the line where that field starts in `text`."""
+    try:
+        lines = _element_lines(text)
+    except (ValueError, IndexError):
+        return messages
+    result = []
+    for message in messages:
+        match = FIELD_AT.match(message)
+        if match and int(match.group(1)) < len(lines):
+            message = f"line {lines[int(match.group(1))]}, {message}"
+        result.append(message)
+    return result
+
+
 def form_definition_parse(text: str):
     """The form definition in `text`, and what is wrong with it: (value, messages)."""
     if not (text or "").strip():
@@ -26,7 +58,7 @@ def form_definition_parse(text: str):
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, [json_syntax_error(exc)]
-    return value, form_definition_errors(value)
+    return value, located(text, form_definition_errors(value))
 
 
 class FormDefinitionField(forms.JSONField):

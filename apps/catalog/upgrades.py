@@ -5,7 +5,6 @@ Services (what writes) and selectors (what reads) of one feature, kept beside th
 of the catalog's services so that the sync itself (services.source_sync) stays as it is.
 """
 
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -78,10 +77,11 @@ def sync_news(*, source: PlaybookSource, before_head: str, head: str) -> str:
         base = version_in_use(version)
         groups.setdefault(base.commit if base else None, []).append(version.path)
     sentences = []
-    for base, paths in groups.items():
-        paths = ", ".join(sorted(paths))
+    for base, group in groups.items():
+        paths = ", ".join(sorted(group))
         if base is None:
-            sentences.append(f"new playbook {paths}; version {head[:7]} waits for approval")
+            noun = "playbooks" if len(group) > 1 else "playbook"
+            sentences.append(f"new {noun} {paths}; version {head[:7]} waits for approval")
             continue
         count = git.commits_count(source.mirror_path, base, head)
         changed = [c.path for c in git.files_changed(source.mirror_path, base, head)]
@@ -121,8 +121,14 @@ def source_sync_by_id(source_id: int, user_id: int | None, *, via: str) -> None:
     if source is None:
         return
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
-    with contextlib.suppress(ValidationError):  # the failure is kept on the source
+    try:
         source_sync_report(source=source, acting_user=user, via=via)
+    except ValidationError:
+        return  # kept on the source by source_sync_report
+    except Exception as exc:
+        # Whatever broke, the source's page must not say "queued" for ever.
+        _sync_result(source, SyncStatus.FAILED, f"Sync of {source} failed: {exc}")
+        raise
 
 
 # --- the review before Approve --------------------------------------------------------------

@@ -231,7 +231,7 @@ def test_it_syncs_a_source_from_the_admin(ops_client, repo, ops):
     assert response.status_code == 200
     head = _shas(repo)[0]
     assert escape(
-        f"playbooks: new playbook deploy/web.yml, site.yml; version {head[:7]} waits for approval."
+        f"playbooks: new playbooks deploy/web.yml, site.yml; version {head[:7]} waits for approval."
     ) in (response.content.decode())
     head, first = _shas(repo)
     commits = {c.sha: c for c in SourceCommit.objects.filter(source=source)}

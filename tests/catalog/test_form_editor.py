@@ -6,7 +6,9 @@ import json
 import pytest
 from django.urls import reverse
 
+from tests.catalog.test_admin import _action_post, _field_row
 from tests.clients import page_client
+from tests.factories import EnvironmentFactory, PlaybookVersionFactory
 
 PREVIEW = "admin:catalog_action_form_preview"
 
@@ -88,3 +90,42 @@ def test_the_preview_is_for_ops_only(dev):
     response = page_client(dev).post(reverse(PREVIEW), {"form": "[]"})
 
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_a_wrong_field_is_named_with_the_line_it_starts_on(ops_client):
+    text = (
+        "[\n"
+        '  {"name": "version", "type": "string"},\n'
+        '  {"name": "region",\n'
+        '   "type": "choice", "choices": []},\n'
+        '  {"name": "replicas", "type": "integer", "min": 5, "max": 1}\n'
+        "]"
+    )
+
+    html = _preview(ops_client, text)
+
+    assert (
+        "<li>line 3, fields[1].choices: a choice field needs a non-empty list of text choices.</li>"
+    ) in html
+    assert "<li>line 5, fields[2].min: greater than max.</li>" in html
+
+
+def test_the_action_form_names_the_line_and_field_of_a_mistake(ops_client):
+    text = (
+        '[\n  {"name": "version", "type": "string"},\n'
+        '  {"name": "ansible_user", "type": "string"}\n]'
+    )
+    response = ops_client.post(
+        reverse("admin:catalog_action_add"),
+        _action_post(
+            PlaybookVersionFactory(), EnvironmentFactory(slug="test"), form=text, version_field=""
+        ),
+    )
+
+    row = _field_row(response, "form")
+    assert row.startswith('<div class="form-row errors')
+    assert (
+        "line 3, fields[1].name: names starting with &#x27;ansible_&#x27; or "
+        "&#x27;pushbutton_&#x27; are reserved."
+    ) in row
+    assert row.count("are reserved") == 1  # not once more from the model's own check
