@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from apps.audit.admin import AuditedModelAdmin
@@ -47,16 +47,37 @@ class PlaybookSourceAdmin(AuditedModelAdmin):
     audit_noun = "source"
     list_display = ("name", "url", "branch", "sync_status", "sync_finished_at", "sync_message")
     fields = (
-        "name", "url", "branch", "sync_status", "sync_finished_at", "sync_message",
+        "name", "url", "branch", "sync_status", "sync_finished_at", "sync_message", "waiting",
         "sync_error", "synced_at", "sync_head",
     )  # fmt: skip
     readonly_fields = (
-        "sync_status", "sync_finished_at", "sync_message", "sync_error", "synced_at", "sync_head",
+        "sync_status", "sync_finished_at", "sync_message", "waiting", "sync_error", "synced_at",
+        "sync_head",
     )  # fmt: skip
     audit_exclude = ("sync_status", "sync_message", "sync_finished_at", "sync_head")
     inlines = [SourceCommitInline]
     actions = ["sync"]
     change_form_template = "catalog/admin_source_change_form.html"
+
+    @admin.display(description="waiting for approval")
+    def waiting(self, obj):
+        """Links to the review of each version waiting, so Approve is one click away."""
+        versions = obj.versions.filter(approved_at__isnull=True).order_by("-created_at")[:10]
+        if not versions:
+            return "—"
+        rows = format_html_join(
+            "",
+            '<li><a href="{}">Review and approve {} at {}</a></li>',
+            (
+                (
+                    reverse("admin:catalog_playbookversion_review", args=[v.pk]),
+                    v.path,
+                    v.commit[:10],
+                )
+                for v in versions
+            ),
+        )
+        return format_html('<ul class="waiting">{}</ul>', rows)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

@@ -135,6 +135,9 @@ def test_sync_now_syncs_and_the_source_page_shows_the_outcome(upgraded, ops_clie
     )
     assert 'id="sync-now"' in html
     assert "Synced" in html and f"{head[:7]} (deploy.yml) waits for approval" in html
+    waiting = source.versions.get(commit=head)
+    review = reverse("admin:catalog_playbookversion_review", args=[waiting.pk])
+    assert f'<a href="{review}">Review and approve deploy.yml at {head[:10]}</a>' in html
 
 
 def test_a_failed_sync_is_kept_with_its_reason(db, ops):
