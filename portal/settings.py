@@ -65,7 +65,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "allauth",
-    "allauth.account",
+    "apps.accounts.apps.SignInEmailsConfig",  # allauth.account, not named "Accounts" twice
     "allauth.mfa",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",

@@ -1,3 +1,4 @@
+from allauth.account.apps import AccountConfig
 from django.apps import AppConfig
 
 
@@ -12,3 +13,10 @@ class AccountsConfig(AppConfig):
 
         # allauth's hook after a sign-in; only single sign-ons carry a `sociallogin`.
         user_logged_in.connect(sso_login_received, dispatch_uid="accounts.sso_teams")
+
+
+class SignInEmailsConfig(AccountConfig):
+    """allauth's account app under a name of its own: it is also called "Accounts", and the
+    admin's index showed two sections of that name (its e-mail addresses, and ours)."""
+
+    verbose_name = "Sign-in e-mail addresses"

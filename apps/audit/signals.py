@@ -4,7 +4,7 @@ Django's and allauth's signals are the only hook these have; every other row is
 written explicitly by the service that makes the change.
 """
 
-from django.conf import settings
+from django.apps import apps as django_apps
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 
 from apps.audit.constants import Outcome, Via
@@ -66,7 +66,8 @@ def connect() -> None:
     user_logged_in.connect(_logged_in, dispatch_uid="audit-login")
     user_logged_out.connect(_logged_out, dispatch_uid="audit-logout")
     user_login_failed.connect(_login_failed, dispatch_uid="audit-login-failed")
-    if "allauth.account" in settings.INSTALLED_APPS:
+    # Installed under a config of ours (apps.accounts.apps.SignInEmailsConfig): ask by name.
+    if django_apps.is_installed("allauth.account"):
         from allauth.account import signals as account
 
         for signal, verb in (
@@ -75,7 +76,7 @@ def connect() -> None:
             (account.password_reset, "auth.password_reset"),
         ):
             signal.connect(_password(verb), dispatch_uid=f"audit-{verb}", weak=False)
-    if "allauth.mfa" in settings.INSTALLED_APPS:
+    if django_apps.is_installed("allauth.mfa"):
         from allauth.mfa import signals as mfa
 
         mfa.authenticator_added.connect(_mfa("mfa.add"), dispatch_uid="audit-mfa-add", weak=False)

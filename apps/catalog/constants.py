@@ -23,3 +23,12 @@ class ParameterInput(models.TextChoices):
 
     FORM = "form", "Form fields"
     JSON = "json", "JSON object"
+
+
+class SyncStatus(models.TextChoices):
+    """Where a source's last sync stands (the source's admin page shows it)."""
+
+    NEVER = "never", "Never synced"
+    QUEUED = "queued", "Queued"
+    SYNCED = "synced", "Synced"
+    FAILED = "failed", "Failed"

@@ -153,3 +153,92 @@ def tree_hash(root: Path) -> str:
             content = mode + path.read_bytes()
         digest.update(rel.encode() + b"\0" + hashlib.sha256(content).digest())
     return digest.hexdigest()
+
+
+# --- what changed between two commits (the approval page, the sync's message) ----------
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's id of the empty tree
+
+
+@dataclass(frozen=True)
+class FileChange:
+    status: str  # "added", "removed" or "changed"
+    path: str
+
+
+_STATUS = {"A": "added", "D": "removed", "M": "changed", "T": "changed"}
+
+
+def _sha_arg(sha: str) -> str:
+    if not sha or sha.startswith("-"):
+        raise GitError(f"Not a commit: {sha!r}")
+    return sha
+
+
+def commits_between(mirror: Path, base: str | None, head: str, limit: int = 100) -> list[Commit]:
+    """The commits after `base` up to `head`, newest first (all of `head`'s if no base)."""
+    span = f"{_sha_arg(base)}..{_sha_arg(head)}" if base else _sha_arg(head)
+    out = _git("log", f"-n{limit}", "--format=%H%x00%cI%x00%an%x00%s", span, "--", git_dir=mirror)
+    commits = []
+    for line in out.decode(errors="replace").splitlines():
+        sha, when, author, message = line.split("\0", 3)
+        commits.append(Commit(sha, datetime.fromisoformat(when), author, message))
+    return commits
+
+
+def commits_count(mirror: Path, base: str | None, head: str) -> int:
+    span = f"{_sha_arg(base)}..{_sha_arg(head)}" if base else _sha_arg(head)
+    return int(_git("rev-list", "--count", span, "--", git_dir=mirror).decode().strip() or 0)
+
+
+def files_changed(mirror: Path, base: str | None, head: str) -> list[FileChange]:
+    """Files added, deleted or changed from `base` (nothing, if None) to `head`."""
+    out = _git(
+        "diff", "--no-renames", "--name-status", "-z", _sha_arg(base or EMPTY_TREE),
+        _sha_arg(head), "--", git_dir=mirror,
+    )  # fmt: skip
+    parts = out.decode(errors="replace").split("\0")
+    return [
+        FileChange(_STATUS.get(status[:1], "changed"), path)
+        for status, path in zip(parts[0::2], parts[1::2], strict=False)
+        if status
+    ]
+
+
+def tree_diff(mirror: Path, base: str | None, head: str, max_bytes: int = 400_000) -> str:
+    """The unified diff of the whole tree from `base` (nothing, if None) to `head`."""
+    out = _git(
+        "-c", "core.quotepath=off", "diff", "--no-color", "--no-ext-diff", "--no-renames",
+        "--no-textconv", _sha_arg(base or EMPTY_TREE), _sha_arg(head), "--", git_dir=mirror,
+    )  # fmt: skip
+    text = out[:max_bytes].decode(errors="replace")
+    if len(out) > max_bytes:
+        text += f"\n… (diff cut at {max_bytes} bytes)\n"
+    return text
+
+
+def is_ancestor(mirror: Path, older: str, newer: str) -> bool:
+    try:
+        _git("merge-base", "--is-ancestor", _sha_arg(older), _sha_arg(newer), git_dir=mirror)
+    except GitError:
+        return False
+    return True
+
+
+def tree_texts(
+    mirror: Path, commit: str, max_files: int = 200, max_bytes: int = 100_000
+) -> list[tuple[str, str | None]]:
+    """Each file of `commit` with its text (None for a binary or too large a file)."""
+    out = _git("ls-tree", "-r", "-l", "-z", _sha_arg(commit), git_dir=mirror)
+    files = []
+    for entry in out.split(b"\0")[:max_files]:
+        if not entry:
+            continue
+        meta, _, raw_name = entry.partition(b"\t")
+        _mode, kind, _obj, size = meta.split()
+        name = raw_name.decode(errors="replace")
+        if kind != b"blob" or size == b"-" or int(size) > max_bytes:
+            files.append((name, None))
+            continue
+        content = file_read(mirror, commit, name)
+        files.append((name, None if b"\0" in content else content.decode(errors="replace")))
+    return files

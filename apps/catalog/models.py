@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from apps.catalog.constants import ActionKind
+from apps.catalog.constants import ActionKind, SyncStatus
 from apps.catalog.parameters import form_definition_errors
 
 
@@ -17,6 +17,15 @@ class PlaybookSource(models.Model):
     branch = models.CharField(max_length=100, default="main")
     synced_at = models.DateTimeField(null=True, blank=True)
     sync_error = models.TextField(blank=True)
+    # The last sync's outcome, whoever started it (a save, "Sync now", the list's action).
+    sync_status = models.CharField(
+        max_length=16, choices=SyncStatus.choices, default=SyncStatus.NEVER
+    )
+    sync_message = models.TextField(blank=True, help_text="What the last sync found.")
+    sync_finished_at = models.DateTimeField(null=True, blank=True)
+    sync_head = models.CharField(
+        max_length=40, blank=True, help_text="The branch's head at the last successful sync."
+    )
 
     def __str__(self) -> str:
         return self.name

@@ -50,50 +50,53 @@ def form_definition_errors(form) -> list[str]:
         return ["The form must be a list of fields."]
     errors: list[str] = []
     seen: set[str] = set()
-    for index, field in enumerate(form, start=1):
+    for index, field in enumerate(form):
         errors += _field_errors(field, index=index, seen=seen)
     return errors
 
 
 def _field_errors(field, *, index: int, seen: set[str]) -> list[str]:
-    """What is wrong with one field of a form definition (`seen`: the names before it)."""
-    where = f"Field {index}"
+    """What is wrong with one field of a form definition (`seen`: the names before it).
+
+    Each message starts with where it is, as a path into the JSON: "fields[2].choices: …"
+    (fields counted from 0, as in the list)."""
+    where = f"fields[{index}]"
     if not isinstance(field, dict):
-        return [f"{where} must be an object."]
-    errors, where = _name_errors(field.get("name"), where=where, seen=seen)
+        return [f"{where}: must be an object."]
+    errors = _name_errors(field.get("name"), where=where, seen=seen)
     if unknown := set(field) - FIELD_KEYS:
         errors.append(f"{where}: unknown keys {', '.join(sorted(unknown))}.")
     kind = field.get("type")
     if kind not in FieldType.values:
-        errors.append(f"{where}: type must be one of {', '.join(FieldType.values)} (got {kind!r}).")
+        errors.append(f"{where}.type: must be one of {', '.join(FieldType.values)} (got {kind!r}).")
         return errors
     errors += _rule_errors(field, kind=kind, where=where)
     # A default is only worth checking once the rest of its field is sound.
     if "default" in field and not errors:
         if kind == FieldType.SECRET:
-            errors.append(f"{where}: a secret field cannot have a default.")
+            errors.append(f"{where}.default: a secret field cannot have a default.")
         else:
             try:
                 _django_field({**field, "required": False}).clean(field["default"])
             except ValidationError as exc:
-                errors.append(f"{where}: default is not valid ({' '.join(exc.messages)}).")
+                errors.append(f"{where}.default: not valid ({' '.join(exc.messages)}).")
     return errors
 
 
-def _name_errors(name, *, where: str, seen: set[str]) -> tuple[list[str], str]:
-    """What is wrong with a field's name, and how the messages call the field from then on."""
+def _name_errors(name, *, where: str, seen: set[str]) -> list[str]:
+    """What is wrong with a field's name."""
+    where = f"{where}.name"
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        return [f"{where}: name must be lower-case letters, digits and '_' (got {name!r})."], where
-    where = f"Field {name!r}"
+        return [f"{where}: must be lower-case letters, digits and '_' (got {name!r})."]
     errors = []
     if name in ANSIBLE_MAGIC_VARS:
         errors.append(f"{where}: {name!r} is one of Ansible's own variables.")
     if name.startswith("ansible_") or name.startswith("pushbutton_"):
         errors.append(f"{where}: names starting with 'ansible_' or 'pushbutton_' are reserved.")
     if name in seen:
-        errors.append(f"{where} is defined twice.")
+        errors.append(f"{where}: {name!r} is defined twice.")
     seen.add(name)
-    return errors, where
+    return errors
 
 
 def _rule_errors(field: dict, *, kind: str, where: str) -> list[str]:
@@ -101,35 +104,37 @@ def _rule_errors(field: dict, *, kind: str, where: str) -> list[str]:
     pattern, min and max."""
     errors = []
     if "required" in field and not isinstance(field["required"], bool):
-        errors.append(f"{where}: required must be true or false.")
+        errors.append(f"{where}.required: must be true or false.")
     for key in ("label", "help"):
         if key in field and not isinstance(field[key], str):
-            errors.append(f"{where}: {key} must be text.")
+            errors.append(f"{where}.{key}: must be text.")
     choices = field.get("choices")
     if kind in (FieldType.CHOICE, FieldType.MULTI_CHOICE):
         if not (isinstance(choices, list) and choices and all(isinstance(c, str) for c in choices)):
-            errors.append(f"{where}: a {kind} field needs a non-empty list of text choices.")
+            errors.append(
+                f"{where}.choices: a {kind} field needs a non-empty list of text choices."
+            )
         elif len(set(choices)) != len(choices):
-            errors.append(f"{where}: choices repeat.")
+            errors.append(f"{where}.choices: choices repeat.")
     elif choices is not None:
-        errors.append(f"{where}: only choice fields have choices.")
+        errors.append(f"{where}.choices: only choice fields have choices.")
     if "pattern" in field:
         if kind not in (FieldType.STRING, FieldType.SECRET):
-            errors.append(f"{where}: only string and secret fields have a pattern.")
+            errors.append(f"{where}.pattern: only string and secret fields have a pattern.")
         else:
             try:
                 re.compile(field["pattern"])
             except (re.error, TypeError) as exc:
-                errors.append(f"{where}: pattern is not a valid regular expression ({exc}).")
+                errors.append(f"{where}.pattern: not a valid regular expression ({exc}).")
     for key in ("min", "max"):
         if key in field:
             if kind != FieldType.INTEGER:
-                errors.append(f"{where}: only integer fields have {key}.")
+                errors.append(f"{where}.{key}: only integer fields have {key}.")
             elif not isinstance(field[key], int) or isinstance(field[key], bool):
-                errors.append(f"{where}: {key} must be an integer.")
+                errors.append(f"{where}.{key}: must be an integer.")
     low, high = field.get("min"), field.get("max")
     if isinstance(low, int) and isinstance(high, int) and low > high:
-        errors.append(f"{where}: min is greater than max.")
+        errors.append(f"{where}.min: greater than max.")
     return errors
 
 
@@ -234,6 +239,9 @@ def _django_field(field: dict) -> forms.Field:
         return StrictBooleanField(**{**common, "required": False})
     choices = [(c, c) for c in field["choices"]]
     if kind == FieldType.CHOICE:
+        if "default" not in field:
+            # No option is picked for the person: they choose (a required field stays empty).
+            choices = [("", "Choose…"), *choices]
         return forms.ChoiceField(choices=choices, **common)
     return ListChoiceField(choices=choices, widget=forms.CheckboxSelectMultiple, **common)
 

@@ -1,6 +1,8 @@
 """Ops set up teams and grants in the admin; every change is in the audit log; auditors
 only read; nobody makes themselves a superuser."""
 
+import re
+
 import pytest
 from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
@@ -326,3 +328,16 @@ def test_ops_cannot_make_a_token_of_a_superuser(world):
     assert not ApiToken.objects.exists()
     assert not can_manage_tokens_of(world.users["ops"], owner=root)
     assert can_manage_tokens_of(root, owner=root)
+
+
+def test_the_admin_index_has_one_accounts_section(db):
+    superuser = UserFactory(username="root", is_staff=True, is_superuser=True)
+
+    html = page_client(superuser).get("/admin/").content.decode()
+
+    captions = re.findall(r'<caption>\s*<a [^>]*class="section"[^>]*>([^<]+)</a>', html)
+    assert captions.count("Accounts") == 1, captions
+    assert "Sign-in e-mail addresses" in captions  # allauth's, under a name of its own
+    section = re.search(r'<div class="app-accounts module.*?</table>', html, re.S).group(0)
+    for model in ("Users", "Teams", "Grants", "Api tokens"):
+        assert f">{model}</a>" in section

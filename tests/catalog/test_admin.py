@@ -103,14 +103,21 @@ def _action_post(version, environment, **overrides) -> dict:
     [
         (
             '[{"name": "ansible_user", "type": "string"}]',
-            "Field 'ansible_user': names starting with 'ansible_' or 'pushbutton_' are reserved.",
+            "fields[0].name: names starting with 'ansible_' or 'pushbutton_' are reserved.",
         ),
         (
             '[{"name": "replicas", "type": "integer", "min": 5, "max": 1}]',
-            "Field 'replicas': min is greater than max.",
+            "fields[0].min: greater than max.",
         ),
         ('{"name": "version", "type": "string"}', "The form must be a list of fields."),
-        ('[{"name": "version", "type": "string",]', "Enter a valid JSON."),
+        (
+            '[{"name": "version", "type": "string",]',
+            "line 1, column 39: Expecting property name enclosed in double quotes",
+        ),
+        (
+            '[\n  {"name": "version",\n   "type": "string"\n   "required": true}\n]',
+            "line 4, column 4: Expecting ',' delimiter",
+        ),
     ],
 )
 def test_it_refuses_an_action_with_a_malformed_form_beside_the_field(ops_client, form, message):
@@ -222,9 +229,10 @@ def test_it_syncs_a_source_from_the_admin(ops_client, repo, ops):
     response = _sync(ops_client, source)
 
     assert response.status_code == 200
-    assert escape("Playbooks: 2 commits; playbooks: deploy/web.yml, site.yml.") in (
-        response.content.decode()
-    )
+    head = _shas(repo)[0]
+    assert escape(
+        f"playbooks: new playbooks deploy/web.yml, site.yml; version {head[:7]} waits for approval."
+    ) in (response.content.decode())
     head, first = _shas(repo)
     commits = {c.sha: c for c in SourceCommit.objects.filter(source=source)}
     assert set(commits) == {head, first}

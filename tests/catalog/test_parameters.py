@@ -328,96 +328,96 @@ def test_it_accepts_a_well_formed_definition():
     [
         ({"name": "version", "type": "string"}, "The form must be a list of fields."),
         (None, "The form must be a list of fields."),
-        (["version"], "Field 1 must be an object."),
+        (["version"], "fields[0]: must be an object."),
         (
             [{"name": "version", "type": "string"}, {"name": "version", "type": "integer"}],
-            "Field 'version' is defined twice.",
+            "fields[1].name: 'version' is defined twice.",
         ),
         (
             [{"name": "Version", "type": "string"}],
-            "Field 1: name must be lower-case letters, digits and '_' (got 'Version').",
+            "fields[0].name: must be lower-case letters, digits and '_' (got 'Version').",
         ),
         (
             [{"name": "release-tag", "type": "string"}],
-            "Field 1: name must be lower-case letters, digits and '_' (got 'release-tag').",
+            "fields[0].name: must be lower-case letters, digits and '_' (got 'release-tag').",
         ),
         (
             [{"name": "version\n", "type": "string"}],
-            "Field 1: name must be lower-case letters, digits and '_' (got 'version\\n').",
+            "fields[0].name: must be lower-case letters, digits and '_' (got 'version\\n').",
         ),
         (
             [{"type": "string"}],
-            "Field 1: name must be lower-case letters, digits and '_' (got None).",
+            "fields[0].name: must be lower-case letters, digits and '_' (got None).",
         ),
         (
             [{"name": "ansible_become", "type": "boolean"}],
-            "Field 'ansible_become': names starting with 'ansible_' or 'pushbutton_' are reserved.",
+            "fields[0].name: names starting with 'ansible_' or 'pushbutton_' are reserved.",
         ),
         (
             [{"name": "pushbutton_run", "type": "string"}],
-            "Field 'pushbutton_run': names starting with 'ansible_' or 'pushbutton_' are reserved.",
+            "fields[0].name: names starting with 'ansible_' or 'pushbutton_' are reserved.",
         ),
         (
             [{"name": "version", "type": "text"}],
-            "Field 'version': type must be one of string, integer, boolean, choice, "
+            "fields[0].type: must be one of string, integer, boolean, choice, "
             "multi-choice, secret (got 'text').",
         ),
         (
             [{"name": "version", "type": "string", "placeholder": "1.0.0", "size": 5}],
-            "Field 'version': unknown keys placeholder, size.",
+            "fields[0]: unknown keys placeholder, size.",
         ),
         (
             [{"name": "region", "type": "choice"}],
-            "Field 'region': a choice field needs a non-empty list of text choices.",
+            "fields[0].choices: a choice field needs a non-empty list of text choices.",
         ),
         (
             [{"name": "region", "type": "multi-choice", "choices": []}],
-            "Field 'region': a multi-choice field needs a non-empty list of text choices.",
+            "fields[0].choices: a multi-choice field needs a non-empty list of text choices.",
         ),
         (
             [{"name": "region", "type": "choice", "choices": ["eu", "eu"]}],
-            "Field 'region': choices repeat.",
+            "fields[0].choices: choices repeat.",
         ),
         (
             [{"name": "region", "type": "string", "choices": ["eu"]}],
-            "Field 'region': only choice fields have choices.",
+            "fields[0].choices: only choice fields have choices.",
         ),
         (
             [{"name": "version", "type": "string", "pattern": "[0-9"}],
-            "Field 'version': pattern is not a valid regular expression "
+            "fields[0].pattern: not a valid regular expression "
             "(unterminated character set at position 0).",
         ),
         (
             [{"name": "replicas", "type": "integer", "pattern": "[0-9]+"}],
-            "Field 'replicas': only string and secret fields have a pattern.",
+            "fields[0].pattern: only string and secret fields have a pattern.",
         ),
         (
             [{"name": "replicas", "type": "integer", "min": 5, "max": 1}],
-            "Field 'replicas': min is greater than max.",
+            "fields[0].min: greater than max.",
         ),
         (
             [{"name": "replicas", "type": "integer", "min": "1"}],
-            "Field 'replicas': min must be an integer.",
+            "fields[0].min: must be an integer.",
         ),
         (
             [{"name": "version", "type": "string", "min": 1}],
-            "Field 'version': only integer fields have min.",
+            "fields[0].min: only integer fields have min.",
         ),
         (
             [{"name": "migrate", "type": "boolean", "max": 1}],
-            "Field 'migrate': only integer fields have max.",
+            "fields[0].max: only integer fields have max.",
         ),
         (
             [{"name": "version", "type": "string", "required": "yes"}],
-            "Field 'version': required must be true or false.",
+            "fields[0].required: must be true or false.",
         ),
         (
             [{"name": "version", "type": "string", "label": 5}],
-            "Field 'version': label must be text.",
+            "fields[0].label: must be text.",
         ),
         (
             [{"name": "token", "type": "secret", "default": "hunter2"}],
-            "Field 'token': a secret field cannot have a default.",
+            "fields[0].default: a secret field cannot have a default.",
         ),
     ],
 )
@@ -430,29 +430,28 @@ def test_it_explains_a_malformed_definition(form, message):
     [
         (
             {"name": "version", "type": "string", "pattern": r"\d+", "default": "latest"},
-            r"Field 'version': default is not valid (Must match the pattern \d+.).",
+            r"fields[0].default: not valid (Must match the pattern \d+.).",
         ),
         (
             {"name": "replicas", "type": "integer", "max": 3, "default": 5},
-            "Field 'replicas': default is not valid "
-            "(Ensure this value is less than or equal to 3.).",
+            "fields[0].default: not valid (Ensure this value is less than or equal to 3.).",
         ),
         (
             {"name": "replicas", "type": "integer", "default": "two"},
-            "Field 'replicas': default is not valid (Enter a whole number.).",
+            "fields[0].default: not valid (Enter a whole number.).",
         ),
         (
             {"name": "migrate", "type": "boolean", "default": "maybe"},
-            "Field 'migrate': default is not valid (Must be true or false.).",
+            "fields[0].default: not valid (Must be true or false.).",
         ),
         (
             {"name": "region", "type": "choice", "choices": ["eu", "us"], "default": "asia"},
-            "Field 'region': default is not valid "
+            "fields[0].default: not valid "
             "(Select a valid choice. asia is not one of the available choices.).",
         ),
         (
             {"name": "features", "type": "multi-choice", "choices": ["cdn"], "default": "cdn"},
-            "Field 'features': default is not valid (Must be a list of choices.).",
+            "fields[0].default: not valid (Must be a list of choices.).",
         ),
     ],
 )
@@ -469,9 +468,9 @@ def test_it_checks_every_field_even_after_an_earlier_one_is_wrong():
     )
 
     assert errors == [
-        "Field 'version': type must be one of string, integer, boolean, choice, "
+        "fields[0].type: must be one of string, integer, boolean, choice, "
         "multi-choice, secret (got 'text').",
-        "Field 'replicas': default is not valid (Enter a whole number.).",
+        "fields[1].default: not valid (Enter a whole number.).",
     ]
 
 

@@ -624,3 +624,32 @@ def test_it_offers_no_run_again_that_the_deploy_lock_would_refuse(demo):
     demo.envs["test"].when_locked = WhenLocked.QUEUE
     demo.envs["test"].save()
     assert f'href="/runs/{done.pk}/again/"' in client.get(f"/runs/{done.pk}/").content.decode()
+
+
+def test_a_required_choice_arrives_with_nothing_chosen(demo):
+    ActionFactory(
+        service=demo.service,
+        slug="resize",
+        label="Resize",
+        kind=ActionKind.OTHER,
+        form=[
+            {"name": "size", "type": "choice", "required": True, "choices": ["small", "large"]},
+            {"name": "zone", "type": "choice", "choices": ["a", "b"], "default": "b"},
+        ],
+        environments=list(demo.envs.values()),
+    )
+    client = page_client(demo.dev)
+
+    html = client.get("/services/hello-web/resize/test/").content.decode()
+    refused = client.post("/services/hello-web/resize/test/", {"zone": "b"})
+
+    size = re.search(r'<select name="size".*?</select>', html, re.S).group(0)
+    assert re.findall(r"<option[^>]*>[^<]*</option>", size) == [
+        '<option value="" selected>Choose…</option>',
+        '<option value="small">small</option>',
+        '<option value="large">large</option>',
+    ]
+    zone = re.search(r'<select name="zone".*?</select>', html, re.S).group(0)
+    assert '<option value="b" selected>b</option>' in zone and "Choose…" not in zone
+    assert b'id="size-error">This field is required.' in refused.content
+    assert not Run.objects.exists()
