@@ -15,11 +15,11 @@ os.environ.setdefault("CELERY_DEFAULT_QUEUE", f"test-{uuid.uuid4().hex[:12]}")
 # Under pytest-xdist each worker process is a test session of its own: its own var/
 # folder (SQLite database, filesystem broker, mirrors) and its own queue, derived from
 # the controller's values it inherits.
-if worker := os.environ.get("PYTEST_XDIST_WORKER"):
-    if not os.environ.get("PUSHBUTTON_XDIST_SPLIT") == worker:
-        os.environ["VAR_DIR"] = f"{os.environ['VAR_DIR']}-{worker}"
-        os.environ["CELERY_DEFAULT_QUEUE"] = f"{os.environ['CELERY_DEFAULT_QUEUE']}-{worker}"
-        os.environ["PUSHBUTTON_XDIST_SPLIT"] = worker
+worker = os.environ.get("PYTEST_XDIST_WORKER")
+if worker and os.environ.get("PUSHBUTTON_XDIST_SPLIT") != worker:
+    os.environ["VAR_DIR"] = f"{os.environ['VAR_DIR']}-{worker}"
+    os.environ["CELERY_DEFAULT_QUEUE"] = f"{os.environ['CELERY_DEFAULT_QUEUE']}-{worker}"
+    os.environ["PUSHBUTTON_XDIST_SPLIT"] = worker
 # Playwright's sync API keeps an event loop running in the test thread.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
