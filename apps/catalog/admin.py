@@ -76,7 +76,15 @@ class PlaybookVersionAdmin(AuditedModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
-        return ("source", "commit", "path", "content_hash", "approved_by", "approved_at")
+        return (
+            "source",
+            "commit",
+            "path",
+            "content_hash",
+            "requirements",
+            "approved_by",
+            "approved_at",
+        )
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:

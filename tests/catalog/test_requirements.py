@@ -8,6 +8,7 @@ import shutil
 import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from apps.audit.constants import Via
 from apps.catalog import git
@@ -51,7 +52,7 @@ def _approved_action(ops, repos, local_env):
 
 # --- at sync -----------------------------------------------------------------------------
 @pytest.mark.django_db
-def test_sync_pins_each_source_and_hashes_what_it_installed(ops, repos):
+def test_sync_pins_each_source_and_hashes_what_it_installed(ops, ops_client, repos):
     version = _synced(ops, repos.playbooks).versions.get(path="deploy.yml")
 
     lock = version.requirements
@@ -68,6 +69,10 @@ def test_sync_pins_each_source_and_hashes_what_it_installed(ops, repos):
     assert git.tree_hash(installed) == lock["hash"]
     # Neither the git role's tree nor the submodule's files alone make the hash.
     assert version.content_hash not in (lock["hash"], git.tree_hash(repos.playbooks))
+    # Ops sees the pins before approving.
+    page = ops_client.get(reverse("admin:catalog_playbookversion_change", args=[version.pk]))
+    assert repos.role_commit in page.content.decode()
+    assert tarball_sha in page.content.decode()
 
 
 @pytest.mark.django_db
@@ -77,7 +82,10 @@ def test_the_hash_changes_when_a_requirement_resolves_to_another_commit(ops, rep
         tmp_path / "moving",
         {
             "site.yml": "- hosts: all\n  gather_facts: false\n  roles: [moving]\n",
-            "roles/requirements.yml": f"- src: git+{role}\n  version: main\n  name: moving\n",
+            # The top-level file, with roles: (and collections:) keys.
+            "requirements.yml": (
+                f"roles:\n  - src: git+{role}\n    version: main\n    name: moving\n"
+            ),
         },
     )
     source = _synced(ops, repo, name="moving")
@@ -170,19 +178,24 @@ def test_a_run_uses_the_approved_roles_collection_and_submodule(
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_tampered_cache_fails_the_run_before_ansible_starts(
+def test_a_tampered_cache_fails_the_run_and_a_missing_one_is_installed_again(
     celery_worker, ops, dev, local_env, repos
 ):
     action = _approved_action(ops, repos, local_env)
     installed = settings.REQUIREMENTS_DIR / requirements_key(action.playbook_version.requirements)
     tasks = installed / "roles/hello/tasks/main.yml"
-    try:
-        tasks.write_text("- ansible.builtin.debug:\n    msg: not what was approved\n")
+    tasks.write_text("- ansible.builtin.debug:\n    msg: not what was approved\n")
 
-        run = wait_final(launch(dev, action, local_env))
-    finally:
-        shutil.rmtree(installed)  # installed again, as approved, by the next sync
+    tampered = wait_final(launch(dev, action, local_env))
 
-    assert run.status == RunStatus.FAILED
-    assert "The roles and collections installed from the requirements changed" in run.error
-    assert "not what was approved" not in _output(run)
+    assert tampered.status == RunStatus.FAILED
+    assert "The roles and collections installed from the requirements changed" in tampered.error
+    assert "not what was approved" not in _output(tampered)
+
+    # A worker without the cache (another host) installs the same bytes from the pins.
+    shutil.rmtree(installed)
+    again = wait_final(launch(dev, action, local_env), timeout=300)  # ansible-galaxy too
+
+    assert again.status == RunStatus.SUCCESSFUL, again.error
+    assert "hello from the git role v1.0" in _output(again)
+    assert "not what was approved" not in tasks.read_text()
