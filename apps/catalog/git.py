@@ -228,9 +228,9 @@ def _submodules_export(
             raise GitError(f"{where} has no URL in .gitmodules: it cannot be fetched.")
         if depth >= MAX_SUBMODULE_DEPTH:
             raise GitError(f"{where}: submodules nest deeper than {MAX_SUBMODULE_DEPTH}.")
-        sub_url = url_join(url, sub_url)
         if mirrors is None or (sub_url.startswith(("./", "../")) and not url):
             raise GitError(f"{where} from {sub_url} cannot be fetched here.")
+        sub_url = url_join(url, sub_url)
         target = (dest / path).resolve()
         if not target.is_relative_to(root) or target == root:
             raise GitError(f"{where}: its path leads outside the tree.")

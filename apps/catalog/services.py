@@ -138,8 +138,14 @@ def playbook_version_create(
 
 
 def playbook_version_details(version: PlaybookVersion) -> dict:
-    """What identifies a playbook version in the audit log."""
-    return {"commit": version.commit, "path": version.path, "content_hash": version.content_hash}
+    """What identifies a playbook version in the audit log (with the pins of its
+    requirements, when it has some: what an approval approves)."""
+    details = {"commit": version.commit, "path": version.path, "content_hash": version.content_hash}
+    if version.requirements:
+        details["requirements"] = {
+            k: version.requirements.get(k) for k in ("roles", "collections", "hash")
+        }
+    return details
 
 
 def playbook_version_audit_created(*, version: PlaybookVersion, acting_user, via: str) -> None:

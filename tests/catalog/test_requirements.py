@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from apps.audit.constants import Via
+from apps.audit.models import AuditEvent
 from apps.catalog import git
 from apps.catalog.models import PlaybookSource, PlaybookVersion
 from apps.catalog.requirements import requirements_key
@@ -73,6 +74,11 @@ def test_sync_pins_each_source_and_hashes_what_it_installed(ops, ops_client, rep
     page = ops_client.get(reverse("admin:catalog_playbookversion_change", args=[version.pk]))
     assert repos.role_commit in page.content.decode()
     assert tarball_sha in page.content.decode()
+    # and the audit log keeps what an approval approved.
+    playbook_version_approve(version=version, acting_user=ops, via=Via.CLI)
+    approval = AuditEvent.objects.get(verb="playbook_version.approve", object_id=str(version.pk))
+    assert approval.details["requirements"]["roles"][0]["commit"] == repos.role_commit
+    assert approval.details["requirements"]["hash"] == lock["hash"]
 
 
 @pytest.mark.django_db
