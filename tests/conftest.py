@@ -81,7 +81,14 @@ def _no_run_left_going(request):
 @pytest.fixture(scope="session", autouse=True)
 def _fresh_var_dir():
     # Mirrors and targets of an earlier test session would be stale here.
-    for name in ("sources", "targets", "runs-tmp", "demo-playbooks", "test-playbooks"):
+    for name in (
+        "sources",
+        "requirements",
+        "targets",
+        "runs-tmp",
+        "demo-playbooks",
+        "test-playbooks",
+    ):
         shutil.rmtree(settings.VAR_DIR / name, ignore_errors=True)
 
 

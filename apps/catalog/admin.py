@@ -126,10 +126,11 @@ class PlaybookVersionAddForm(forms.ModelForm):
         cleaned = super().clean()
         if not self.errors:
             # Resolve and hash now, so a bad commit or path is a message beside its field.
-            sha, content_hash = playbook_version_pin(
+            sha, content_hash, lock = playbook_version_pin(
                 source=cleaned["source"], commit=cleaned["commit"], path=cleaned["path"]
             )
             self.instance.commit, self.instance.content_hash = sha, content_hash
+            self.instance.requirements = lock
             cleaned["commit"] = sha
         return cleaned
 
@@ -149,8 +150,8 @@ class PlaybookVersionAdmin(AuditedModelAdmin):
         if obj is None:
             return ()
         return (
-            "review_link", "source", "commit", "path", "content_hash", "approved_by",
-            "approved_at",
+            "review_link", "source", "commit", "path", "content_hash", "requirements",
+            "approved_by", "approved_at",
         )  # fmt: skip
 
     @admin.display(description="status", ordering="approved_at")

@@ -48,6 +48,12 @@ def _git(*args: str, git_dir: Path | None = None, stdin: bytes | None = None) ->
     return result.stdout
 
 
+def mirror_dir(url: str, mirrors: Path) -> Path:
+    """Where the bare mirror of `url` lives under `mirrors`: keyed by the URL, so a mirror
+    always belongs to the repository it was cloned from."""
+    return Path(mirrors) / f"{hashlib.sha256(url.encode()).hexdigest()[:20]}.git"
+
+
 def mirror_update(url: str, mirror: Path) -> None:
     """Clone the repository as a bare mirror, or fetch what is new."""
     if url.startswith("-"):
@@ -69,6 +75,17 @@ def commit_resolve(mirror: Path, ref: str) -> str:
         # --quiet leaves git's stderr empty when the commit is simply not there.
         raise GitError(f"No commit {ref!r} in the repository. {exc}".strip()) from exc
     return out.decode().strip()
+
+
+def commit_fetch(url: str, mirror: Path, ref: str) -> str:
+    """`commit_resolve`, fetching the repository first when the mirror lacks `ref`."""
+    if (mirror / "HEAD").exists():
+        try:
+            return commit_resolve(mirror, ref)
+        except GitError:
+            pass
+    mirror_update(url, mirror)
+    return commit_resolve(mirror, ref)
 
 
 def commits_list(mirror: Path, branch: str, limit: int = 50) -> list[Commit]:
@@ -130,14 +147,103 @@ def playbooks_list(mirror: Path, commit: str) -> list[str]:
     return found
 
 
-def tree_export(mirror: Path, commit: str, dest: Path) -> None:
-    """Write the files of `commit` into `dest`; links pointing outside it are refused."""
+def tree_export(
+    mirror: Path, commit: str, dest: Path, *, url: str = "", mirrors: Path | None = None
+) -> None:
+    """Write the files of `commit` into `dest`; links pointing outside it are refused.
+
+    Submodules (which `git archive` leaves empty) are exported at the commit the tree
+    pins, from the URL .gitmodules gives (a relative one against `url`), mirrored under
+    `mirrors`. One that cannot be fetched raises GitError naming it: never an empty
+    directory in its place."""
+    _archive_extract(mirror, commit, dest)
+    _submodules_export(mirror, commit, dest, url=url, mirrors=mirrors, depth=0)
+
+
+def _archive_extract(mirror: Path, commit: str, dest: Path) -> None:
     archive = _git("archive", "--format=tar", commit, git_dir=mirror)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         try:
             tar.extractall(dest, filter="data")
         except tarfile.FilterError as exc:
             raise GitError(f"Refused to export {commit[:10]}: {exc}") from exc
+
+
+MAX_SUBMODULE_DEPTH = 5
+
+
+def submodules_list(mirror: Path, commit: str) -> list[tuple[str, str]]:
+    """(path, pinned commit) of each submodule in the tree of `commit`."""
+    raw = _git("ls-tree", "-r", "-z", commit, git_dir=mirror)
+    found = []
+    for entry in raw.split(b"\0"):
+        if entry.startswith(b"160000 commit "):
+            meta, _, path = entry.partition(b"\t")
+            found.append((path.decode(errors="replace"), meta.split()[2].decode()))
+    return found
+
+
+def _gitmodules_urls(mirror: Path, commit: str) -> dict[str, str]:
+    """{path: url} as the .gitmodules of `commit` gives them."""
+    try:
+        raw = _git("config", "--blob", f"{commit}:.gitmodules", "-z", "--list", git_dir=mirror)
+    except GitError:
+        return {}
+    names: dict[str, dict[str, str]] = {}
+    for item in raw.decode(errors="replace").split("\0"):
+        key, _, value = item.partition("\n")
+        section, _, rest = key.partition(".")
+        name, _, field = rest.rpartition(".")
+        if section == "submodule" and field in ("path", "url"):
+            names.setdefault(name, {})[field] = value
+    return {v["path"]: v.get("url", "") for v in names.values() if "path" in v}
+
+
+def url_join(base: str, relative: str) -> str:
+    """A submodule's URL as git reads it: "./x" and "../x" are relative to `base`, the
+    URL of the repository that holds it."""
+    if not relative.startswith(("./", "../")):
+        return relative
+    url = base.rstrip("/")
+    for part in relative.split("/"):
+        if part == "..":
+            url = url.rsplit("/", 1)[0] if "/" in url else url.rsplit(":", 1)[0]
+        elif part not in ("", "."):
+            url = f"{url}/{part}"
+    return url
+
+
+def _submodules_export(
+    mirror: Path, commit: str, dest: Path, *, url: str, mirrors: Path | None, depth: int
+) -> None:
+    submodules = submodules_list(mirror, commit)
+    if not submodules:
+        return
+    urls = _gitmodules_urls(mirror, commit)
+    root = dest.resolve()
+    for path, sha in submodules:
+        where = f"Submodule {path!r} (commit {sha[:10]})"
+        sub_url = urls.get(path, "")
+        if not sub_url:
+            raise GitError(f"{where} has no URL in .gitmodules: it cannot be fetched.")
+        if depth >= MAX_SUBMODULE_DEPTH:
+            raise GitError(f"{where}: submodules nest deeper than {MAX_SUBMODULE_DEPTH}.")
+        if mirrors is None or (sub_url.startswith(("./", "../")) and not url):
+            raise GitError(f"{where} from {sub_url} cannot be fetched here.")
+        sub_url = url_join(url, sub_url)
+        target = (dest / path).resolve()
+        if not target.is_relative_to(root) or target == root:
+            raise GitError(f"{where}: its path leads outside the tree.")
+        sub_mirror = mirror_dir(sub_url, mirrors)
+        try:
+            sub_commit = commit_fetch(sub_url, sub_mirror, sha)
+        except GitError as exc:
+            raise GitError(f"{where} cannot be fetched from {sub_url}: {exc}") from exc
+        target.mkdir(parents=True, exist_ok=True)
+        _archive_extract(sub_mirror, sub_commit, target)
+        _submodules_export(
+            sub_mirror, sub_commit, target, url=sub_url, mirrors=mirrors, depth=depth + 1
+        )
 
 
 def tree_hash(root: Path) -> str:

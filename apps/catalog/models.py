@@ -1,10 +1,9 @@
-import hashlib
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from apps.catalog import git
 from apps.catalog.constants import ActionKind, SyncStatus
 from apps.catalog.parameters import form_definition_errors
 
@@ -32,8 +31,7 @@ class PlaybookSource(models.Model):
 
     @property
     def mirror_path(self):
-        # Keyed by URL: a mirror always belongs to the repository it was cloned from.
-        return settings.SOURCES_DIR / f"{hashlib.sha256(self.url.encode()).hexdigest()[:20]}.git"
+        return git.mirror_dir(self.url, settings.SOURCES_DIR)
 
 
 class SourceCommit(models.Model):
@@ -61,7 +59,17 @@ class PlaybookVersion(models.Model):
         max_length=300, help_text="Playbook file, relative to the repository root."
     )
     content_hash = models.CharField(
-        max_length=64, editable=False, help_text="SHA-256 of the project tree at the commit."
+        max_length=64,
+        editable=False,
+        help_text="SHA-256 of the project tree at the commit (submodules and the roles and "
+        "collections its requirements install included).",
+    )
+    requirements = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="The roles and collections of its requirements files, each pinned at sync "
+        "(git commit, archive SHA-256), and the hash of what they installed.",
     )
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -1,12 +1,13 @@
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_changes, audit_record, audit_snapshot
-from apps.catalog import git
+from apps.catalog import git, requirements
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, SourceCommit
 
 
@@ -30,8 +31,8 @@ def source_sync(*, source: PlaybookSource, acting_user, via: str) -> list[Source
         )
         new_paths = [path for path in head_playbooks if path not in pinned]
         # One hash per commit: it covers the whole tree, whichever playbook runs.
-        content_hash = _tree_hash_at(source, head) if new_paths else ""
-    except git.GitError as exc:
+        content_hash, lock = _content_at(source, head) if new_paths else ("", {})
+    except (git.GitError, requirements.RequirementsError) as exc:
         source.sync_error = str(exc)
         source.save(update_fields=["sync_error"])
         raise ValidationError(f"Sync of {source} failed: {exc}") from exc
@@ -41,7 +42,10 @@ def source_sync(*, source: PlaybookSource, acting_user, via: str) -> list[Source
         for path in new_paths:
             # get_or_create: a sync running at the same time may have pinned it meanwhile.
             version, is_new = PlaybookVersion.objects.get_or_create(
-                source=source, commit=head, path=path, defaults={"content_hash": content_hash}
+                source=source,
+                commit=head,
+                path=path,
+                defaults={"content_hash": content_hash, "requirements": lock},
             )
             if is_new:
                 created.append(version)
@@ -80,14 +84,23 @@ def _commits_store(source: PlaybookSource, commits, *, head_playbooks) -> list[S
     return rows
 
 
-def _tree_hash_at(source: PlaybookSource, sha: str) -> str:
+def _content_at(source: PlaybookSource, sha: str) -> tuple[str, dict]:
+    """The content hash of the tree at `sha` (its submodules fetched, its requirements
+    pinned and installed) and the requirements' lock."""
     with tempfile.TemporaryDirectory(prefix="pushbutton-hash-") as tmp:
-        git.tree_export(source.mirror_path, sha, Path(tmp))
-        return git.tree_hash(Path(tmp))
+        tree = Path(tmp)
+        git.tree_export(source.mirror_path, sha, tree, url=source.url, mirrors=settings.SOURCES_DIR)
+        lock = requirements.requirements_resolve(
+            tree, mirrors=settings.SOURCES_DIR, cache=settings.REQUIREMENTS_DIR
+        )
+        return requirements.content_hash(git.tree_hash(tree), lock.get("hash")), lock
 
 
-def playbook_version_pin(*, source: PlaybookSource, commit: str, path: str) -> tuple[str, str]:
-    """Resolve `commit` and hash the tree that will run; return (sha, content hash)."""
+def playbook_version_pin(
+    *, source: PlaybookSource, commit: str, path: str
+) -> tuple[str, str, dict]:
+    """Resolve `commit`, pin its requirements and hash what will run; return (sha,
+    content hash, requirements' lock)."""
     pure = PurePosixPath(path)
     if not path or pure.is_absolute() or ".." in pure.parts:
         raise ValidationError({"path": "A path inside the repository, without '..'."})
@@ -97,9 +110,11 @@ def playbook_version_pin(*, source: PlaybookSource, commit: str, path: str) -> t
         sha = git.commit_resolve(source.mirror_path, commit)
         if path not in git.playbooks_list(source.mirror_path, sha):
             raise ValidationError({"path": f"{path} is not a playbook at {sha[:10]}."})
-        return sha, _tree_hash_at(source, sha)
+        return sha, *_content_at(source, sha)
     except git.GitError as exc:
         raise ValidationError({"commit": f"Cannot read {commit} from {source}: {exc}"}) from exc
+    except requirements.RequirementsError as exc:
+        raise ValidationError({"commit": f"Requirements of {sha[:10]}: {exc}"}) from exc
 
 
 def playbook_version_create(
@@ -112,10 +127,10 @@ def playbook_version_create(
     audit: bool = True,
 ) -> PlaybookVersion:
     """Pin `path` at `commit` as a new, not yet approved, playbook version."""
-    sha, content_hash = playbook_version_pin(source=source, commit=commit, path=path)
+    sha, content_hash, lock = playbook_version_pin(source=source, commit=commit, path=path)
     with transaction.atomic():
         version = PlaybookVersion.objects.create(
-            source=source, commit=sha, path=path, content_hash=content_hash
+            source=source, commit=sha, path=path, content_hash=content_hash, requirements=lock
         )
         if audit:
             playbook_version_audit_created(version=version, acting_user=acting_user, via=via)
@@ -123,8 +138,14 @@ def playbook_version_create(
 
 
 def playbook_version_details(version: PlaybookVersion) -> dict:
-    """What identifies a playbook version in the audit log."""
-    return {"commit": version.commit, "path": version.path, "content_hash": version.content_hash}
+    """What identifies a playbook version in the audit log (with the pins of its
+    requirements, when it has some: what an approval approves)."""
+    details = {"commit": version.commit, "path": version.path, "content_hash": version.content_hash}
+    if version.requirements:
+        details["requirements"] = {
+            k: version.requirements.get(k) for k in ("roles", "collections", "hash")
+        }
+    return details
 
 
 def playbook_version_audit_created(*, version: PlaybookVersion, acting_user, via: str) -> None:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import sys
 import threading
 import time
@@ -33,7 +34,7 @@ import yaml
 from django.conf import settings
 from django.db import connections
 
-from apps.catalog import git
+from apps.catalog import git, requirements
 from apps.environments.constants import CredentialKind
 from apps.runs.constants import RunStatus
 from apps.runs.events import EventSink, SecretMasker
@@ -182,7 +183,7 @@ def execute(
             # heartbeat must go on meanwhile, or a reaper would take the run for lost.
             with _beating(heartbeat):
                 _prepare(run, private, secret_values, credentials)
-        except (git.GitError, ValueError) as exc:
+        except (git.GitError, requirements.RequirementsError, ValueError) as exc:
             return Outcome(RunStatus.FAILED, error=sink.masker.text(str(exc)))
         if cancel_requested():
             # Canceled, or no longer running (a reaper ended it): Ansible never starts.
@@ -300,6 +301,7 @@ def _runner_options(run, private: PrivateDir, marker: str, credentials: Sequence
         "SSH_ASKPASS": "",
         # Every file Ansible writes on the worker goes with the run.
         **private_dir_env(private),
+        **_requirements_env(private),
     }
     options = {"envvars": envvars, "cmdline": shlex.join(args) if args else None}
     if passwords:
@@ -323,23 +325,58 @@ def playbook_path_check(project: Path, path: str) -> None:
         raise ValueError(f"No playbook {path!r} in the checkout.")
 
 
-def _prepare(
-    run, private: PrivateDir, secret_values: dict, credentials: Sequence[dict] = ()
-) -> None:
-    source = run.playbook_version.source
-    try:
-        commit = git.commit_resolve(source.mirror_path, run.playbook_commit)
-    except git.GitError:
-        git.mirror_update(source.url, source.mirror_path)
-        commit = git.commit_resolve(source.mirror_path, run.playbook_commit)
+def _requirements_env(private: PrivateDir) -> dict[str, str]:
+    """Roles and collections come from the version's installed requirements, when it has
+    some (a playbook's own roles/ and collections/ are found beside it as always)."""
+    installed = private.path / "requirements"
+    if not installed.is_dir():
+        return {}
+    return {
+        "ANSIBLE_ROLES_PATH": str(installed / "roles"),
+        "ANSIBLE_COLLECTIONS_PATH": str(installed / "collections"),
+    }
+
+
+def _project_export(run, private: PrivateDir) -> Path:
+    """The pinned tree (submodules included) and the roles and collections its
+    requirements installed, copied into the private dir and checked against the hash
+    the run was launched with."""
+    version = run.playbook_version
+    source = version.source
+    commit = git.commit_fetch(source.url, source.mirror_path, run.playbook_commit)
     project = private.path / "project"
     project.mkdir(mode=0o700)
-    git.tree_export(source.mirror_path, commit, project)
-    actual = git.tree_hash(project)
+    git.tree_export(
+        source.mirror_path, commit, project, url=source.url, mirrors=settings.SOURCES_DIR
+    )
+    tree = git.tree_hash(project)
+    installed_hash = None
+    if lock := version.requirements:
+        # Installed again from the pins when this worker lacks them: the hash tells.
+        cached = requirements.requirements_install(
+            lock, tree=project, mirrors=settings.SOURCES_DIR, cache=settings.REQUIREMENTS_DIR
+        )
+        installed = private.path / "requirements"
+        shutil.copytree(cached, installed, symlinks=True)
+        installed_hash = git.tree_hash(installed)
+        if installed_hash != lock.get("hash"):
+            raise ValueError(
+                "The roles and collections installed from the requirements changed: expected "
+                f"SHA-256 {lock.get('hash')}, found {installed_hash} (in {cached}: Ops may "
+                "remove it to install it again)."
+            )
+    actual = requirements.content_hash(tree, installed_hash)
     if actual != run.content_hash:
         raise ValueError(
             f"The playbook content changed: expected SHA-256 {run.content_hash}, found {actual}."
         )
+    return project
+
+
+def _prepare(
+    run, private: PrivateDir, secret_values: dict, credentials: Sequence[dict] = ()
+) -> None:
+    project = _project_export(run, private)
     playbook_path_check(project, run.playbook_path)
     # ansible-runner drops its `settings` argument when env/settings is missing (and
     # suppress_env_files keeps it from writing one): they are written here.
