@@ -35,6 +35,7 @@ from django.db import connections
 
 from apps.catalog import git
 from apps.environments.constants import CredentialKind
+from apps.environments.inventories import inventory_path_check
 from apps.runs.constants import RunStatus
 from apps.runs.events import EventSink, SecretMasker
 from apps.runs.private_dir import (
@@ -182,7 +183,7 @@ def execute(
             # heartbeat must go on meanwhile, or a reaper would take the run for lost.
             with _beating(heartbeat):
                 _prepare(run, private, secret_values, credentials)
-        except (git.GitError, ValueError) as exc:
+        except (git.GitError, ValueError) as exc:  # InventoryPathError is a ValueError
             return Outcome(RunStatus.FAILED, error=sink.masker.text(str(exc)))
         if cancel_requested():
             # Canceled, or no longer running (a reaper ended it): Ansible never starts.
@@ -302,6 +303,12 @@ def _runner_options(run, private: PrivateDir, marker: str, credentials: Sequence
         **private_dir_env(private),
     }
     options = {"envvars": envvars, "cmdline": shlex.join(args) if args else None}
+    if run.inventory_path:
+        # The portal's variables first, the repository's inventory after: what it sets wins.
+        options["inventory"] = [
+            str(private.path / "inventory" / "hosts.json"),
+            str(private.path / "project" / run.inventory_path),
+        ]
     if passwords:
         options["passwords"] = passwords
     if ssh_key:
@@ -344,9 +351,12 @@ def _prepare(
     # ansible-runner drops its `settings` argument when env/settings is missing (and
     # suppress_env_files keeps it from writing one): they are written here.
     write_private(private.path / "env" / "settings", json.dumps(RUNNER_SETTINGS))
+    if run.inventory_path:
+        # Kept in the repository: the exported tree's file, pinned by the hash just checked.
+        inventory_path_check(project, run.inventory_path)
     write_private(
         private.path / "inventory" / "hosts.json",
-        json.dumps(private_dir_inventory(run.inventory, private)),
+        json.dumps(private_dir_inventory({} if run.inventory_path else run.inventory, private)),
     )
     extravars = {
         **run.parameters,

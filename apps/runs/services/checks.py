@@ -25,7 +25,12 @@ from apps.catalog.parameters import (
 )
 from apps.catalog.selectors import verify_action
 from apps.environments.constants import WhenLocked
-from apps.environments.selectors import CredentialConflict, credentials_for_run, launch_block
+from apps.environments.selectors import (
+    CredentialConflict,
+    credentials_for_run,
+    form_choices,
+    launch_block,
+)
 from apps.environments.services import credential_values
 from apps.runs.constants import ACTIVE_STATUSES, VERSION_MAX_CHARS, RunStatus
 from apps.runs.models import Run
@@ -163,10 +168,25 @@ def _timeout(req: "LaunchRequest") -> None:
         )
 
 
+def _inventory(req: "LaunchRequest") -> None:
+    """An inventory kept in a playbook source is read from the tree the run exports: the
+    action's playbook must come from that source."""
+    environment, version = req.environment, req.action.playbook_version
+    if environment.inventory_in_source and version.source_id != environment.inventory_source_id:
+        raise LaunchRefused(
+            f"The inventory of {environment} is {environment.inventory_path} in the source "
+            f"{environment.inventory_source}, but {req.action.label} runs a playbook of "
+            f"{version.source}: Ops must keep them in one repository.",
+            status=409,
+        )
+
+
 def _parameters(req: "LaunchRequest") -> tuple[dict, dict, dict, str]:
     """The parameters cleaned against the form: (clean, secrets, masked, version)."""
     action = req.action
-    clean = parameters_clean(action.form, req.parameters, given_as=req.given_as)
+    # Choices from a source are checked against the list it holds now, as the form shows.
+    sourced = form_choices(action=action, environment=req.environment)
+    clean = parameters_clean(action.form, req.parameters, given_as=req.given_as, sourced=sourced)
     secrets = {k: clean[k] for k in secret_names(action.form) if clean.get(k) not in (None, "")}
     masked = parameters_masked(action.form, clean)
     version = str(clean.get(action.version_field) or "") if action.version_field else ""
@@ -371,6 +391,7 @@ def plan(req: "LaunchRequest") -> LaunchPlan:
     _rights(req)
     clean, secrets, masked, version = _parameters(req)
     _timeout(req)
+    _inventory(req)
     current = deployments.current_version(service=req.service, environment=req.environment)
     version = _version(req, version, current)
     _verify_follow_up(req)
