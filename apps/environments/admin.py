@@ -27,7 +27,8 @@ class EnvironmentAdminForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         source, path = cleaned.get("inventory_source"), cleaned.get("inventory_path")
-        if source and path and not self.errors:
+        # An inventory given twice is the model's message to give, without listing it.
+        if source and path and not cleaned.get("inventory") and not self.errors:
             listing = inventory_list(source=source, path=path)
             if listing.error:
                 self.add_error("inventory_path", listing.error)

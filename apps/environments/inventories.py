@@ -5,6 +5,7 @@ inventory is pinned by the playbook version's commit and content hash; the admin
 the hosts it resolves to at the source's newest approved version (`ansible-inventory
 --list`, with a timeout)."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,9 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
+from django.core.cache import cache
 
 from apps.catalog import git
 from apps.catalog.models import PlaybookSource, PlaybookVersion
+
+# What a tree pinned by its hash resolves to does not change: kept this long.
+LISTING_CACHE_SECONDS = 600
 
 
 class InventoryPathError(ValueError):
@@ -49,12 +54,11 @@ def inventory_path_check(project: Path, path: str) -> Path:
 @dataclass
 class InventoryListing:
     """The hosts an inventory resolves to (host -> its groups), at which version, or why
-    it could not be listed (`path_error`: the path itself is wrong)."""
+    it could not be listed."""
 
     version: PlaybookVersion | None = None
     hosts: dict[str, list[str]] = field(default_factory=dict)
     error: str = ""
-    path_error: bool = False
 
 
 def inventory_version(source: PlaybookSource) -> PlaybookVersion | None:
@@ -73,10 +77,16 @@ def inventory_list(*, source: PlaybookSource, path: str) -> InventoryListing:
     version = inventory_version(source)
     if version is None:
         return InventoryListing(
-            error=f"{source} has no approved playbook version yet: approve one first.",
-            path_error=True,
+            error=f"{source} has no approved playbook version yet: approve one first."
         )
     listing = InventoryListing(version=version)
+    key = (
+        "pushbutton:inventory:"
+        + hashlib.sha256(f"{version.content_hash}\0{version.commit}\0{path}".encode()).hexdigest()
+    )
+    if (hosts := cache.get(key)) is not None:
+        listing.hosts = hosts
+        return listing
     with tempfile.TemporaryDirectory(prefix="pushbutton-inventory-") as tmp:
         project = Path(tmp) / "project"
         project.mkdir()
@@ -92,12 +102,13 @@ def inventory_list(*, source: PlaybookSource, path: str) -> InventoryListing:
             target = inventory_path_check(project, path)
         except InventoryPathError as exc:
             listing.error = f"{exc} (at {version.commit[:10]})"
-            listing.path_error = True
             return listing
         try:
             listing.hosts = _ansible_inventory(target, project, Path(tmp))
         except InventoryPathError as exc:
             listing.error = str(exc)
+            return listing
+    cache.set(key, listing.hosts, LISTING_CACHE_SECONDS)
     return listing
 
 
