@@ -239,7 +239,9 @@ class UnavailableChoiceField(forms.ChoiceField):
         self.source_error = reason
 
     def validate(self, value):
-        raise ValidationError(self.source_error, code="unavailable")
+        # An optional field may stay empty; nothing else can be checked.
+        if value or self.required:
+            raise ValidationError(self.source_error, code="unavailable")
 
 
 def _sourced_field(field: dict, sourced: SourcedChoices | None, common: dict) -> forms.Field:

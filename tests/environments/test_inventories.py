@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 
 from apps.audit.constants import Via
+from apps.audit.models import AuditEvent
 from apps.catalog.models import PlaybookSource
 from apps.catalog.services import playbook_version_approve, source_sync
 from apps.runs.constants import RunStatus
@@ -125,6 +126,8 @@ def test_the_admin_shows_the_hosts_the_inventory_resolves_to(
         assert f"<tr><td>{host}</td><td>{groups}</td></tr>" in text
     local_env.refresh_from_db()
     assert (local_env.inventory, local_env.inventory_path) == ({}, "inventories/test.ini")
+    audit = AuditEvent.objects.filter(object_type="environments.environment").last()
+    assert audit.details["changes"]["inventory_path"] == ["", "inventories/test.ini"]
 
 
 @pytest.mark.parametrize(
