@@ -1,7 +1,9 @@
 """The ansible-runner executor: the only module that imports ansible_runner.
 
 Each run gets a fresh private dir (0700, apps/runs/private_dir.py) holding the
-project files of the pinned commit, the environment's inventory and the extra vars,
+project files of the pinned commit, the environment's inventory (or, when it is kept in
+the repository, that path of the exported project: apps/environments/inventories.py)
+and the extra vars,
 and every file Ansible and ansible-runner write on the worker while it runs. It is
 removed in `finally`; what a killed worker left, by the reaper or the restarted worker.
 

@@ -13,9 +13,11 @@ from apps.audit.models import AuditEvent
 from apps.catalog.models import PlaybookSource
 from apps.catalog.services import playbook_version_approve, source_sync
 from apps.runs.constants import RunStatus
+from apps.runs.models import Run
+from tests.clients import api_client, api_launch
 from tests.conftest import git_repo
 from tests.factories import ActionFactory
-from tests.runs.helpers import launch, wait_final
+from tests.runs.helpers import launch, queue_held, wait_final
 
 PLAYBOOK = """\
 - name: Deploy
@@ -166,3 +168,19 @@ def test_an_inventory_is_json_or_a_path_never_both(inventory_source, local_env, 
 
     assert response.status_code == 200
     assert "not both" in response.content.decode()
+
+
+def test_a_playbook_of_another_source_cannot_run_there(inventory_source, local_env, dev):
+    _in_source(local_env, inventory_source, "inventories/test.ini")
+    elsewhere = ActionFactory(environments=[local_env])  # a playbook of another source
+
+    with queue_held():
+        response = api_launch(api_client(dev), local_env, action=elsewhere)
+
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        f"The inventory of {local_env} is inventories/test.ini in the source ops-repo, but "
+        f"{elsewhere.label} runs a playbook of {elsewhere.playbook_version.source}: Ops must "
+        "keep them in one repository."
+    )
+    assert not Run.objects.exists()
