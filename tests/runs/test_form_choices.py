@@ -232,3 +232,29 @@ def test_a_bad_source_is_refused_with_a_message(field, message):
     errors = form_definition_errors([{"name": "version", **field}])
 
     assert any(message in error for error in errors), errors
+
+
+@pytest.mark.parametrize("away", [False, True])
+def test_a_rollback_puts_back_a_version_the_list_no_longer_holds(demo, history, registry, away):
+    """The rollback rules decide what may be put back: an earlier version that ran there,
+    even once its build left the list, or while the registry is away."""
+    field = {"name": "version", "type": "choice", "required": True}
+    demo.deploy.form = [{**field, "choices_from": {"url": registry.url}}]
+    demo.deploy.save()
+    registry.answer = ["3.0.0"]
+    if away:
+        registry.token = TOKEN  # it answers 401 to the portal, which has no token
+    history.deploy("test", "1.0.0")
+    current = history.deploy("test", "2.0.0")
+    client = api_client(demo.dev)
+
+    deploy = api_launch(client, "test", "1.0.0")
+    rollback = api_launch(client, "test", "1.0.0", rollback_of=current.pk, reason="broken")
+    unknown = api_launch(client, "test", "0.9.0", rollback_of=current.pk, reason="broken")
+
+    assert deploy.status_code == 400
+    assert list(deploy.json()["errors"]["parameters"]) == ["version"]
+    assert rollback.status_code == 201, rollback.content
+    assert rollback.json()["version"] == "1.0.0"
+    assert unknown.status_code == 409
+    assert "the versions to roll back to are 1.0.0" in unknown.json()["detail"]
