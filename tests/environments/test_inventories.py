@@ -14,7 +14,7 @@ from apps.catalog.models import PlaybookSource
 from apps.catalog.services import playbook_version_approve, source_sync
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
-from tests.clients import api_client, api_launch
+from tests.clients import api_client, api_launch, page_client
 from tests.conftest import git_repo
 from tests.factories import ActionFactory
 from tests.runs.helpers import launch, queue_held, wait_final
@@ -94,6 +94,8 @@ def test_a_run_deploys_to_the_hosts_of_the_repository_inventory(
     assert sorted(run.host_summary) == hosts
     assert sorted(p.name for p in tmp_path.iterdir()) == hosts
     assert all((tmp_path / host).read_text() == content for host in hosts)
+    page = page_client(dev).get(f"/runs/{run.pk}/").content.decode()
+    assert f"<code>{path}</code> @ <code>{inventory_source.commit[:10]}</code>" in page
 
 
 def _admin_post(client, environment, **fields):
