@@ -302,6 +302,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.getenv("CELERY_DEFAULT_QUEUE", "runs")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A form field whose choices come from a git repository or an HTTP(S) endpoint asks it
+# within FORM_CHOICES_TIMEOUT seconds and keeps its answer FORM_CHOICES_CACHE_SECONDS.
+FORM_CHOICES_TIMEOUT = float(os.getenv("FORM_CHOICES_TIMEOUT", "5"))
+FORM_CHOICES_CACHE_SECONDS = envint("FORM_CHOICES_CACHE_SECONDS", "60")
+# An environment's inventory kept in a playbook repository: `ansible-inventory --list`
+# shows its hosts in the admin within this many seconds.
+INVENTORY_LIST_TIMEOUT = envint("INVENTORY_LIST_TIMEOUT", "30")
 # A launch checks the broker answers (503 otherwise) within this many seconds.
 QUEUE_CHECK_TIMEOUT = envint("QUEUE_CHECK_TIMEOUT", "3")
 CELERY_BROKER_CONNECTION_TIMEOUT = QUEUE_CHECK_TIMEOUT

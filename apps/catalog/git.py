@@ -35,14 +35,23 @@ class Commit:
     message: str
 
 
-def _git(*args: str, git_dir: Path | None = None, stdin: bytes | None = None) -> bytes:
+def _git(
+    *args: str,
+    git_dir: Path | None = None,
+    stdin: bytes | None = None,
+    timeout: float = 300,
+    env: dict | None = None,
+) -> bytes:
     cmd = ["git"]
     if git_dir is not None:
         cmd.append(f"--git-dir={git_dir}")
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false"}
-    result = subprocess.run(
-        [*cmd, *args], input=stdin, capture_output=True, env=env, timeout=300, check=False
-    )
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false", **(env or {})}
+    try:
+        result = subprocess.run(
+            [*cmd, *args], input=stdin, capture_output=True, env=env, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(f"git {args[0]} took longer than {timeout:g} s.") from exc
     if result.returncode != 0:
         raise GitError(result.stderr.decode(errors="replace").strip() or f"git {args[0]} failed")
     return result.stdout
@@ -63,6 +72,31 @@ def mirror_update(url: str, mirror: Path) -> None:
     else:
         mirror.parent.mkdir(parents=True, exist_ok=True)
         _git("clone", "--quiet", "--mirror", "--", url, str(mirror))
+
+
+# Transports a form's choice source may name: never ext:: (a command line) nor fd::.
+CHOICE_PROTOCOLS = "file:git:http:https:ssh"
+
+
+def refs_list(url: str, *, kind: str, timeout: float) -> list[str]:
+    """The short names of the tags (kind "tags") or branches ("branches") of the
+    repository at `url`, newest version first (git's version order: v1.10 before v1.9),
+    asked of the repository itself (`git ls-remote`), nothing fetched."""
+    if url.startswith("-"):
+        raise GitError("A repository URL cannot start with '-'.")
+    prefix = {"tags": "refs/tags/", "branches": "refs/heads/"}[kind]
+    out = _git(
+        "ls-remote", "--refs", "--sort=-v:refname", f"--{'tags' if kind == 'tags' else 'heads'}",
+        "--", url,
+        timeout=timeout,
+        env={"GIT_ALLOW_PROTOCOL": CHOICE_PROTOCOLS},
+    )  # fmt: skip
+    names = []
+    for line in out.decode(errors="replace").splitlines():
+        _, _, ref = line.partition("\t")
+        if ref.startswith(prefix):
+            names.append(ref.removeprefix(prefix))
+    return names
 
 
 def commit_resolve(mirror: Path, ref: str) -> str:

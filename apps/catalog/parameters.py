@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from django import forms
 from django.core.exceptions import ValidationError
 
+from apps.catalog.choices import SourcedChoices, source_errors
 from apps.catalog.constants import FieldType, ParameterInput
 
 NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
@@ -24,6 +25,9 @@ FIELD_KEYS = {
     "min",
     "max",
     "help",
+    # Choices from a git repository or an HTTP(S) endpoint (apps/catalog/choices.py).
+    "choices_from",
+    "allow_free_text",
 }
 # Extra vars override everything: a form field must not shadow Ansible's own variables.
 ANSIBLE_MAGIC_VARS = frozenset(
@@ -73,7 +77,10 @@ def _field_errors(field, *, index: int, seen: set[str]) -> list[str]:
     errors += _rule_errors(field, kind=kind, where=where)
     # A default is only worth checking once the rest of its field is sound.
     if "default" in field and not errors:
-        if kind == FieldType.SECRET:
+        if "choices_from" in field:
+            if not isinstance(field["default"], str):
+                errors.append(f"{where}.default: must be text.")
+        elif kind == FieldType.SECRET:
             errors.append(f"{where}.default: a secret field cannot have a default.")
         else:
             try:
@@ -109,7 +116,9 @@ def _rule_errors(field: dict, *, kind: str, where: str) -> list[str]:
         if key in field and not isinstance(field[key], str):
             errors.append(f"{where}.{key}: must be text.")
     choices = field.get("choices")
-    if kind in (FieldType.CHOICE, FieldType.MULTI_CHOICE):
+    if "choices_from" in field or "allow_free_text" in field:
+        errors += _sourced_errors(field, kind=kind, where=where)
+    elif kind in (FieldType.CHOICE, FieldType.MULTI_CHOICE):
         if not (isinstance(choices, list) and choices and all(isinstance(c, str) for c in choices)):
             errors.append(
                 f"{where}.choices: a {kind} field needs a non-empty list of text choices."
@@ -135,6 +144,20 @@ def _rule_errors(field: dict, *, kind: str, where: str) -> list[str]:
     low, high = field.get("min"), field.get("max")
     if isinstance(low, int) and isinstance(high, int) and low > high:
         errors.append(f"{where}.min: greater than max.")
+    return errors
+
+
+def _sourced_errors(field: dict, *, kind: str, where: str) -> list[str]:
+    """What is wrong with a field whose choices come from a source (choices_from)."""
+    if kind != FieldType.CHOICE:
+        return [f"{where}: only choice fields take their choices from a source."]
+    if "choices_from" not in field:
+        return [f"{where}: allow_free_text needs choices_from."]
+    errors = source_errors(field["choices_from"], where=where)
+    if "choices" in field:
+        errors.append(f"{where}: give choices or choices_from, not both.")
+    if not isinstance(field.get("allow_free_text", False), bool):
+        errors.append(f"{where}: allow_free_text must be true or false.")
     return errors
 
 
@@ -213,7 +236,36 @@ def _pattern_validator(pattern: str):
     return validate
 
 
-def _django_field(field: dict) -> forms.Field:
+class UnavailableChoiceField(forms.ChoiceField):
+    """A choice field whose source did not answer: nothing can be chosen, and it says why."""
+
+    def __init__(self, *, reason: str, **kwargs):
+        super().__init__(choices=[("", "(no choices: the list could not be fetched)")], **kwargs)
+        self.source_error = reason
+
+    def validate(self, value):
+        # An optional field may stay empty; nothing else can be checked.
+        if value or self.required:
+            raise ValidationError(self.source_error, code="unavailable")
+
+
+def _sourced_field(field: dict, sourced: SourcedChoices | None, common: dict) -> forms.Field:
+    """A choice field offering what its source answered. A source that did not answer
+    leaves a text box if the field allows free text, else nothing to choose."""
+    if sourced is None:
+        sourced = SourcedChoices(error="The list of choices was not fetched.")
+    if not sourced.error:
+        # An empty first option: nothing is chosen until someone chooses.
+        return forms.ChoiceField(choices=[("", "Choose…"), *sourced.choices], **common)
+    reason = f"The list of choices could not be fetched: {sourced.error}"
+    if field.get("allow_free_text"):
+        text = TextField(max_length=1000, **common)
+        text.source_error = f"{reason} Type the value instead."
+        return text
+    return UnavailableChoiceField(reason=reason, **common)
+
+
+def _django_field(field: dict, sourced: SourcedChoices | None = None) -> forms.Field:
     kind = field["type"]
     common = {
         "label": field.get("label") or field["name"].replace("_", " ").capitalize(),
@@ -237,6 +289,8 @@ def _django_field(field: dict) -> forms.Field:
     if kind == FieldType.BOOLEAN:
         # A checkbox left empty is "false", so a boolean is never missing.
         return StrictBooleanField(**{**common, "required": False})
+    if "choices_from" in field:
+        return _sourced_field(field, sourced, common)
     choices = [(c, c) for c in field["choices"]]
     if kind == FieldType.CHOICE:
         if "default" not in field:
@@ -246,12 +300,31 @@ def _django_field(field: dict) -> forms.Field:
     return ListChoiceField(choices=choices, widget=forms.CheckboxSelectMultiple, **common)
 
 
-def parameters_form_class(fields: list[dict]) -> type[forms.Form]:
-    """A Django form class for an action's form definition."""
-    return type("ParametersForm", (forms.Form,), {f["name"]: _django_field(f) for f in fields})
+def parameters_form_class(
+    fields: list[dict], sourced: dict[str, SourcedChoices] | None = None
+) -> type[forms.Form]:
+    """A Django form class for an action's form definition; `sourced`: what the sources
+    of its choices_from fields answered, by field name (apps/catalog/choices.py)."""
+    sourced = sourced or {}
+    return type(
+        "ParametersForm",
+        (forms.Form,),
+        {f["name"]: _django_field(f, sourced.get(f["name"])) for f in fields},
+    )
 
 
-def parameters_clean(fields: list[dict], data, *, given_as: str) -> dict:
+def sourced_fields(fields: list[dict]) -> list[dict]:
+    """The fields whose choices come from a source."""
+    return [f for f in fields if "choices_from" in f]
+
+
+def parameters_clean(
+    fields: list[dict],
+    data,
+    *,
+    given_as: str,
+    sourced: dict[str, SourcedChoices] | None = None,
+) -> dict:
     """Validate parameters against the form; return clean values or raise ParameterError.
 
     Given as JSON (ParameterInput.JSON), `data` is an object of typed values: unknown keys
@@ -271,7 +344,7 @@ def parameters_clean(fields: list[dict], data, *, given_as: str) -> dict:
             **{f["name"]: f["default"] for f in fields if "default" in f and f["name"] not in data},
             **data,
         }
-    form = parameters_form_class(fields)(data=data)
+    form = parameters_form_class(fields, sourced)(data=data)
     if not form.is_valid():
         raise ParameterError({k: list(v) for k, v in form.errors.items()})
     return {f["name"]: form.cleaned_data.get(f["name"]) for f in fields}

@@ -1,12 +1,14 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from apps.accounts.constants import Role
 from apps.audit.admin import AuditedModelAdmin
 from apps.audit.constants import Via
 from apps.environments.constants import WEEKDAYS
+from apps.environments.inventories import inventory_list
 from apps.environments.models import Credential, Environment, EnvironmentLock, FreezeWindow
 from apps.environments.selectors import when
 from apps.environments.services import (
@@ -17,12 +19,38 @@ from apps.environments.services import (
 )
 
 
+class EnvironmentAdminForm(forms.ModelForm):
+    """An inventory kept in a playbook source is checked as it is saved: the path must be
+    a file or directory inside the tree of the source's newest approved version, and
+    ansible-inventory must read it. (The admin gives it its model and fields.)"""
+
+    def clean(self):
+        cleaned = super().clean()
+        source, path = cleaned.get("inventory_source"), cleaned.get("inventory_path")
+        # An inventory given twice is the model's message to give, without listing it.
+        if source and path and not cleaned.get("inventory") and not self.errors:
+            listing = inventory_list(source=source, path=path)
+            if listing.error:
+                self.add_error("inventory_path", listing.error)
+        return cleaned
+
+
 @admin.register(Environment)
 class EnvironmentAdmin(AuditedModelAdmin):
+    form = EnvironmentAdminForm
     list_display = ("name", "slug", "order", "queue", "when_locked")
     prepopulated_fields = {"slug": ("name",)}
     ordering = ("order",)
     filter_horizontal = ("emergency_teams",)
+    readonly_fields = ("inventory_hosts",)
+
+    @admin.display(description="hosts of the inventory")
+    def inventory_hosts(self, obj):
+        """What an inventory kept in a playbook source resolves to, as runs will see it."""
+        if obj is None or not obj.inventory_in_source:
+            return "—"
+        listing = inventory_list(source=obj.inventory_source, path=obj.inventory_path)
+        return render_to_string("environments/inventory_hosts.html", {"listing": listing})
 
     def audit_scope(self, obj):
         return {"environment": obj.slug}

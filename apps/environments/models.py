@@ -22,6 +22,7 @@ from apps.environments.freezes import (
     validate_time_zone,
     validate_weekdays,
 )
+from apps.environments.inventories import inventory_path_errors
 
 __all__ = [
     "Credential",
@@ -76,8 +77,31 @@ class Environment(models.Model):
     description = models.TextField(blank=True)
     inventory = models.JSONField(
         default=dict,
+        blank=True,
         validators=[validate_inventory],
-        help_text='Ansible inventory as JSON: {"all": {"hosts": {"web1": {...}}, "vars": {...}}}.',
+        help_text=(
+            'Ansible inventory as JSON: {"all": {"hosts": {"web1": {...}}, "vars": {...}}}. '
+            "Leave it empty ({}) when the inventory is a path in a playbook source."
+        ),
+    )
+    inventory_source = models.ForeignKey(
+        "catalog.PlaybookSource",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="inventory_environments",
+        help_text=(
+            "Or the inventory is kept in this playbook source: runs here must run its "
+            "playbooks, and use the inventory of the very commit they run."
+        ),
+    )
+    inventory_path = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text=(
+            "Path of the inventory in that source: a file (INI, YAML), a directory, or an "
+            "inventory plugin's configuration that needs no network (yaml, constructed)."
+        ),
     )
     queue = models.CharField(
         max_length=100,
@@ -154,14 +178,37 @@ class Environment(models.Model):
         return self.name
 
     def clean(self):
+        errors = self._inventory_errors()
         # Automatic runs cannot confirm anything nor enter a second factor.
         if self.auto_promote and (self.confirm_runs or self.require_mfa):
-            raise ValidationError(
-                {
-                    "auto_promote": "An environment whose runs need a confirmation or two-factor "
-                    "authentication cannot be promoted to automatically."
-                }
+            errors["auto_promote"] = (
+                "An environment whose runs need a confirmation or two-factor "
+                "authentication cannot be promoted to automatically."
             )
+        if errors:
+            raise ValidationError(errors)
+
+    def _inventory_errors(self) -> dict[str, str]:
+        """Exactly one inventory: JSON, or a source and a path in it."""
+        from_source = bool(self.inventory_source_id or self.inventory_path)
+        if self.inventory and from_source:
+            return {
+                "inventory": "Give the inventory as JSON or as a path in a playbook source, "
+                "not both: empty this one ({}) or the source and path."
+            }
+        if not self.inventory and not from_source:
+            return {"inventory": "Give an inventory: JSON here, or a path in a playbook source."}
+        if from_source and not self.inventory_source_id:
+            return {"inventory_source": "Choose the playbook source the inventory path is in."}
+        if from_source and not self.inventory_path:
+            return {"inventory_path": "Give the inventory's path in the source."}
+        if from_source and (errors := inventory_path_errors(self.inventory_path)):
+            return {"inventory_path": errors[0]}
+        return {}
+
+    @property
+    def inventory_in_source(self) -> bool:
+        return bool(self.inventory_source_id and self.inventory_path)
 
 
 class Credential(models.Model):

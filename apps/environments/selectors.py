@@ -4,8 +4,11 @@ from dataclasses import dataclass
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from apps.catalog.choices import SourcedChoices, choices_fetch
+from apps.catalog.parameters import sourced_fields
 from apps.environments.constants import CredentialKind
 from apps.environments.models import Credential, Environment, EnvironmentLock, FreezeWindow
+from portal.crypto import DecryptionError, decrypt_text
 
 
 class CredentialConflict(Exception):
@@ -174,3 +177,33 @@ def launch_block(*, service, environment, at=None) -> LaunchBlock | None:
             freeze_id=freeze.window.pk,
         )
     return None
+
+
+# --- choices of a form from a source ---------------------------------------------------
+def form_choices(*, action, environment) -> dict[str, SourcedChoices]:
+    """What the choice sources of `action`'s form answer for a run on `environment`, by
+    field name (apps/catalog/choices.py). A source's token is the secret of the credential
+    it names, which must be one that runs of the action there get: a form shows nothing
+    that a run there could not read anyway."""
+    sourced = {}
+    for field in sourced_fields(action.form):
+        source = field["choices_from"]
+        try:
+            token = _source_token(source, action=action, environment=environment)
+        except (CredentialConflict, DecryptionError, LookupError) as exc:
+            sourced[field["name"]] = SourcedChoices(error=str(exc))
+            continue
+        sourced[field["name"]] = choices_fetch(source, token=token)
+    return sourced
+
+
+def _source_token(source: dict, *, action, environment) -> str:
+    name = source.get("token_credential")
+    if not name:
+        return ""
+    given = {c.name: c for c in credentials_for_run(action=action, environment=environment)}
+    if name not in given:
+        raise LookupError(
+            f"the credential {name!r} is not given to {action.label} on {environment}."
+        )
+    return decrypt_text(given[name].secret_encrypted)

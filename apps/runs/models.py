@@ -38,6 +38,11 @@ class Run(models.Model):
     content_hash = models.CharField(max_length=64)
     form = models.JSONField(default=list)
     inventory = models.JSONField(default=dict)
+    inventory_path = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="The inventory's path in the exported playbook tree (else the JSON above).",
+    )
     timeout = models.PositiveIntegerField()
     queue = models.CharField(max_length=100)
 

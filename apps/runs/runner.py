@@ -1,7 +1,9 @@
 """The ansible-runner executor: the only module that imports ansible_runner.
 
 Each run gets a fresh private dir (0700, apps/runs/private_dir.py) holding the
-project files of the pinned commit, the environment's inventory and the extra vars,
+project files of the pinned commit, the environment's inventory (or, when it is kept in
+the repository, that path of the exported project: apps/environments/inventories.py)
+and the extra vars,
 and every file Ansible and ansible-runner write on the worker while it runs. It is
 removed in `finally`; what a killed worker left, by the reaper or the restarted worker.
 
@@ -36,6 +38,7 @@ from django.db import connections
 
 from apps.catalog import git, requirements
 from apps.environments.constants import CredentialKind
+from apps.environments.inventories import inventory_path_check
 from apps.runs.constants import RunStatus
 from apps.runs.events import EventSink, SecretMasker
 from apps.runs.private_dir import (
@@ -183,6 +186,7 @@ def execute(
             # heartbeat must go on meanwhile, or a reaper would take the run for lost.
             with _beating(heartbeat):
                 _prepare(run, private, secret_values, credentials)
+        # InventoryPathError is a ValueError.
         except (git.GitError, requirements.RequirementsError, ValueError) as exc:
             return Outcome(RunStatus.FAILED, error=sink.masker.text(str(exc)))
         if cancel_requested():
@@ -304,6 +308,12 @@ def _runner_options(run, private: PrivateDir, marker: str, credentials: Sequence
         **_requirements_env(private),
     }
     options = {"envvars": envvars, "cmdline": shlex.join(args) if args else None}
+    if run.inventory_path:
+        # The portal's variables first, the repository's inventory after: what it sets wins.
+        options["inventory"] = [
+            str(private.path / "inventory" / "hosts.json"),
+            str(private.path / "project" / run.inventory_path),
+        ]
     if passwords:
         options["passwords"] = passwords
     if ssh_key:
@@ -381,9 +391,12 @@ def _prepare(
     # ansible-runner drops its `settings` argument when env/settings is missing (and
     # suppress_env_files keeps it from writing one): they are written here.
     write_private(private.path / "env" / "settings", json.dumps(RUNNER_SETTINGS))
+    if run.inventory_path:
+        # Kept in the repository: the exported tree's file, pinned by the hash just checked.
+        inventory_path_check(project, run.inventory_path)
     write_private(
         private.path / "inventory" / "hosts.json",
-        json.dumps(private_dir_inventory(run.inventory, private)),
+        json.dumps(private_dir_inventory({} if run.inventory_path else run.inventory, private)),
     )
     extravars = {
         **run.parameters,

@@ -2,6 +2,7 @@
 and moves the chosen actions in the same step; an action shows its version history."""
 
 import subprocess
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -17,7 +18,25 @@ from tests.conftest import git_repo, wait_for
 from tests.factories import ActionFactory, EnvironmentFactory, ServiceFactory
 
 PLAY = "- name: Deploy\n  hosts: web\n  tasks:\n    - ansible.builtin.debug:\n        msg: v1\n"
-REQUIREMENTS = "roles:\n  - src: https://example.invalid/role.git\n    version: v1\n"
+ROLE = {
+    "meta/main.yml": "galaxy_info:\n  author: t\n  description: hello\n  license: MIT\n"
+    "  min_ansible_version: '2.15'\n  platforms: []\ndependencies: []\n",
+    "tasks/main.yml": "- ansible.builtin.debug:\n    msg: hello\n",
+}
+
+
+def _requirements(role: Path, tag: str) -> str:
+    """roles/requirements.yml taking the role at `tag` from its git repository on disk."""
+    return f"roles:\n  - src: git+file://{role}\n    version: {tag}\n    name: hello\n"
+
+
+def _role_repo(path: Path) -> Path:
+    """A role's git repository with the tags v1 and v2 (the sync resolves and installs them)."""
+    git_repo(path, ROLE)
+    subprocess.run(["git", "-C", str(path), "tag", "v1"], check=True)
+    git_repo(path, {"tasks/main.yml": ROLE["tasks/main.yml"].replace("hello", "hello v2")})
+    subprocess.run(["git", "-C", str(path), "tag", "v2"], check=True)
+    return path
 
 
 def _commit(repo, files: dict[str, str | None], *, author: str, message: str) -> str:
@@ -43,14 +62,16 @@ def _commit(repo, files: dict[str, str | None], *, author: str, message: str) ->
 
 @pytest.fixture
 def repo(tmp_path):
+    role = _role_repo(tmp_path / "role")
     return git_repo(
         tmp_path / "ops-playbooks",
-        {"deploy.yml": PLAY, "roles/requirements.yml": REQUIREMENTS, "old.txt": "gone soon\n"},
-    )
+        {"deploy.yml": PLAY, "roles/requirements.yml": _requirements(role, "v1"),
+         "old.txt": "gone soon\n"},
+    )  # fmt: skip
 
 
 @pytest.fixture
-def upgraded(db, ops, repo):
+def upgraded(db, ops, repo, tmp_path):
     """A source whose deploy.yml v1 is approved and run by two actions; then three commits
     by two people change deploy.yml and the requirements, add a file and remove one."""
     source = PlaybookSource.objects.create(name="ops", url=str(repo))
@@ -68,7 +89,7 @@ def upgraded(db, ops, repo):
     _commit(repo, {"deploy.yml": PLAY.replace("v1", "v2")}, author="Ada", message="Say v2")
     _commit(
         repo,
-        {"roles/requirements.yml": REQUIREMENTS.replace("v1", "v2"), "notes.md": "hello\n"},
+        {"roles/requirements.yml": _requirements(tmp_path / "role", "v2"), "notes.md": "hello\n"},
         author="Grace",
         message="Pin the role at v2",
     )

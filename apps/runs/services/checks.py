@@ -4,6 +4,7 @@ what it runs, with which parameters, whether the environment takes it now.
 Each check raises LaunchRefused or ParameterError; `plan` runs them all and returns what
 the launch will run with. Only `launch.run_plan` calls `plan` (it records refusals)."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from apps.accounts.permissions import (
     refusal_reason,
 )
 from apps.audit.constants import Via
+from apps.catalog.choices import SourcedChoices
 from apps.catalog.constants import ActionKind
 from apps.catalog.parameters import (
     ParameterError,
@@ -25,7 +27,12 @@ from apps.catalog.parameters import (
 )
 from apps.catalog.selectors import verify_action
 from apps.environments.constants import WhenLocked
-from apps.environments.selectors import CredentialConflict, credentials_for_run, launch_block
+from apps.environments.selectors import (
+    CredentialConflict,
+    credentials_for_run,
+    form_choices,
+    launch_block,
+)
 from apps.environments.services import credential_values
 from apps.runs.constants import ACTIVE_STATUSES, VERSION_MAX_CHARS, RunStatus
 from apps.runs.models import Run
@@ -163,10 +170,51 @@ def _timeout(req: "LaunchRequest") -> None:
         )
 
 
+def _inventory(req: "LaunchRequest") -> None:
+    """An inventory kept in a playbook source is read from the tree the run exports: the
+    action's playbook must come from that source."""
+    environment, version = req.environment, req.action.playbook_version
+    if environment.inventory_in_source and version.source_id != environment.inventory_source_id:
+        raise LaunchRefused(
+            f"The inventory of {environment} is {environment.inventory_path} in the source "
+            f"{environment.inventory_source}, but {req.action.label} runs a playbook of "
+            f"{version.source}: Ops must keep them in one repository.",
+            status=409,
+        )
+
+
+def _repeats_a_version(req: "LaunchRequest", version: str) -> bool:
+    """Whether the launch puts back, promotes or verifies `version`, which already ran:
+    what the portal starts by itself; a rollback (its rules, checked later, accept only a
+    version that ran there); a verification (only of what runs there); a promotion of a
+    version deployed where it is promoted from."""
+    if req.triggered_by is not None or req.rollback_of is not None:
+        return True
+    if req.action.kind == ActionKind.VERIFY and not req.check:
+        return True
+    return req.promoted_from is not None and deployments.was_deployed(
+        service=req.service, environment=req.promoted_from, version=version
+    )
+
+
 def _parameters(req: "LaunchRequest") -> tuple[dict, dict, dict, str]:
     """The parameters cleaned against the form: (clean, secrets, masked, version)."""
     action = req.action
-    clean = parameters_clean(action.form, req.parameters, given_as=req.given_as)
+    # Choices from a source are checked against the list it holds now, as the form shows.
+    sourced = form_choices(action=action, environment=req.environment)
+    field = action.version_field
+    value = req.parameters.get(field) if isinstance(req.parameters, Mapping) else None
+    if (
+        field in sourced
+        and isinstance(value, str)
+        and value
+        and value not in sourced[field].values
+        and _repeats_a_version(req, value)
+    ):
+        # A version that already ran is put back, promoted or verified even when the list
+        # no longer holds it (or its source is away).
+        sourced[field] = SourcedChoices(choices=[*sourced[field].choices, (value, value)])
+    clean = parameters_clean(action.form, req.parameters, given_as=req.given_as, sourced=sourced)
     secrets = {k: clean[k] for k in secret_names(action.form) if clean.get(k) not in (None, "")}
     masked = parameters_masked(action.form, clean)
     version = str(clean.get(action.version_field) or "") if action.version_field else ""
@@ -371,6 +419,7 @@ def plan(req: "LaunchRequest") -> LaunchPlan:
     _rights(req)
     clean, secrets, masked, version = _parameters(req)
     _timeout(req)
+    _inventory(req)
     current = deployments.current_version(service=req.service, environment=req.environment)
     version = _version(req, version, current)
     _verify_follow_up(req)

@@ -129,6 +129,7 @@ def run_snapshot(*, action: Action, environment: Environment) -> dict:
         "content_hash": version.content_hash,
         "form": action.form,
         "inventory": environment.inventory,
+        "inventory_path": environment.inventory_path if environment.inventory_in_source else "",
         "timeout": action.timeout,
         "queue": environment.queue,
     }

@@ -20,7 +20,7 @@ from apps.catalog.parameters import ParameterError, parameters_form_class, secre
 from apps.catalog.selectors import action_get, verify_action
 from apps.environments.constants import WhenLocked
 from apps.environments.models import Environment
-from apps.environments.selectors import launch_block
+from apps.environments.selectors import form_choices, launch_block
 from apps.runs import services
 from apps.runs.models import Run
 from apps.runs.selectors import deployments
@@ -274,7 +274,9 @@ def run_form(request, service_slug, action_slug, environment_slug):
     environment = Environment.objects.filter(slug=environment_slug).first()
     if action is None or environment is None:
         raise Http404("No such action or environment.")
-    form_class = parameters_form_class(action.form)
+    form_class = parameters_form_class(
+        action.form, form_choices(action=action, environment=environment)
+    )
     if request.method == "POST":
         return _post(request, action=action, environment=environment, form_class=form_class)
     if reason := refusal_reason(request.user, action=action, environment=environment):
