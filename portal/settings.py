@@ -6,6 +6,7 @@ and CELERY_BROKER_URL (Redis or RabbitMQ).
 """
 
 import base64
+import ipaddress
 import os
 import secrets
 import tempfile
@@ -354,6 +355,19 @@ NOTIFY_RETRY_SECONDS = tuple(
 ALERT_SERVICE_LABEL = os.getenv("ALERT_SERVICE_LABEL", "service")
 ALERT_ENVIRONMENT_LABEL = os.getenv("ALERT_ENVIRONMENT_LABEL", "environment")
 
+# --- Monitoring --------------------------------------------------------------
+# /metrics (Prometheus' text format) answers a request that carries
+# `Authorization: Bearer <METRICS_TOKEN>`, or that comes from an address in
+# METRICS_ALLOWED_IPS (addresses or CIDRs, comma-separated; the TCP peer, never a
+# forwarded header). With neither set, it refuses every request (403).
+METRICS_TOKEN = os.getenv("METRICS_TOKEN", "")
+METRICS_ALLOWED_IPS = envlist("METRICS_ALLOWED_IPS", "")
+for _network in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_exc}") from None
+
 # --- Runs ------------------------------------------------------------------
 SOURCES_DIR = VAR_DIR / "sources"
 RUNS_TMP_DIR = Path(os.getenv("RUNS_TMP_DIR", VAR_DIR / "runs-tmp"))
@@ -370,7 +384,7 @@ RUN_SSH_HOST_KEY_CHECKING = envbool("RUN_SSH_HOST_KEY_CHECKING", "true")
 RUN_HIDDEN_ENV = envlist(
     "RUN_HIDDEN_ENV",
     "SECRET_KEY,FIELD_ENCRYPTION_KEY,DATABASE_URL,CELERY_BROKER_URL,CACHE_URL,"
-    "AUDIT_SIGNING_KEY,EMAIL_HOST_PASSWORD,OIDC_CLIENT_SECRET",
+    "AUDIT_SIGNING_KEY,EMAIL_HOST_PASSWORD,OIDC_CLIENT_SECRET,METRICS_TOKEN",
 )
 
 

@@ -144,6 +144,11 @@ class Run(models.Model):
     )
     line_count = models.PositiveIntegerField(default=0)
     event_count = models.PositiveIntegerField(default=0)
+    # How its events were stored (apps/runs/events.py): the batches, and the seconds they
+    # took in all. Kept on the run, as the worker that stored them may be on another host;
+    # /metrics adds them up.
+    ingest_batches = models.PositiveIntegerField(default=0)
+    ingest_seconds = models.FloatField(default=0)
     # Tasks started, the current one, hosts and whether they failed: kept up to date as
     # events are stored (apps/runs/progress.py); null for a run stored before it was kept.
     progress = models.JSONField(null=True, blank=True, default=dict)

@@ -27,7 +27,13 @@ from apps.catalog.selectors import verify_action
 from apps.environments.constants import WhenLocked
 from apps.environments.selectors import CredentialConflict, credentials_for_run, launch_block
 from apps.environments.services import credential_values
-from apps.runs.constants import ACTIVE_STATUSES, VERSION_MAX_CHARS, RunStatus
+from apps.runs.constants import (
+    ACTIVE_STATUSES,
+    REFUSAL_KIND_BY_STATUS,
+    VERSION_MAX_CHARS,
+    RefusalKind,
+    RunStatus,
+)
 from apps.runs.models import Run
 from apps.runs.queue import queue_unreachable_reason
 from apps.runs.selectors import deployments
@@ -52,10 +58,13 @@ class LaunchRefused(Exception):
         holder: "Run | None" = None,
         missing: dict | None = None,
         reauthenticate: bool = False,
+        kind: str = "",
     ):
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        # Why, in a word (RefusalKind): the audit row keeps it, /metrics counts by it.
+        self.kind = kind or REFUSAL_KIND_BY_STATUS.get(status, RefusalKind.CONFLICT)
         self.field = field
         self.holder = holder  # the run holding the deploy lock, for a 409
         self.missing = missing  # what the promotion rule lacks: environment, version, url
@@ -95,6 +104,7 @@ def locked(holder: Run) -> LaunchRefused:
         f"{holder.requested_by_name}) holds the deploy lock. Wait for it to end, or cancel it.",
         status=409,
         holder=holder,
+        kind=RefusalKind.LOCKED,
     )
 
 
@@ -134,6 +144,7 @@ def _deploy_lock(req: "LaunchRequest") -> bool:
         f"in line on {req.environment} for the deploy lock. Ask to queue yours "
         "(when_locked: queue), or wait for them.",
         status=409,
+        kind=RefusalKind.LOCKED,
     )
 
 
@@ -150,7 +161,11 @@ def _rights(req: "LaunchRequest") -> None:
         can_ask = req.via == Via.WEB
         raise LaunchRefused(why, status=403, reauthenticate=can_ask)
     if not action.playbook_version.is_approved:
-        raise LaunchRefused(f"The playbook version of {action.label} is not approved.", status=409)
+        raise LaunchRefused(
+            f"The playbook version of {action.label} is not approved.",
+            status=409,
+            kind=RefusalKind.NOT_APPROVED,
+        )
 
 
 def _timeout(req: "LaunchRequest") -> None:
@@ -295,11 +310,12 @@ def _emergency(req: "LaunchRequest") -> tuple[bool, str]:
         hint = ""
         if block.overridable and can_override_freeze(user, environment=environment):
             hint = " An emergency override, with its reason, can pass it."
-        raise LaunchRefused(block.reason + hint, status=409)
+        raise LaunchRefused(block.reason + hint, status=409, kind=RefusalKind.BLOCKED)
     if trigger is not None or not can_override_freeze(user, environment=environment):
         raise LaunchRefused(
             f"{block.reason} Only those with the emergency right on {environment} may override it.",
             status=403,
+            kind=RefusalKind.BLOCKED,
         )
     return True, reason
 
@@ -319,6 +335,7 @@ def promotion_problem(req: "LaunchRequest", *, version: str) -> LaunchRefused | 
             f"{environment} accepts only verified versions, and {action.label} names no version "
             "field: Ops must set it.",
             status=409,
+            kind=RefusalKind.PROMOTION,
         )
     if req.rollback_of is not None and deployments.was_deployed(
         service=service, environment=environment, version=version
@@ -336,6 +353,7 @@ def promotion_problem(req: "LaunchRequest", *, version: str) -> LaunchRefused | 
         f"{why}.",
         status=409,
         field=action.version_field,
+        kind=RefusalKind.PROMOTION,
         missing={
             "environment": source.slug,
             "version": version,
