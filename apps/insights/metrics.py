@@ -30,6 +30,7 @@ from apps.catalog.models import Service
 from apps.environments.models import Environment
 from apps.runs.constants import RefusalKind, RunStatus
 from apps.runs.models import Run
+from apps.workers.selectors import live_queues
 
 # Upper bounds of the run duration histogram's buckets, in seconds (+Inf is added).
 DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600)
@@ -196,13 +197,24 @@ class PortalCollector(Collector):
             "How long the oldest of those runs has been there (0 when none is).",
             labels=["queue", "status"],
         )
-        for (queue, status), figures in sorted(queue_depths().items()):
+        depths = queue_depths()
+        for (queue, status), figures in sorted(depths.items()):
             depth.add_metric([queue, status], figures["runs"])
             oldest = figures["oldest"]
             seconds = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
             age.add_metric([queue, status], seconds)
         yield depth
         yield age
+        workers = GaugeMetricFamily(
+            "pushbutton_queue_live_workers",
+            "Live workers consuming each queue (heartbeat rows, apps/workers): every "
+            "environment's queue is there, with 0 when no worker consumes it.",
+            labels=["queue"],
+        )
+        live = live_queues(now=now)
+        for queue in sorted({queue for queue, _ in depths} | set(live)):
+            workers.add_metric([queue], live.get(queue, 0))
+        yield workers
 
     def _refusals(self):
         family = CounterMetricFamily(

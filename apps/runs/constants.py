@@ -53,7 +53,8 @@ class RefusalKind(models.TextChoices):
     PROMOTION = "promotion", "Promotion rule"
     CONFLICT = "conflict", "Other conflict"
     IDEMPOTENCY = "idempotency", "Idempotency key reused"
-    UNAVAILABLE = "unavailable", "Queue unavailable"
+    NO_WORKER = "no_worker", "No live worker on the queue"
+    UNAVAILABLE = "unavailable", "Broker unavailable"
 
 
 REFUSAL_KIND_BY_STATUS = {

@@ -4,16 +4,19 @@ refusals and audit checks that happened (parsed with prometheus_client's own par
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.test import Client, override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from apps.accounts.models import Right, Team
 from apps.audit.checkpoints import audit_checkpoint_create
 from apps.audit.verification import audit_verify
 from apps.catalog.parameters import ParameterError
 from apps.runs.constants import RunStatus
 from apps.runs.services import LaunchRefused
-from tests.factories import ActionFactory, EnvironmentFactory, RunFactory
+from tests.conftest import worker_row
+from tests.factories import ActionFactory, EnvironmentFactory, GrantFactory, RunFactory
 from tests.runs.helpers import launch, queue_held, wait_final
 
 pytestmark = pytest.mark.django_db
@@ -134,11 +137,33 @@ def test_runs_are_counted_by_service_environment_and_status(local_env):
     assert value(samples, "pushbutton_runs", status="running", **labels) is None
 
 
+def test_live_workers_are_counted_per_queue(local_env):
+    EnvironmentFactory(slug="production", queue="runs-production")
+    EnvironmentFactory(slug="qa", queue="runs-qa")
+    worker_row("runs-production", hostname="pushbutton-runs-production@prod1")
+    worker_row("runs-production", "runs-qa", hostname="pushbutton@old", seen_ago=600)  # silent
+    worker_row("runs-qa", hostname="pushbutton@gone", stopped_at=timezone.now())
+    worker_row("runs-other", hostname="pushbutton@spare")  # a queue no environment names
+
+    samples = scrape()
+
+    live = "pushbutton_queue_live_workers"
+    assert value(samples, live, queue="runs-production") == 1
+    assert value(samples, live, queue="runs-qa") == 0
+    assert value(samples, live, queue="runs-other") == 1
+    assert value(samples, live, queue=settings.CELERY_TASK_DEFAULT_QUEUE) == 1  # the session's
+
+
 def test_refused_launches_are_counted_by_reason(dev, local_env):
     action = ActionFactory(
         environments=[local_env], form=[{"name": "version", "type": "string", "required": True}]
     )
     elsewhere = EnvironmentFactory(slug="elsewhere")
+    nobody_listens = EnvironmentFactory(slug="dark", queue="runs-dark")
+    action.environments.add(nobody_listens)
+    GrantFactory(
+        team=Team.objects.get(slug="developers"), environment=nobody_listens, right=Right.RUN
+    )
     with queue_held():
         launch(dev, action, local_env, {"version": "1"})  # holds the deploy lock
         for _ in range(2):
@@ -148,6 +173,8 @@ def test_refused_launches_are_counted_by_reason(dev, local_env):
             launch(dev, action, elsewhere, {"version": "1"})  # not offered there
         with pytest.raises(ParameterError):
             launch(dev, action, local_env, {"version": "1", "unknown": "x"})
+        with pytest.raises(LaunchRefused):
+            launch(dev, action, nobody_listens, {"version": "1"})
 
     samples = scrape()
 
@@ -159,7 +186,9 @@ def test_refused_launches_are_counted_by_reason(dev, local_env):
     assert refused["locked"] == 2
     assert refused["forbidden"] == 1
     assert refused["parameters"] == 1
-    assert sum(refused.values()) == 4
+    assert refused["no_worker"] == 1
+    assert refused["other"] == 0
+    assert sum(refused.values()) == 5
 
 
 def test_the_audit_chain_s_last_verification_and_checkpoint_show_with_their_age(dev):
