@@ -2,18 +2,24 @@
 
 The portal runs as several processes: web processes, and Celery workers on other hosts.
 A counter kept in one process's memory would tell only that process's part, and vanish
-with it. So nothing here counts in memory: a collector asks the database when Prometheus
-scrapes, with a few grouped queries (docs/monitoring.md says which, and what they cost).
-What only a worker sees while it runs (how long storing a batch of events took) is
-written onto the run as it happens (Run.ingest_batches, Run.ingest_seconds) and added up
-here like the rest.
+with it. So nothing here counts events in memory: a collector asks the database when
+Prometheus scrapes (docs/monitoring.md says how, and what it costs). What only a worker
+sees while it runs (how long storing a batch of events took) is written onto the run as
+it happens (Run.ingest_batches, Run.ingest_seconds) and added up here like the rest.
+
+Two figures would otherwise read a whole table at each scrape, and need not: a run that
+ended more than SETTLED_AFTER ago no longer changes, nor does an audit row ever. So each
+process adds those up once (at its first scrape), keeps the sums, and from then on adds
+only what settled since (a range of the index on finished_at; ids above the last one
+counted), beside the runs still going or just ended (that index again).
 """
 
+import threading
 import time
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from prometheus_client.core import (
@@ -37,42 +43,85 @@ DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600)
 # A refusal recorded before refusals kept their kind.
 REFUSAL_OTHER = "other"
 PENDING = (RunStatus.QUEUED, RunStatus.WAITING)
+# A run that ended longer ago than this is settled: nothing writes its row any more.
+SETTLED_AFTER = timedelta(minutes=10)
+# What this process has added up of the settled runs and of the audit log's refusals.
+_kept_lock = threading.Lock()
+_kept: dict = {}
+
+
+def metrics_kept_clear() -> None:
+    """Forget the sums kept (the database was emptied or replaced: tests, a restore)."""
+    with _kept_lock:
+        _kept.clear()
 
 
 def _slugs(model) -> dict[int, str]:
     return dict(model.objects.values_list("id", "slug"))
 
 
-def runs_by_status() -> list[dict]:
-    """Runs per service, environment and status, with the batches of events they stored
-    and the time storing them took: one pass over the runs table, grouped."""
-    return list(
-        Run.objects.order_by()
-        .values("service_id", "environment_id", "status")
-        .annotate(
-            runs=Count("id"),
-            events=Sum("event_count"),
-            batches=Sum("ingest_batches"),
-            seconds=Sum("ingest_seconds"),
-        )
-    )
-
-
-def run_durations() -> list[dict]:
-    """Per environment and action kind, the runs that started and ended: how many, their
-    time in all, and how many took at most each bucket's bound."""
+def _run_groups(runs) -> dict[tuple, list]:
+    """`runs` grouped by service, environment, status and action kind: how many, the
+    events they stored, the batches and the seconds storing them took; and of those that
+    started and ended, how many, their seconds in all, and how many took at most each
+    bucket's bound (a run not ended has no duration: NULL, neither counted nor summed)."""
     duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
     buckets = {
         f"le_{bound}": Count("id", filter=Q(duration__lte=timedelta(seconds=bound)))
         for bound in DURATION_BUCKETS
     }
-    return list(
-        Run.objects.order_by()
-        .filter(started_at__isnull=False, finished_at__isnull=False)
+    rows = (
+        runs.order_by()
         .annotate(duration=duration)
-        .values("environment_id", "action_kind")
-        .annotate(count=Count("id"), total=Sum("duration"), **buckets)
+        .values_list("service_id", "environment_id", "status", "action_kind")
+        .annotate(
+            runs=Count("id"),
+            events=Sum("event_count"),
+            batches=Sum("ingest_batches"),
+            batch_seconds=Sum("ingest_seconds"),
+            ended=Count("duration"),
+            took=Sum("duration"),
+            **buckets,
+        )
     )
+    groups = {}
+    for service, environment, status, kind, *figures in rows:
+        took = figures[5]
+        figures[5] = took.total_seconds() if took else 0.0
+        # PostgreSQL sums integers as numeric (Decimal): plain numbers, to add up.
+        groups[(service, environment, status, kind)] = [
+            x if isinstance(x, int | float) else float(x or 0) for x in figures
+        ]
+    return groups
+
+
+def _groups_add(into: dict[tuple, list], more: dict[tuple, list]) -> dict[tuple, list]:
+    for key, figures in more.items():
+        into[key] = [a + b for a, b in zip(into.get(key, [0] * len(figures)), figures, strict=True)]
+    return into
+
+
+def run_figures(*, now: datetime) -> dict[tuple, list]:
+    """The figures of _run_groups for every run: those settled (ended before `now` -
+    SETTLED_AFTER) from the sums kept, brought up to date; the others read now."""
+    settled_before = now - SETTLED_AFTER
+    with _kept_lock:
+        kept = _kept.get("runs")
+        if kept is None:
+            kept = {"before": settled_before, "groups": {}}
+            settled = Run.objects.filter(finished_at__lt=settled_before)
+        else:
+            settled = Run.objects.filter(
+                finished_at__gte=kept["before"], finished_at__lt=settled_before
+            )
+        if kept["before"] <= settled_before:
+            _groups_add(kept["groups"], _run_groups(settled))
+            kept["before"] = settled_before
+        _kept["runs"] = kept
+        groups = {key: list(figures) for key, figures in kept["groups"].items()}
+        before = kept["before"]
+    going = Run.objects.filter(Q(finished_at__isnull=True) | Q(finished_at__gte=before))
+    return _groups_add(groups, _run_groups(going))
 
 
 def queue_depths() -> dict[tuple[str, str], dict]:
@@ -101,16 +150,27 @@ def queue_depths() -> dict[tuple[str, str], dict]:
 
 
 def launches_refused() -> dict[str, int]:
-    """Launches refused since the audit log began, by kind (RefusalKind): counted on its
-    refusal rows (the index on verb), by the kind their canonical details text holds."""
+    """Launches refused since the audit log began, by kind (RefusalKind), counted on its
+    run.refused rows (the index on verb and id) by the kind their canonical details text
+    holds. Audit rows never change: only those after the last one counted are read."""
     kinds = [str(kind) for kind in RefusalKind]
-    counts = AuditEvent.objects.filter(verb="run.refused").aggregate(
-        total=Count("id"),
-        **{kind: Count("id", filter=Q(details__contains=f'"kind":"{kind}"')) for kind in kinds},
-    )
-    total = counts.pop("total")
-    counts[REFUSAL_OTHER] = total - sum(counts.values())
-    return counts
+    with _kept_lock:
+        kept = _kept.setdefault("refused", {"last_id": 0, "counts": dict.fromkeys(kinds, 0)})
+        new = AuditEvent.objects.filter(verb="run.refused", id__gt=kept["last_id"]).aggregate(
+            last_id=Max("id"),
+            total=Count("id"),
+            **{kind: Count("id", filter=Q(details__contains=f'"kind":"{kind}"')) for kind in kinds},
+        )
+        if new["last_id"] is not None:
+            kept["last_id"] = new["last_id"]
+            kept["counts"][REFUSAL_OTHER] = (
+                kept["counts"].get(REFUSAL_OTHER, 0)
+                + new["total"]
+                - sum(new[kind] for kind in kinds)
+            )
+            for kind in kinds:
+                kept["counts"][kind] += new[kind]
+        return {REFUSAL_OTHER: 0, **kept["counts"]}
 
 
 class PortalCollector(Collector):
@@ -120,36 +180,42 @@ class PortalCollector(Collector):
         began = time.monotonic()
         now = timezone.now()
         services, environments = _slugs(Service), _slugs(Environment)
-        yield from self._runs(services, environments)
-        yield from self._durations(environments)
-        yield from self._queues(now)
-        yield from self._refusals()
-        yield from self._audit(now)
+        groups = run_figures(now=now)
+        families = [
+            *self._runs(groups, services, environments),
+            *self._durations(groups, environments),
+            *self._queues(now),
+            *self._refusals(),
+            *self._audit(now),
+        ]
         scrape = GaugeMetricFamily(
             "pushbutton_metrics_scrape_seconds",
-            "How long the database queries of this scrape took.",
+            "How long this scrape took to read the database and add the figures up.",
         )
         scrape.add_metric([], time.monotonic() - began)
+        yield from families
         yield scrape
 
-    def _runs(self, services, environments):
+    def _runs(self, groups, services, environments):
         runs = GaugeMetricFamily(
             "pushbutton_runs",
             "Runs per service, environment and status (a run moves from queued to running "
             "to its final status; the final ones only grow).",
             labels=["service", "environment", "status"],
         )
+        counts = defaultdict(int)
         events = defaultdict(int)
         batches = defaultdict(int)
         seconds = defaultdict(float)
-        for row in runs_by_status():
-            environment = environments.get(row["environment_id"], "")
-            runs.add_metric(
-                [services.get(row["service_id"], ""), environment, row["status"]], row["runs"]
-            )
-            events[environment] += row["events"] or 0
-            batches[environment] += row["batches"] or 0
-            seconds[environment] += row["seconds"] or 0.0
+        for (service_id, environment_id, status, _), figures in groups.items():
+            environment = environments.get(environment_id, "")
+            count, stored, batch_count, batch_seconds = figures[:4]
+            counts[(services.get(service_id, ""), environment, status)] += count
+            events[environment] += stored
+            batches[environment] += batch_count
+            seconds[environment] += batch_seconds
+        for labels, count in sorted(counts.items()):
+            runs.add_metric(list(labels), count)
         yield runs
         stored = CounterMetricFamily(
             "pushbutton_run_events",
@@ -168,21 +234,27 @@ class PortalCollector(Collector):
         yield stored
         yield ingest
 
-    def _durations(self, environments):
+    def _durations(self, groups, environments):
         family = HistogramMetricFamily(
             "pushbutton_run_duration_seconds",
             "Time from start to end of the runs that ended, per environment and action kind.",
             labels=["environment", "kind"],
         )
-        for row in run_durations():
-            buckets = [(str(float(bound)), row[f"le_{bound}"]) for bound in DURATION_BUCKETS]
-            buckets.append(("+Inf", row["count"]))
-            total = row["total"].total_seconds() if row["total"] else 0.0
-            family.add_metric(
-                [environments.get(row["environment_id"], ""), row["action_kind"]],
-                buckets,
-                total,
-            )
+        histograms = {}
+        for (_, environment_id, _, kind), figures in groups.items():
+            ended, took, *buckets = figures[4:]
+            if not ended:
+                continue
+            key = (environments.get(environment_id, ""), kind)
+            histogram = histograms.setdefault(key, [0] * (2 + len(buckets)))
+            histogram[0] += ended
+            histogram[1] += took
+            for i, count in enumerate(buckets):
+                histogram[2 + i] += count
+        for labels, (ended, took, *buckets) in sorted(histograms.items()):
+            points = [(str(float(b)), c) for b, c in zip(DURATION_BUCKETS, buckets, strict=True)]
+            points.append(("+Inf", ended))
+            family.add_metric(list(labels), points, took)
         yield family
 
     def _queues(self, now):

@@ -163,6 +163,8 @@ class Run(models.Model):
             models.Index(
                 fields=["service", "environment", "finished_at"], name="run_service_env_finished"
             ),
+            # The runs still going or ended lately (/metrics: apps/insights/metrics.py).
+            models.Index(fields=["finished_at"], name="run_finished"),
         ]
         constraints = [
             # The deploy lock: one queued or running run per service and environment.

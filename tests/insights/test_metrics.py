@@ -2,6 +2,7 @@
 refusals and audit checks that happened (parsed with prometheus_client's own parser)."""
 
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.conf import settings
@@ -13,6 +14,7 @@ from apps.accounts.models import Right, Team
 from apps.audit.checkpoints import audit_checkpoint_create
 from apps.audit.verification import audit_verify
 from apps.catalog.parameters import ParameterError
+from apps.insights.metrics import metrics_kept_clear
 from apps.runs.constants import RunStatus
 from apps.runs.services import LaunchRefused
 from tests.conftest import worker_row
@@ -22,6 +24,14 @@ from tests.runs.helpers import launch, queue_held, wait_final
 pytestmark = pytest.mark.django_db
 
 TOKEN = "s3cret-metrics-token"
+
+
+@pytest.fixture(autouse=True)
+def _sums_of_this_test_s_database():
+    """What the collector added up and kept belongs to the database it read."""
+    metrics_kept_clear()
+    yield
+    metrics_kept_clear()
 
 
 def scrape(client: Client | None = None, **extra) -> dict:
@@ -154,6 +164,56 @@ def test_live_workers_are_counted_per_queue(local_env):
     assert value(samples, live, queue=settings.CELERY_TASK_DEFAULT_QUEUE) == 1  # the session's
 
 
+def test_runs_that_settle_are_counted_once_however_often_it_is_scraped(local_env):
+    action = ActionFactory(environments=[local_env])
+    now = timezone.now()
+    day_ago = now - timedelta(days=1)
+
+    def run(status, **fields):
+        return RunFactory(action=action, environment=local_env, status=status, **fields)
+
+    run(RunStatus.SUCCESSFUL, started_at=day_ago - timedelta(seconds=30), finished_at=day_ago)
+    going = run(RunStatus.RUNNING, started_at=now - timedelta(seconds=10))
+    labels = {"service": action.service.slug, "environment": "local"}
+    histogram = {"environment": "local", "kind": "deploy"}
+
+    first = scrape()  # adds up the settled runs and keeps the sums
+    going.status, going.finished_at = RunStatus.SUCCESSFUL, timezone.now()
+    going.save()
+    second = scrape()  # the settled ones from the sums kept, the one just ended read anew
+    with mock.patch("apps.insights.metrics.timezone.now", return_value=now + timedelta(hours=1)):
+        later = scrape()  # the one that ended has settled since: added to the sums kept
+    # One more, ended an hour later (as the clock then says), settled at the next scrape.
+    an_hour_on = now + timedelta(hours=1)
+    run(RunStatus.FAILED, started_at=an_hour_on, finished_at=an_hour_on + timedelta(minutes=2))
+    with mock.patch("apps.insights.metrics.timezone.now", return_value=now + timedelta(hours=2)):
+        last = scrape()
+
+    assert value(first, "pushbutton_runs", status="successful", **labels) == 1
+    assert value(first, "pushbutton_runs", status="running", **labels) == 1
+    assert value(first, "pushbutton_run_duration_seconds_count", **histogram) == 1
+    for samples in (second, later):
+        assert value(samples, "pushbutton_runs", status="successful", **labels) == 2
+        assert value(samples, "pushbutton_runs", status="running", **labels) is None
+        assert value(samples, "pushbutton_run_duration_seconds_count", **histogram) == 2
+        assert value(samples, "pushbutton_run_duration_seconds_bucket", le="30.0", **histogram) == 2
+    assert value(last, "pushbutton_runs", status="successful", **labels) == 2
+    assert value(last, "pushbutton_runs", status="failed", **labels) == 1
+    assert value(last, "pushbutton_run_duration_seconds_count", **histogram) == 3
+    assert value(last, "pushbutton_run_duration_seconds_bucket", le="60.0", **histogram) == 2
+    assert value(last, "pushbutton_run_duration_seconds_sum", **histogram) == pytest.approx(
+        30 + (going.finished_at - going.started_at).total_seconds() + 120
+    )
+
+
+def refusals(samples: dict) -> dict[str, float]:
+    return {
+        dict(labels)["reason"]: count
+        for (name, labels), count in samples.items()
+        if name == "pushbutton_launches_refused_total"
+    }
+
+
 def test_refused_launches_are_counted_by_reason(dev, local_env):
     action = ActionFactory(
         environments=[local_env], form=[{"name": "version", "type": "string", "required": True}]
@@ -169,6 +229,7 @@ def test_refused_launches_are_counted_by_reason(dev, local_env):
         for _ in range(2):
             with pytest.raises(LaunchRefused):
                 launch(dev, action, local_env, {"version": "2"})
+        before = refusals(scrape())  # counted, and kept: later scrapes add only new rows
         with pytest.raises(LaunchRefused):
             launch(dev, action, elsewhere, {"version": "1"})  # not offered there
         with pytest.raises(ParameterError):
@@ -176,13 +237,9 @@ def test_refused_launches_are_counted_by_reason(dev, local_env):
         with pytest.raises(LaunchRefused):
             launch(dev, action, nobody_listens, {"version": "1"})
 
-    samples = scrape()
+    refused = refusals(scrape())
 
-    refused = {
-        dict(labels)["reason"]: count
-        for (name, labels), count in samples.items()
-        if name == "pushbutton_launches_refused_total"
-    }
+    assert before["locked"] == 2 and sum(before.values()) == 2
     assert refused["locked"] == 2
     assert refused["forbidden"] == 1
     assert refused["parameters"] == 1
