@@ -6,6 +6,7 @@ and CELERY_BROKER_URL (Redis or RabbitMQ).
 """
 
 import base64
+import ipaddress
 import os
 import secrets
 import tempfile
@@ -73,6 +74,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.catalog",
     "apps.environments",
+    "apps.workers",
     "apps.runs",
     "apps.incidents",
     "apps.notifications",
@@ -322,6 +324,13 @@ RUN_LOST_AFTER_SECONDS = envint("RUN_LOST_AFTER_SECONDS", "30")
 # A run no worker took within this long ends failed, freeing its lock; its message expires.
 RUN_QUEUED_MAX_SECONDS = envint("RUN_QUEUED_MAX_SECONDS", "3600")
 RUN_REAP_SECONDS = envint("RUN_REAP_SECONDS", "15")
+# Each worker writes its heartbeat row every WORKER_HEARTBEAT_SECONDS; one silent for
+# WORKER_SILENT_AFTER_SECONDS (or stopped) is not live. A launch to an environment whose
+# queue no live worker consumes is refused (503); a run already queued there ends failed
+# once its queue has had no live worker for RUN_NO_WORKER_GRACE_SECONDS (the reaper).
+WORKER_HEARTBEAT_SECONDS = envint("WORKER_HEARTBEAT_SECONDS", "10")
+WORKER_SILENT_AFTER_SECONDS = envint("WORKER_SILENT_AFTER_SECONDS", "30")
+RUN_NO_WORKER_GRACE_SECONDS = envint("RUN_NO_WORKER_GRACE_SECONDS", "60")
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Periodic tasks (`celery beat`, or a worker started with -B).
 CELERY_BEAT_SCHEDULE = {
@@ -361,6 +370,19 @@ NOTIFY_RETRY_SECONDS = tuple(
 ALERT_SERVICE_LABEL = os.getenv("ALERT_SERVICE_LABEL", "service")
 ALERT_ENVIRONMENT_LABEL = os.getenv("ALERT_ENVIRONMENT_LABEL", "environment")
 
+# --- Monitoring --------------------------------------------------------------
+# /metrics (Prometheus' text format) answers a request that carries
+# `Authorization: Bearer <METRICS_TOKEN>`, or that comes from an address in
+# METRICS_ALLOWED_IPS (addresses or CIDRs, comma-separated; the TCP peer, never a
+# forwarded header). With neither set, it refuses every request (403).
+METRICS_TOKEN = os.getenv("METRICS_TOKEN", "")
+METRICS_ALLOWED_IPS = envlist("METRICS_ALLOWED_IPS", "")
+for _network in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_exc}") from None
+
 # --- Runs ------------------------------------------------------------------
 SOURCES_DIR = VAR_DIR / "sources"
 # Roles and collections installed from playbook versions' requirements files, keyed by
@@ -380,7 +402,7 @@ RUN_SSH_HOST_KEY_CHECKING = envbool("RUN_SSH_HOST_KEY_CHECKING", "true")
 RUN_HIDDEN_ENV = envlist(
     "RUN_HIDDEN_ENV",
     "SECRET_KEY,FIELD_ENCRYPTION_KEY,DATABASE_URL,CELERY_BROKER_URL,CACHE_URL,"
-    "AUDIT_SIGNING_KEY,EMAIL_HOST_PASSWORD,OIDC_CLIENT_SECRET",
+    "AUDIT_SIGNING_KEY,EMAIL_HOST_PASSWORD,OIDC_CLIENT_SECRET,METRICS_TOKEN",
 )
 
 

@@ -20,6 +20,8 @@ if worker and os.environ.get("PUSHBUTTON_XDIST_SPLIT") != worker:
     os.environ["VAR_DIR"] = f"{os.environ['VAR_DIR']}-{worker}"
     os.environ["CELERY_DEFAULT_QUEUE"] = f"{os.environ['CELERY_DEFAULT_QUEUE']}-{worker}"
     os.environ["PUSHBUTTON_XDIST_SPLIT"] = worker
+# The workers the tests start write their heartbeat rows often (tests/workers).
+os.environ.setdefault("WORKER_HEARTBEAT_SECONDS", "2")
 # Playwright's sync API keeps an event loop running in the test thread.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")

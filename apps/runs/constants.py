@@ -38,3 +38,29 @@ VERSION_MAX_CHARS = 200
 # module (which imports them).
 TASK_EXECUTE = "apps.runs.tasks.run_execute"
 TASK_FOLLOW_UPS = "apps.runs.tasks.run_follow_ups"
+
+
+class RefusalKind(models.TextChoices):
+    """Why a launch was refused, in a word: kept in its audit row's details ("kind") and
+    counted by /metrics. A refusal that names none gets the one of its HTTP status."""
+
+    FORBIDDEN = "forbidden", "No right to run it there"
+    INVALID = "invalid", "Malformed request"
+    PARAMETERS = "parameters", "Parameters do not fit the form"
+    NOT_APPROVED = "not_approved", "Playbook version not approved"
+    BLOCKED = "blocked", "Environment locked or frozen"
+    LOCKED = "locked", "Deploy lock held"
+    PROMOTION = "promotion", "Promotion rule"
+    CONFLICT = "conflict", "Other conflict"
+    IDEMPOTENCY = "idempotency", "Idempotency key reused"
+    NO_WORKER = "no_worker", "No live worker on the queue"
+    UNAVAILABLE = "unavailable", "Broker unavailable"
+
+
+REFUSAL_KIND_BY_STATUS = {
+    400: RefusalKind.INVALID,
+    403: RefusalKind.FORBIDDEN,
+    409: RefusalKind.CONFLICT,
+    422: RefusalKind.IDEMPOTENCY,
+    503: RefusalKind.UNAVAILABLE,
+}

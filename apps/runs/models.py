@@ -149,6 +149,11 @@ class Run(models.Model):
     )
     line_count = models.PositiveIntegerField(default=0)
     event_count = models.PositiveIntegerField(default=0)
+    # How its events were stored (apps/runs/events.py): the batches, and the seconds they
+    # took in all. Kept on the run, as the worker that stored them may be on another host;
+    # /metrics adds them up.
+    ingest_batches = models.PositiveIntegerField(default=0)
+    ingest_seconds = models.FloatField(default=0)
     # Tasks started, the current one, hosts and whether they failed: kept up to date as
     # events are stored (apps/runs/progress.py); null for a run stored before it was kept.
     progress = models.JSONField(null=True, blank=True, default=dict)
@@ -163,6 +168,8 @@ class Run(models.Model):
             models.Index(
                 fields=["service", "environment", "finished_at"], name="run_service_env_finished"
             ),
+            # The runs still going or ended lately (/metrics: apps/insights/metrics.py).
+            models.Index(fields=["finished_at"], name="run_finished"),
         ]
         constraints = [
             # The deploy lock: one queued or running run per service and environment.

@@ -34,10 +34,17 @@ from apps.environments.selectors import (
     launch_block,
 )
 from apps.environments.services import credential_values
-from apps.runs.constants import ACTIVE_STATUSES, VERSION_MAX_CHARS, RunStatus
+from apps.runs.constants import (
+    ACTIVE_STATUSES,
+    REFUSAL_KIND_BY_STATUS,
+    VERSION_MAX_CHARS,
+    RefusalKind,
+    RunStatus,
+)
 from apps.runs.models import Run
 from apps.runs.queue import queue_unreachable_reason
 from apps.runs.selectors import deployments
+from apps.workers.selectors import no_worker_reason
 from portal.crypto import DecryptionError
 
 if TYPE_CHECKING:
@@ -59,14 +66,19 @@ class LaunchRefused(Exception):
         holder: "Run | None" = None,
         missing: dict | None = None,
         reauthenticate: bool = False,
+        queue: str | None = None,
+        kind: str = "",
     ):
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        # Why, in a word (RefusalKind): the audit row keeps it, /metrics counts by it.
+        self.kind = kind or REFUSAL_KIND_BY_STATUS.get(status, RefusalKind.CONFLICT)
         self.field = field
         self.holder = holder  # the run holding the deploy lock, for a 409
         self.missing = missing  # what the promotion rule lacks: environment, version, url
         self.reauthenticate = reauthenticate
+        self.queue = queue  # the queue no live worker consumes, for a 503
 
 
 @dataclass
@@ -102,6 +114,7 @@ def locked(holder: Run) -> LaunchRefused:
         f"{holder.requested_by_name}) holds the deploy lock. Wait for it to end, or cancel it.",
         status=409,
         holder=holder,
+        kind=RefusalKind.LOCKED,
     )
 
 
@@ -141,6 +154,7 @@ def _deploy_lock(req: "LaunchRequest") -> bool:
         f"in line on {req.environment} for the deploy lock. Ask to queue yours "
         "(when_locked: queue), or wait for them.",
         status=409,
+        kind=RefusalKind.LOCKED,
     )
 
 
@@ -157,7 +171,11 @@ def _rights(req: "LaunchRequest") -> None:
         can_ask = req.via == Via.WEB
         raise LaunchRefused(why, status=403, reauthenticate=can_ask)
     if not action.playbook_version.is_approved:
-        raise LaunchRefused(f"The playbook version of {action.label} is not approved.", status=409)
+        raise LaunchRefused(
+            f"The playbook version of {action.label} is not approved.",
+            status=409,
+            kind=RefusalKind.NOT_APPROVED,
+        )
 
 
 def _timeout(req: "LaunchRequest") -> None:
@@ -343,11 +361,12 @@ def _emergency(req: "LaunchRequest") -> tuple[bool, str]:
         hint = ""
         if block.overridable and can_override_freeze(user, environment=environment):
             hint = " An emergency override, with its reason, can pass it."
-        raise LaunchRefused(block.reason + hint, status=409)
+        raise LaunchRefused(block.reason + hint, status=409, kind=RefusalKind.BLOCKED)
     if trigger is not None or not can_override_freeze(user, environment=environment):
         raise LaunchRefused(
             f"{block.reason} Only those with the emergency right on {environment} may override it.",
             status=403,
+            kind=RefusalKind.BLOCKED,
         )
     return True, reason
 
@@ -367,6 +386,7 @@ def promotion_problem(req: "LaunchRequest", *, version: str) -> LaunchRefused | 
             f"{environment} accepts only verified versions, and {action.label} names no version "
             "field: Ops must set it.",
             status=409,
+            kind=RefusalKind.PROMOTION,
         )
     if req.rollback_of is not None and deployments.was_deployed(
         service=service, environment=environment, version=version
@@ -384,6 +404,7 @@ def promotion_problem(req: "LaunchRequest", *, version: str) -> LaunchRefused | 
         f"{why}.",
         status=409,
         field=action.version_field,
+        kind=RefusalKind.PROMOTION,
         missing={
             "environment": source.slug,
             "version": version,
@@ -414,6 +435,21 @@ def _credentials(req: "LaunchRequest") -> list[dict]:
     return credentials
 
 
+def worker_problem(*, queue: str, environment) -> LaunchRefused | None:
+    """No live worker consumes `queue` (where the runs of `environment` go): a run sent
+    there would only wait, so it is refused (503) rather than queued. Every launch and
+    the deploy queue's advance ask this one question."""
+    if why := no_worker_reason(queue=queue, environment=str(environment)):
+        return LaunchRefused(
+            f"{why} Nothing was launched: it would only wait. Start a worker for that queue "
+            f"(celery -A portal worker -Q {queue}), or tell Ops.",
+            status=503,
+            queue=queue,
+            kind=RefusalKind.NO_WORKER,
+        )
+    return None
+
+
 def plan(req: "LaunchRequest") -> LaunchPlan:
     """Run every check of `req`, in order; see launch.run_plan."""
     _rights(req)
@@ -427,6 +463,8 @@ def plan(req: "LaunchRequest") -> LaunchPlan:
     if not req.check and (problem := promotion_problem(req, version=version)):
         raise problem
     credentials = _credentials(req)
+    if problem := worker_problem(queue=req.environment.queue, environment=req.environment):
+        raise problem
     waits = False if req.check else _deploy_lock(req)
     if not waits and (why := queue_unreachable_reason()):
         raise LaunchRefused(why, status=503)

@@ -12,7 +12,7 @@ from apps.audit.services import audit_record
 from apps.catalog.models import Action
 from apps.catalog.parameters import ParameterError
 from apps.environments.models import Environment
-from apps.runs.constants import RunStatus
+from apps.runs.constants import RefusalKind, RunStatus
 from apps.runs.models import Run
 from apps.runs.provenance import repeated_source, source_details, source_run_fields
 from apps.runs.queue import QUEUE_DOWN
@@ -29,13 +29,19 @@ log = logging.getLogger(__name__)
 def _refusal_audit(exc: LaunchRefused | ParameterError, req: LaunchRequest) -> None:
     """Keep a refused launch in the audit log, although nothing else is written."""
     if isinstance(exc, ParameterError):
-        details = {"reason": "Parameters do not fit the form.", "errors": exc.errors}
+        details = {
+            "reason": "Parameters do not fit the form.",
+            "errors": exc.errors,
+            "kind": str(RefusalKind.PARAMETERS),
+        }
     else:
-        details = {"reason": exc.reason}
+        details = {"reason": exc.reason, "kind": str(exc.kind)}
         if exc.holder is not None:
             details["lock_held_by"] = exc.holder.pk
         if exc.missing is not None:
             details["missing"] = exc.missing
+        if exc.queue is not None:
+            details["queue"] = exc.queue
     if req.triggered_by is not None:
         details["on_behalf_of"] = req.user.get_username()
         details["triggered_by"] = req.triggered_by.pk
