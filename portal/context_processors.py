@@ -4,7 +4,8 @@
 # back) and a lock belong to the catalog they are reached from.
 SECTIONS = {"catalog": "catalog", "insights": "insights", "audit": "audit", "runs": "runs"}
 CATALOG_PAGES = {("runs", "form"), ("runs", "promote"), ("runs", "rollback")}
-PAGES = {("insights", "dora"): "dora"}  # the insights page, beside what runs where
+# The insights page, beside what runs where; the workers page, for Ops.
+PAGES = {("insights", "dora"): "dora", ("insights", "workers"): "workers"}
 
 
 def section(request) -> dict:

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.catalog",
     "apps.environments",
+    "apps.workers",
     "apps.runs",
     "apps.incidents",
     "apps.notifications",
@@ -317,6 +318,13 @@ RUN_LOST_AFTER_SECONDS = envint("RUN_LOST_AFTER_SECONDS", "30")
 # A run no worker took within this long ends failed, freeing its lock; its message expires.
 RUN_QUEUED_MAX_SECONDS = envint("RUN_QUEUED_MAX_SECONDS", "3600")
 RUN_REAP_SECONDS = envint("RUN_REAP_SECONDS", "15")
+# Each worker writes its heartbeat row every WORKER_HEARTBEAT_SECONDS; one silent for
+# WORKER_SILENT_AFTER_SECONDS (or stopped) is not live. A launch to an environment whose
+# queue no live worker consumes is refused (503); a run already queued there ends failed
+# once its queue has had no live worker for RUN_NO_WORKER_GRACE_SECONDS (the reaper).
+WORKER_HEARTBEAT_SECONDS = envint("WORKER_HEARTBEAT_SECONDS", "10")
+WORKER_SILENT_AFTER_SECONDS = envint("WORKER_SILENT_AFTER_SECONDS", "30")
+RUN_NO_WORKER_GRACE_SECONDS = envint("RUN_NO_WORKER_GRACE_SECONDS", "60")
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Periodic tasks (`celery beat`, or a worker started with -B).
 CELERY_BEAT_SCHEDULE = {

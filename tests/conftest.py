@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
@@ -76,6 +77,60 @@ def _no_run_left_going(request):
     deadline = time.monotonic() + 30
     while going() and time.monotonic() < deadline:
         time.sleep(0.2)
+
+
+DB_FIXTURES = (
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+)
+SESSION_WORKER = "pytest-session-queue@tests"
+
+
+def worker_row(*queues: str, hostname: str = SESSION_WORKER, seen_ago: float = 0, **fields):
+    """A Worker row as a worker's heartbeat writes it, consuming `queues`, its last
+    heartbeat `seen_ago` seconds ago."""
+    from apps.workers.models import Worker
+
+    seen = timezone.now() - timedelta(seconds=seen_ago)
+    worker, _ = Worker.objects.update_or_create(
+        hostname=hostname,
+        defaults={
+            "queues": list(queues),
+            "concurrency": 2,
+            "pid": os.getpid(),
+            "started_at": seen,
+            "last_seen_at": seen,
+            "stopped_at": None,
+            **fields,
+        },
+    )
+    return worker
+
+
+@pytest.fixture(autouse=True)
+def _session_queue_has_a_worker(request):
+    """Most tests launch runs with no worker process going (they only check a run was
+    created), and a launch to a queue no live worker consumes is refused: so every test
+    that uses the database starts with a Worker row consuming the session's queue
+    (settings.CELERY_TASK_DEFAULT_QUEUE, every test environment's by default), as a
+    worker's heartbeat would write it. `@pytest.mark.no_worker_row` opts out. The real
+    `celery_worker` process writes rows of its own besides."""
+    uses_db = request.node.get_closest_marker("django_db") or any(
+        name in request.fixturenames for name in DB_FIXTURES
+    )
+    if not uses_db or request.node.get_closest_marker("no_worker_row"):
+        yield
+        return
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or (
+        marker is not None and marker.kwargs.get("transaction")
+    )
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    # Seen "an hour from now", so it stays live however long the test takes.
+    worker_row(settings.CELERY_TASK_DEFAULT_QUEUE, seen_ago=-3600)
+    yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,6 +12,8 @@ BASE = Path(__file__).resolve().parent.parent
 os.environ.setdefault("VAR_DIR", str(BASE / "var" / "test"))
 # A queue of this test session's own, so no stale message from an earlier run is taken.
 os.environ.setdefault("CELERY_DEFAULT_QUEUE", f"test-{uuid.uuid4().hex[:12]}")
+# The workers the tests start write their heartbeat rows often (tests/workers).
+os.environ.setdefault("WORKER_HEARTBEAT_SECONDS", "2")
 # Playwright's sync API keeps an event loop running in the test thread.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")

@@ -27,3 +27,8 @@ class TokenScope(models.TextChoices):
 
 # Both scopes: what a token created without saying otherwise (and every older token) has.
 ALL_TOKEN_SCOPES = [TokenScope.READ.value, TokenScope.RUN.value]
+
+
+# The permission ("app.codename") of the workers page and API, which the role backend
+# gives to whom apps.accounts.permissions.can_see_workers allows (templates ask it).
+SEE_WORKERS = "workers.see_workers"

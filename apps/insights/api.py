@@ -1,19 +1,22 @@
 """What runs where, for CI and scripts: GET /api/v1/environments/ and, per service,
-GET /api/v1/services/<slug>/environments/."""
+GET /api/v1/services/<slug>/environments/; the workers and queues: GET /api/v1/workers/."""
 
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
-from apps.accounts.permissions import can_view, environment_filter
+from apps.accounts.permissions import can_see_workers, can_view, environment_filter
 from apps.catalog.selectors import service_list
 from apps.environments.models import Environment
 from apps.environments.selectors import active_locks, freeze_in_force
 from apps.insights.dora_views import insights_api
+from apps.insights.workers import workers_overview
+from apps.insights.workers_views import REFUSED
 from apps.runs.selectors.deployments import matrix, previous_environment
+from apps.workers.selectors import live_queues
 
 
 class RunRefSerializer(serializers.Serializer):
@@ -65,6 +68,10 @@ class EnvironmentSerializer(serializers.Serializer):
     require_verified = serializers.BooleanField()
     auto_promote = serializers.BooleanField()
     confirm_runs = serializers.BooleanField()
+    queue = serializers.CharField(help_text="The Celery queue its runs go to.")
+    worker_live = serializers.BooleanField(
+        help_text="At least one live worker consumes its queue (else a launch there is refused)."
+    )
     locks = LockSerializer(many=True)
     freeze = FreezeSerializer(allow_null=True)
     services = DeploymentSerializer(many=True)
@@ -95,6 +102,7 @@ def environment_list(request):
     environments = list(Environment.objects.filter(environment_filter(user)))
     services = list(service_list(user=user))
     cells = matrix(services=services, environments=environments)
+    queues = live_queues()
     body = []
     for index, env in enumerate(environments):
         body.append(
@@ -106,6 +114,8 @@ def environment_list(request):
                 "require_verified": env.require_verified,
                 "auto_promote": env.auto_promote,
                 "confirm_runs": env.confirm_runs,
+                "queue": env.queue,
+                "worker_live": bool(queues.get(env.queue)),
                 "locks": [
                     lock
                     for lock in active_locks(environment=env).select_related("service")
@@ -143,9 +153,71 @@ def service_environments(request, service_slug: str):
     )
 
 
+class WorkerRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    url = serializers.CharField(source="get_absolute_url")
+    service = serializers.CharField(source="service.slug")
+    environment = serializers.CharField(source="environment.slug")
+    action = serializers.CharField(source="action_slug")
+    started_at = serializers.DateTimeField(allow_null=True)
+
+
+class WorkerSerializer(serializers.Serializer):
+    hostname = serializers.CharField(source="state.worker.hostname")
+    state = serializers.ChoiceField(
+        source="state.state",
+        choices=["live", "silent", "stopped"],
+        help_text="silent: no heartbeat for WORKER_SILENT_AFTER_SECONDS; stopped: shut down.",
+    )
+    queues = serializers.ListField(child=serializers.CharField(), source="state.worker.queues")
+    concurrency = serializers.IntegerField(source="state.worker.concurrency")
+    pid = serializers.IntegerField(source="state.worker.pid", allow_null=True)
+    pushbutton_version = serializers.CharField(source="state.worker.pushbutton_version")
+    ansible_core_version = serializers.CharField(source="state.worker.ansible_core_version")
+    started_at = serializers.DateTimeField(source="state.worker.started_at")
+    last_seen_at = serializers.DateTimeField(
+        source="state.worker.last_seen_at", help_text="Its last heartbeat."
+    )
+    silent_since = serializers.DateTimeField(source="state.silent_since", allow_null=True)
+    stopped_at = serializers.DateTimeField(source="state.worker.stopped_at", allow_null=True)
+    runs = WorkerRunSerializer(many=True, help_text="The runs it has now.")
+
+
+class QueueSerializer(serializers.Serializer):
+    environment = serializers.CharField(source="environment.slug")
+    queue = serializers.CharField()
+    live = serializers.BooleanField(help_text="At least one live worker consumes the queue.")
+    live_workers = serializers.IntegerField()
+    waiting = serializers.IntegerField(
+        help_text="Its runs waiting: queued for a worker, or in the deploy queue."
+    )
+
+
+class WorkersSerializer(serializers.Serializer):
+    workers = WorkerSerializer(many=True)
+    environments = QueueSerializer(many=True)
+
+
+class WorkersErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+@extend_schema(responses={200: WorkersSerializer, 403: WorkersErrorSerializer})
+@api_view(["GET"])
+def worker_list(request):
+    """The workers (live first; silent and stopped ones too) with their queues, versions,
+    last heartbeat and the runs they have now; each environment's queue, whether a live
+    worker consumes it, and how many runs wait there. Ops and auditors only."""
+    if not can_see_workers(request.user):
+        raise PermissionDenied(REFUSED)
+    workers, queues = workers_overview()
+    return Response(WorkersSerializer({"workers": workers, "environments": queues}).data)
+
+
 urlpatterns = [
     path("environments/", environment_list, name="api-environments"),
     path("insights/", insights_api, name="api-insights"),
+    path("workers/", worker_list, name="api-workers"),
     path(
         "services/<slug:service_slug>/environments/",
         service_environments,

@@ -17,6 +17,7 @@ from apps.runs.selectors.deployments import (
     promotion_candidate,
     service_rows,
 )
+from apps.workers.selectors import live_queues
 
 
 def _promotion(service, environment, buttons, current):
@@ -38,6 +39,7 @@ def catalog(request):
     environments = list(Environment.objects.all())
     versions = current_versions()
     followers = {env.pk for env in environments if previous_environment(env) is not None}
+    queues = live_queues()
     services = []
     for service in service_list(user=request.user):
         rows = []
@@ -62,6 +64,7 @@ def catalog(request):
                     "promote": _promotion(service, env, buttons, current),
                     # The promotion rule holds here: Deploy is not the primary button.
                     "guarded": env.require_verified and env.pk in followers,
+                    "no_worker": not queues.get(env.queue),
                 }
             )
         services.append({"service": service, "rows": rows})
@@ -78,4 +81,10 @@ def service_detail(request, service_slug):
     if service is None:
         raise Http404("No such service.")
     rows = service_rows(user=request.user, service=service)
-    return render(request, "catalog/service_detail.html", {"service": service, "rows": rows})
+    queues = live_queues()
+    no_worker = {row["environment"].pk for row in rows if not queues.get(row["environment"].queue)}
+    return render(
+        request,
+        "catalog/service_detail.html",
+        {"service": service, "rows": rows, "no_worker": no_worker},
+    )

@@ -6,6 +6,7 @@ from apps.catalog.selectors import service_list
 from apps.environments.models import Environment
 from apps.environments.selectors import active_locks, freeze_in_force
 from apps.runs.selectors.deployments import matrix
+from apps.workers.selectors import live_queues
 
 
 @login_required
@@ -14,6 +15,7 @@ def what_runs_where(request):
     environments = list(Environment.objects.filter(environment_filter(request.user)))
     services = list(service_list(user=request.user))
     cells = matrix(services=services, environments=environments)
+    queues = live_queues()
     rows = [
         {
             "service": service,
@@ -40,6 +42,7 @@ def what_runs_where(request):
                         or can_view(request.user, service=lock.service, environment=env)
                     ],
                     "freeze": freeze_in_force(env),
+                    "no_worker": not queues.get(env.queue),
                 }
                 for env in environments
             ],

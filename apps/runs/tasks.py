@@ -152,13 +152,20 @@ def _host(hostname: str | None) -> str:
 def runs_reap(self) -> int:
     """Periodic (beat): runs whose heartbeat went silent end as lost, which frees their
     lock; what they left on this host is killed and removed (a run of another host
-    says it could not be stopped from here). Runs no worker took in time end as failed,
-    which frees theirs. Deploy queues whose lock is free move on."""
+    says it could not be stopped from here). Runs no worker took in time, or queued
+    where no live worker has been for RUN_NO_WORKER_GRACE_SECONDS, end as failed, which
+    frees theirs. Deploy queues whose lock is free move on."""
     host = _host(self.request.hostname)
     unstarted = services.runs_fail_unstarted(waited_for=services.run_queued_max_seconds())
     if unstarted:
         log.warning(
             "Ended run(s) %s: no worker took them.", ", ".join(f"#{run.pk}" for run in unstarted)
+        )
+    no_worker = services.runs_fail_no_worker(grace=settings.RUN_NO_WORKER_GRACE_SECONDS)
+    if no_worker:
+        log.warning(
+            "Ended run(s) %s: no live worker consumes their queue.",
+            ", ".join(f"#{run.pk}" for run in no_worker),
         )
     for run in services.runs_follow_ups_missed(waited_for=max(60, settings.RUN_REAP_SECONDS)):
         log.warning("Launching the follow-ups of run %s, which were never launched.", run.pk)

@@ -13,6 +13,7 @@ from apps.runs import services
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from apps.runs.services import launch as launch_module
+from tests.conftest import worker_row
 from tests.factories import ActionFactory, EnvironmentFactory, PlaybookVersionFactory
 from tests.runs.helpers import launch, queue_held
 
@@ -76,6 +77,7 @@ def test_it_enqueues_only_after_commit_on_the_environment_queue(
     production.queue = "production-network"
     production.require_verified = False
     production.save()
+    worker_row("production-network", hostname="inside@production")
 
     with queue_held() as apply_async:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:

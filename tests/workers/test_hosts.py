@@ -14,10 +14,12 @@ import uuid
 import psutil
 import pytest
 from django.conf import settings
+from django.test import override_settings
 
 from apps.accounts.models import Right, Role
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
+from apps.workers.selectors import live_queues
 from tests.clients import api_client, api_launch
 from tests.conftest import wait_for
 from tests.factories import (
@@ -113,6 +115,13 @@ def portal(db, test_playbooks):
     echo = ActionFactory(
         service=sleep.service, playbook_version=test_playbooks["echo"], environments=envs.values()
     )
+    # The tables were emptied since the last test: the hosts' next heartbeats (every
+    # 2 s, WORKER_HEARTBEAT_SECONDS of tests/environment.py) write their rows again.
+    wait_for(
+        lambda: set(QUEUES.values()) <= set(live_queues()),
+        timeout=30,
+        message="the hosts' workers are not live",
+    )
     return type("Portal", (), {"envs": envs, "api": api_client(user), "sleep": sleep, "echo": echo})
 
 
@@ -176,6 +185,22 @@ def test_a_killed_production_host_s_run_is_lost_through_the_other_host(hosts, po
     assert wait_final(test_run, timeout=60).status == RunStatus.SUCCESSFUL
     assert test_run.finished_at > production.finished_at
     assert _shown(portal, test_run)["worker"] == NODES["host-a"]
+
+    # Host B is gone: a production launch is refused at once, naming the queue, rather
+    # than left waiting for nobody (silent after 3 s here: its heartbeat is every 2 s).
+    with override_settings(WORKER_SILENT_AFTER_SECONDS=3):
+        wait_for(lambda: QUEUES["production"] not in live_queues(), timeout=15)
+        refused = api_launch(
+            portal.api, "production", action=portal.echo, service=portal.echo.service
+        )
+    assert refused.status_code == 503, refused.content
+    assert refused.json()["queue"] == QUEUES["production"]
+    assert QUEUES["production"] in refused.json()["detail"]
+    assert (
+        not Run.objects.filter(environment=portal.envs["production"])
+        .exclude(pk=production.pk)
+        .exists()
+    )
 
     # Host B's worker back: what the lost run left there is stopped and removed.
     b.start()

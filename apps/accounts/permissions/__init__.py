@@ -40,6 +40,7 @@ from apps.accounts.permissions.roles import (
     PORTAL_APPS,
     can_manage_tokens_of,
     can_read_audit,
+    can_see_workers,
     role_permissions,
     token_scope_refusal,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "can_override_freeze",
     "can_read_audit",
     "can_run",
+    "can_see_workers",
     "can_unlock",
     "can_view",
     "can_view_run",

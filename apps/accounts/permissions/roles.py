@@ -12,6 +12,7 @@ OPS_CURATED_APPS = ("accounts", "catalog", "environments", "notifications")
 # allauth (authenticator secrets, social tokens) or Django's (sessions).
 PORTAL_APPS = (
     "accounts", "audit", "catalog", "environments", "incidents", "notifications", "runs",
+    "workers",
 )  # fmt: skip
 
 
@@ -20,6 +21,14 @@ def can_read_audit(user) -> bool:
     """May `user` read the audit log (pages, export, API)? Auditors, Ops and superusers."""
     access = _access(user)
     return access.active and (access.superuser or access.role in (Role.AUDITOR, Role.OPS))
+
+
+# --- may U see the workers and their queues? -----------------------------------------
+def can_see_workers(user) -> bool:
+    """May `user` see the workers page and API (host names, queues, versions)? Ops,
+    auditors and superusers, as for the audit log; developers see only, on the
+    environments they may see, whether a live worker takes their runs."""
+    return can_read_audit(user)
 
 
 # --- API tokens --------------------------------------------------------------------

@@ -31,6 +31,8 @@ def refused_answer(exc: LaunchRefused) -> Response:
         body["lock"] = LockHolderSerializer(exc.holder).data
     if exc.missing is not None:
         body["missing"] = exc.missing
+    if exc.queue is not None:
+        body["queue"] = exc.queue
     if exc.field is not None and exc.status in (400, 422):
         body["errors"] = {exc.field: [exc.reason]}
     return Response(body, status=exc.status)

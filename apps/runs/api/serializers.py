@@ -317,3 +317,6 @@ class ErrorSerializer(serializers.Serializer):
     missing = MissingSerializer(
         required=False, help_text="409: the verification the promotion rule needs first."
     )
+    queue = serializers.CharField(
+        required=False, help_text="503: the queue no live worker consumes."
+    )

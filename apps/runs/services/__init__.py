@@ -6,7 +6,7 @@
 - lifecycle:  run_start (the one door in), run_end (the one door out), run_cancel,
               heartbeat, enqueue; what follows a run hangs on apps.runs.signals
 - follow_ups: what the system launches by itself after a run succeeded
-- reaping:    runs whose worker is gone or that no worker took
+- reaping:    runs whose worker is gone, that no worker took, or whose queue has none
 - keys:       re-encrypting the secrets of runs going on
 - visibility: a run looked up for someone (hidden reads as missing)
 - waiting:    the deploy queue: runs waiting for the deploy lock, started in turn
@@ -41,6 +41,7 @@ from apps.runs.services.lifecycle import (
 from apps.runs.services.reaping import (
     run_on_host,
     run_on_this_host,
+    runs_fail_no_worker,
     runs_fail_unstarted,
     runs_mark_lost,
     worker_host,
@@ -76,6 +77,7 @@ __all__ = [
     "run_snapshot",
     "run_start",
     "run_wait_state",
+    "runs_fail_no_worker",
     "runs_fail_unstarted",
     "runs_follow_ups_missed",
     "runs_mark_lost",

@@ -31,6 +31,7 @@ from apps.runs.constants import ACTIVE_STATUSES, VERSION_MAX_CHARS, RunStatus
 from apps.runs.models import Run
 from apps.runs.queue import queue_unreachable_reason
 from apps.runs.selectors import deployments
+from apps.workers.selectors import no_worker_reason
 from portal.crypto import DecryptionError
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class LaunchRefused(Exception):
         holder: "Run | None" = None,
         missing: dict | None = None,
         reauthenticate: bool = False,
+        queue: str | None = None,
     ):
         super().__init__(reason)
         self.reason = reason
@@ -60,6 +62,7 @@ class LaunchRefused(Exception):
         self.holder = holder  # the run holding the deploy lock, for a 409
         self.missing = missing  # what the promotion rule lacks: environment, version, url
         self.reauthenticate = reauthenticate
+        self.queue = queue  # the queue no live worker consumes, for a 503
 
 
 @dataclass
@@ -366,6 +369,20 @@ def _credentials(req: "LaunchRequest") -> list[dict]:
     return credentials
 
 
+def worker_problem(*, queue: str, environment) -> LaunchRefused | None:
+    """No live worker consumes `queue` (where the runs of `environment` go): a run sent
+    there would only wait, so it is refused (503) rather than queued. Every launch and
+    the deploy queue's advance ask this one question."""
+    if why := no_worker_reason(queue=queue, environment=str(environment)):
+        return LaunchRefused(
+            f"{why} Nothing was launched: it would only wait. Start a worker for that queue "
+            f"(celery -A portal worker -Q {queue}), or tell Ops.",
+            status=503,
+            queue=queue,
+        )
+    return None
+
+
 def plan(req: "LaunchRequest") -> LaunchPlan:
     """Run every check of `req`, in order; see launch.run_plan."""
     _rights(req)
@@ -378,6 +395,8 @@ def plan(req: "LaunchRequest") -> LaunchPlan:
     if not req.check and (problem := promotion_problem(req, version=version)):
         raise problem
     credentials = _credentials(req)
+    if problem := worker_problem(queue=req.environment.queue, environment=req.environment):
+        raise problem
     waits = False if req.check else _deploy_lock(req)
     if not waits and (why := queue_unreachable_reason()):
         raise LaunchRefused(why, status=503)

@@ -36,6 +36,8 @@ def _refusal_audit(exc: LaunchRefused | ParameterError, req: LaunchRequest) -> N
             details["lock_held_by"] = exc.holder.pk
         if exc.missing is not None:
             details["missing"] = exc.missing
+        if exc.queue is not None:
+            details["queue"] = exc.queue
     if req.triggered_by is not None:
         details["on_behalf_of"] = req.user.get_username()
         details["triggered_by"] = req.triggered_by.pk

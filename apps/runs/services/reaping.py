@@ -11,6 +11,7 @@ from django.utils import timezone
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from apps.runs.services.lifecycle import run_end
+from apps.workers.selectors import queue_unattended_since
 
 
 def runs_mark_lost(
@@ -83,6 +84,39 @@ def worker_host(worker: str) -> str:
 def run_on_host(run: Run, host: str) -> bool:
     """Whether the run's worker was on `host` (a worker's node name's host part)."""
     return worker_host(run.worker) == host
+
+
+def runs_fail_no_worker(*, grace: float) -> list[Run]:
+    """End as failed the queued runs whose queue has had no live worker for `grace`
+    seconds (RUN_NO_WORKER_GRACE_SECONDS): the last worker consuming it stopped or went
+    silent, so they would wait for nobody; not an hour (RUN_QUEUED_MAX_SECONDS) but a
+    short grace, in which a restarting worker comes back. Counted from the later of the
+    run's queueing and the queue's losing its last live worker. Their lock is freed."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=grace)
+    unattended: dict[str, object] = {}
+    failed = []
+    queued = Run.objects.filter(status=RunStatus.QUEUED).select_related("service", "environment")
+    for run in queued.order_by("id"):
+        if run.queue not in unattended:
+            unattended[run.queue] = queue_unattended_since(run.queue, now=now)
+        since = unattended[run.queue]
+        if since is None or max(since, run.queued_at or run.created_at) > cutoff:
+            continue
+        with transaction.atomic():
+            # Checked again under the row lock: a worker may have just started it.
+            if (
+                not Run.objects.select_for_update()
+                .filter(pk=run.pk, status=RunStatus.QUEUED)
+                .exists()
+            ):
+                continue
+            error = (
+                f"Never started: no live worker consumes queue {run.queue!r}, where the runs "
+                f"of {run.environment} go (none for {int(grace)} s or more)."
+            )
+            failed.append(run_end(run=run, status=RunStatus.FAILED, error=error))
+    return failed
 
 
 def run_on_this_host(run: Run) -> bool:

@@ -13,7 +13,8 @@ looked at again, as of now:
 - a freeze or a lock of the environment keeps it, and all behind it, waiting, with the
   reason shown;
 - its requester's right to run it, its action and the promotion rule are checked again:
-  one that does not hold any more ends it *failed*, never started, with the reason;
+  one that does not hold any more ends it *failed*, never started, with the reason; so
+  does a queue no live worker consumes (it would only wait for nobody);
 - otherwise it is queued for a worker, and holds the lock from then on.
 """
 
@@ -34,7 +35,12 @@ from apps.environments.selectors import launch_block
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from apps.runs.selectors import deployments
-from apps.runs.services.checks import lock_holder, promotion_problem, waiting_line
+from apps.runs.services.checks import (
+    lock_holder,
+    promotion_problem,
+    waiting_line,
+    worker_problem,
+)
 from apps.runs.services.lifecycle import EndNote, run_end, run_enqueue
 from apps.runs.services.request import LaunchRequest
 
@@ -119,7 +125,8 @@ def _superseded_by(run: Run) -> Run | None:
 
 def _rules_broken(run: Run) -> str:
     """What stops the run now, of the rules a launch is checked against (its requester's
-    right, its action, the promotion rule); "" when they all hold."""
+    right, its action, the promotion rule, a live worker for its queue); "" when they
+    all hold."""
     user, why_not = acting_user(run)
     if user is None:
         return why_not
@@ -137,6 +144,8 @@ def _rules_broken(run: Run) -> str:
         via=Via.SYSTEM,
     )
     if problem := promotion_problem(req, version=run.version):
+        return problem.reason
+    if problem := worker_problem(queue=run.queue, environment=run.environment):
         return problem.reason
     return ""
 

@@ -25,6 +25,7 @@ from apps.runs import services
 from apps.runs.models import Run
 from apps.runs.selectors import deployments
 from apps.runs.services import LaunchRefused, LaunchRequest
+from apps.workers.selectors import no_worker_reason
 from portal.crypto import DecryptionError, decrypt_json, encrypt_json
 
 # The portal's own controls on a run form: field names starting with "pushbutton_"
@@ -135,6 +136,8 @@ def form_context(request, *, action, environment) -> dict:
         "offers_queue": action.kind != ActionKind.VERIFY,
         "queue": when_locked(request, environment) == WhenLocked.QUEUE,
         "verify_action": verify,
+        # Said before the press, as the refusal will say it after.
+        "no_worker": no_worker_reason(queue=environment.queue, environment=environment.name),
         "last_dry_run": deployments.last_dry_run(
             service=action.service, environment=environment, action=action
         ),
