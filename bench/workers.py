@@ -79,11 +79,11 @@ def percentile(values: list[float], fraction: float) -> float:
 # --- fixtures, in the backend's own process ---------------------------------------------
 def fixtures(queues: list[str]):
     """Two environments on `queues`, SERVICES services with a `short` and a `sleep`
-    action on both, approved playbooks from a git repository under VAR_DIR, and an Ops
-    user who runs them."""
+    action on both, approved playbooks from a git repository under VAR_DIR, and a user
+    whose team may run them there."""
     from django.conf import settings
 
-    from apps.accounts.models import Role, User
+    from apps.accounts.models import Grant, Right, Role, Team, User
     from apps.audit.constants import Via
     from apps.catalog.constants import ActionKind
     from apps.catalog.models import Action, PlaybookSource, Service
@@ -126,6 +126,10 @@ def fixtures(queues: list[str]):
             },
         )
         envs.append(env)
+    team, _ = Team.objects.get_or_create(slug="bench-workers", defaults={"name": "Bench workers"})
+    team.memberships.get_or_create(user=ops)
+    for env in envs:
+        Grant.objects.get_or_create(team=team, service=None, environment=env, right=Right.RUN)
     actions = []
     for index in range(SERVICES):
         slug = f"bench-workers-{index:02d}"
