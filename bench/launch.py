@@ -89,6 +89,7 @@ def fixtures(count: int):
             "inventory": {"all": {"hosts": {"localhost": {"ansible_connection": "local"}}}},
         },
     )
+    worker_stand_in()
     team, _ = Team.objects.get_or_create(slug="bench-launch", defaults={"name": "Bench launch"})
     Grant.objects.get_or_create(team=team, service=None, environment=environment, right=Right.RUN)
     user, _ = User.objects.get_or_create(
@@ -266,6 +267,28 @@ def launch_body(slug: str, queue: bool) -> dict:
     return body
 
 
+def worker_stand_in() -> None:
+    """No worker takes the runs, but a launch to a queue no live worker consumes is
+    refused (503): a heartbeat row, as a worker writes it, stands for one (written again
+    before each round, so it stays live)."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from apps.workers.services import WorkerFacts, worker_heartbeat
+
+    worker_heartbeat(
+        facts=WorkerFacts(
+            hostname="bench-launch@nowhere",
+            queues=[settings.CELERY_TASK_DEFAULT_QUEUE],
+            concurrency=0,
+            pid=os.getpid(),
+            pushbutton_version="",
+            ansible_core_version="",
+            started_at=timezone.now(),
+        )
+    )
+
+
 def launch_phase(url, keys, slugs, args, environment) -> dict:
     """`args.rounds` rounds of one launch per service (the runs ended between rounds), or
     with `--mode queue` as many launches in one go, every service `args.rounds` times."""
@@ -273,6 +296,7 @@ def launch_phase(url, keys, slugs, args, environment) -> dict:
     rounds, per_round = (1, args.rounds) if queue else (args.rounds, 1)
     total = {"latencies": [], "statuses": Counter(), "created": [], "wall": 0.0}
     for _ in range(rounds):
+        worker_stand_in()
         order = [slug for _ in range(per_round) for slug in random.sample(slugs, len(slugs))]
         pending = iter([("POST", "/api/v1/runs/", launch_body(slug, queue)) for slug in order])
         done = asyncio.run(drive(url, lambda p=pending: next(p, None), keys, args.clients))
@@ -318,6 +342,7 @@ def in_process(key: str, slugs: list[str], args, environment) -> dict:
             HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
         )
 
+    worker_stand_in()
     launch(slugs[0])  # warm: imports, caches
     # Read at once: each request empties the connection's query log.
     with CaptureQueriesContext(connection) as captured:

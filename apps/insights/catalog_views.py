@@ -82,7 +82,7 @@ def service_detail(request, service_slug):
         raise Http404("No such service.")
     rows = service_rows(user=request.user, service=service)
     queues = live_queues()
-    no_worker = {row["environment"].pk for row in rows if not queues.get(row["environment"].queue)}
+    no_worker = {row.environment.pk for row in rows if not queues.get(row.environment.queue)}
     return render(
         request,
         "catalog/service_detail.html",

@@ -7,6 +7,7 @@ from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.accounts.constants import SEE_WORKERS
 from apps.accounts.models import ApiToken, Grant, Membership, Right, Role, Team, User
 from apps.accounts.permissions import PORTAL_APPS, can_manage_tokens_of, role_permissions
 from apps.audit.constants import READ_LOG, Outcome
@@ -304,7 +305,7 @@ def test_ops_and_auditors_never_read_authenticator_secrets(world, role):
 def test_reading_the_audit_log_brings_no_admin_permission(world):
     auditor = UserFactory(username="reader", role=Role.AUDITOR)  # not staff
 
-    assert auditor.get_all_permissions() == {READ_LOG}
+    assert auditor.get_all_permissions() == {READ_LOG, SEE_WORKERS}
     assert not auditor.has_module_perms("audit")
     assert page_client(auditor).get("/admin/audit/auditevent/").status_code == 302
     assert READ_LOG in world.users["auditor"].get_all_permissions()
