@@ -175,7 +175,6 @@ def test_a_killed_production_host_s_run_is_lost_through_the_other_host(hosts, po
     lost_after = time.monotonic() - killed_at
     shown = _shown(portal, production)
     assert shown["status"] == RunStatus.LOST
-    print(f"lost {lost_after:.1f} s after the kill")
     assert lost_after < 15, f"lost only {lost_after:.1f} s after the kill"
     # Seen from host A, which cannot reach host B's processes, and says so.
     assert "no heartbeat" in shown["error"]
