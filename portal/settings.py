@@ -269,7 +269,9 @@ SPECTACULAR_SETTINGS = {
 RUN_TIMEOUT_MAX = envint("RUN_TIMEOUT_MAX", str(4 * 3600))
 RUN_SOFT_TIME_LIMIT_MARGIN = 60
 RUN_HARD_TIME_LIMIT_MARGIN = 120
-BROKER_DIR = VAR_DIR / "broker"
+# The filesystem broker's folder: workers that stand for other hosts (each its own
+# VAR_DIR) share it by this setting, as they would share Redis or RabbitMQ.
+BROKER_DIR = Path(os.getenv("CELERY_BROKER_DIR", VAR_DIR / "broker")).resolve()
 CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("in", "processed", "control"):

@@ -1,6 +1,7 @@
 import contextlib
 import logging
 import os
+import socket
 import time
 import traceback
 from datetime import timedelta
@@ -128,10 +129,11 @@ def _finish(run: Run, **outcome) -> None:
     _with_db_retry(lambda: services.run_end(run=run, **outcome), what=f"Ending run {run.pk}")
 
 
-def runs_clean_up(runs: list[Run]) -> None:
-    """What lost runs left on this host: their processes and private dirs."""
+def runs_clean_up(runs: list[Run], *, host: str) -> None:
+    """What lost runs left on this host, `host`: their processes and private dirs (a
+    run of another host's is left to that host's worker, at its restart)."""
     for run in runs:
-        if not services.run_on_this_host(run):
+        if not services.run_on_host(run, host):
             continue
         if run.marker:
             killed = runner.run_processes_kill(run.marker)
@@ -140,12 +142,20 @@ def runs_clean_up(runs: list[Run]) -> None:
         private_dirs_remove(run.pk)
 
 
-@shared_task(ignore_result=True)
-def runs_reap() -> int:
+def _host(hostname: str | None) -> str:
+    """This worker's host: its node name's (name@host; the machine's name by default,
+    another when several workers stand for several hosts), else the machine's name."""
+    return services.worker_host(hostname or "") or socket.gethostname()
+
+
+@shared_task(bind=True, ignore_result=True)
+def runs_reap(self) -> int:
     """Periodic (beat): runs whose heartbeat went silent end as lost, which frees their
-    lock; what they left on this host is killed and removed. Runs no worker took in
-    time, or queued where no live worker has been for RUN_NO_WORKER_GRACE_SECONDS, end
-    as failed, which frees theirs. Deploy queues whose lock is free move on."""
+    lock; what they left on this host is killed and removed (a run of another host
+    says it could not be stopped from here). Runs no worker took in time, or queued
+    where no live worker has been for RUN_NO_WORKER_GRACE_SECONDS, end as failed, which
+    frees theirs. Deploy queues whose lock is free move on."""
+    host = _host(self.request.hostname)
     unstarted = services.runs_fail_unstarted(waited_for=services.run_queued_max_seconds())
     if unstarted:
         log.warning(
@@ -160,10 +170,10 @@ def runs_reap() -> int:
     for run in services.runs_follow_ups_missed(waited_for=max(60, settings.RUN_REAP_SECONDS)):
         log.warning("Launching the follow-ups of run %s, which were never launched.", run.pk)
         services.run_follow_up(run=run)
-    lost = services.runs_mark_lost(silent_for=settings.RUN_LOST_AFTER_SECONDS)
+    lost = services.runs_mark_lost(silent_for=settings.RUN_LOST_AFTER_SECONDS, host=host)
     if lost:
         log.warning("Marked run(s) %s as lost.", ", ".join(f"#{run.pk}" for run in lost))
-    runs_clean_up(lost)
+    runs_clean_up(lost, host=host)
     # Deploy queues whose lock freed without a word (a process died before it could say).
     for run in services.queues_advance():
         log.info("Run %s left the deploy queue: its turn came.", run.pk)
@@ -184,4 +194,4 @@ def _mark_lost_runs(sender, **kwargs):
             status=RunStatus.LOST,
             finished_at__gte=timezone.now() - timedelta(days=1),
         ).exclude(pk__in=[run.pk for run in lost])
-        runs_clean_up(lost)
+        runs_clean_up(lost, host=_host(hostname))

@@ -142,11 +142,13 @@ def ssh_credentials(ssh_target, environment, ops, *, token: str, become: str) ->
 
 
 # --- workers of a test's own (tests/conftest.celery_worker is the session's) ---------
-def start_worker(log: Path, *, name: str, queue: str, beat: bool = False, **env):
+def start_worker(
+    log: Path, *, name: str, queue: str, beat: bool = False, concurrency: int = 1, **env
+):
     """A real `celery worker` (its own process group) on the test database, once ready."""
     command = [
         str(Path(sys.executable).parent / "celery"), "-A", "portal", "worker",
-        "-Q", queue, "--concurrency", "1", "-n", name, "--loglevel", "INFO",
+        "-Q", queue, "--concurrency", str(concurrency), "-n", name, "--loglevel", "INFO",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
     if beat:

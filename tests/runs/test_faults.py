@@ -142,6 +142,17 @@ def test_a_worker_restarted_after_a_kill_marks_its_runs_lost_at_once(victim, dev
 
 
 # --- the broker down at launch -----------------------------------------------------------
+def broker_gone_url() -> str:
+    """The broker of CELERY_BROKER_URL (Redis, RabbitMQ) on a loopback port nothing
+    listens on. The embedded filesystem broker cannot be down: a Redis that is not
+    there stands in for it."""
+    scheme = settings.CELERY_BROKER_URL.partition("://")[0]
+    port = free_port()
+    if scheme.startswith(("amqp", "pyamqp")):
+        return f"{scheme}://guest:guest@127.0.0.1:{port}//"
+    return f"{scheme if scheme.startswith('redis') else 'redis'}://127.0.0.1:{port}/0"
+
+
 @pytest.fixture
 def broker_down():
     """The portal's Celery app pointed at a loopback port nothing listens on."""
@@ -152,7 +163,7 @@ def broker_down():
 
     # What the portal sends through (CELERY_BROKER_URL, when set, wins over broker_url).
     saved = celery_app.conf.get("broker_write_url")
-    celery_app.conf.broker_write_url = f"redis://127.0.0.1:{free_port()}/0"
+    celery_app.conf.broker_write_url = broker_gone_url()
     reset_pools()
     yield
     celery_app.conf.broker_write_url = saved

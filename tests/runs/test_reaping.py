@@ -82,3 +82,18 @@ def test_a_late_queue_message_expires_with_the_same_bound(db, settings):
     with queue_held() as apply_async:
         services.run_enqueue(run=run)
     assert apply_async.call_args.kwargs["expires"] == 600
+
+
+def test_a_reaper_says_when_a_lost_run_went_on_on_another_host(db):
+    long_ago = timezone.now() - timedelta(hours=1)
+    there = RunFactory(status=RunStatus.RUNNING, started_at=long_ago, worker="prod@host-b")
+    here = RunFactory(status=RunStatus.RUNNING, started_at=long_ago, worker="test@host-a")
+
+    lost = services.runs_mark_lost(silent_for=30, host="host-a")
+
+    assert {run.pk for run in lost} == {there.pk, here.pk}
+    there.refresh_from_db()
+    here.refresh_from_db()
+    assert "Its processes on host-b could not be stopped from host-a" in there.error
+    assert "prod@host-b" in there.error
+    assert "could not be stopped" not in here.error  # this reaper stops them itself

@@ -128,6 +128,10 @@ class RunSerializer(serializers.Serializer):
         help_text="It asked for its verification, which has not ended (or not begun) yet."
     )
     queued_at = serializers.DateTimeField(allow_null=True)
+    worker = serializers.CharField(
+        help_text="The Celery worker that took it, as name@host (its node name); empty "
+        "until one did."
+    )
     waiting = serializers.SerializerMethodField(
         help_text="While it waits in the deploy queue: its place in line and what it waits for."
     )

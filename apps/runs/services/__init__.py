@@ -39,10 +39,12 @@ from apps.runs.services.lifecycle import (
     run_start,
 )
 from apps.runs.services.reaping import (
+    run_on_host,
     run_on_this_host,
     runs_fail_no_worker,
     runs_fail_unstarted,
     runs_mark_lost,
+    worker_host,
 )
 from apps.runs.services.visibility import run_for
 from apps.runs.services.waiting import WaitState, queue_advance, queues_advance, run_wait_state
@@ -65,6 +67,7 @@ __all__ = [
     "run_for",
     "run_heartbeat",
     "run_launch",
+    "run_on_host",
     "run_on_this_host",
     "run_plan",
     "run_queued_max_seconds",
@@ -79,4 +82,5 @@ __all__ = [
     "runs_follow_ups_missed",
     "runs_mark_lost",
     "runs_rotate_key",
+    "worker_host",
 ]

@@ -14,11 +14,14 @@ from apps.runs.services.lifecycle import run_end
 from apps.workers.selectors import queue_unattended_since
 
 
-def runs_mark_lost(*, worker: str | None = None, silent_for: float | None = None) -> list[Run]:
+def runs_mark_lost(
+    *, worker: str | None = None, silent_for: float | None = None, host: str | None = None
+) -> list[Run]:
     """End as lost the running runs of `worker` (at its restart: it cannot still have
     them), or those whose heartbeat has been silent for `silent_for` seconds (their
-    worker died). Returns them, so the caller can clean up what is left on its host.
-    Their lock is freed with them."""
+    worker died). Returns them, so the caller can clean up what is left on its host,
+    `host` (the caller's): a run that went on elsewhere says that its processes there
+    could not be stopped from here. Their lock is freed with them."""
     if worker is None and silent_for is None:
         raise ValueError("Say whose runs are lost: a worker, or a silence.")
     runs = Run.objects.filter(status=RunStatus.RUNNING)
@@ -39,7 +42,10 @@ def runs_mark_lost(*, worker: str | None = None, silent_for: float | None = None
                 still = still.filter(silent)
             if not still.exists():
                 continue
-            lost.append(run_end(run=run, status=RunStatus.LOST, error=f"Lost: {why}"))
+            error = f"Lost: {why}"
+            if host is not None and not run_on_host(run, host):
+                error += " " + _left_elsewhere(run, host)
+            lost.append(run_end(run=run, status=RunStatus.LOST, error=error))
     return lost
 
 
@@ -67,6 +73,17 @@ def runs_fail_unstarted(*, waited_for: float) -> list[Run]:
             )
             failed.append(run_end(run=run, status=RunStatus.FAILED, error=error))
     return failed
+
+
+def worker_host(worker: str) -> str:
+    """The host of a Celery worker's node name (name@host; `%h` by default, the
+    machine's name), or "" for none."""
+    return worker.rpartition("@")[2]
+
+
+def run_on_host(run: Run, host: str) -> bool:
+    """Whether the run's worker was on `host` (a worker's node name's host part)."""
+    return worker_host(run.worker) == host
 
 
 def runs_fail_no_worker(*, grace: float) -> list[Run]:
@@ -104,4 +121,15 @@ def runs_fail_no_worker(*, grace: float) -> list[Run]:
 
 def run_on_this_host(run: Run) -> bool:
     """Whether the run's worker was on this machine (worker names are name@host)."""
-    return run.worker.rpartition("@")[2] == socket.gethostname()
+    return run_on_host(run, socket.gethostname())
+
+
+def _left_elsewhere(run: Run, host: str) -> str:
+    """What a reaper on `host` says of a lost run that went on on another host: its
+    processes may still be going there, and only that host can stop them."""
+    where = worker_host(run.worker) or "an unknown host"
+    who = f" ({run.worker})" if run.worker else ""
+    return (
+        f"Its processes on {where} could not be stopped from {host}, where this was seen: "
+        f"they are stopped when its worker{who} starts again there."
+    )
