@@ -30,7 +30,13 @@ from apps.runs.services import LaunchRefused, LaunchRequest, run_launch
 from apps.schedules import timing
 from apps.schedules.constants import NAME_MAX_CHARS, Outcome, Recurrence, WhenBusy
 from apps.schedules.models import Firing, Schedule
-from portal.crypto import DecryptionError, decrypt_json, encrypt_json
+from portal.crypto import (
+    DecryptionError,
+    decrypt_json,
+    encrypt_json,
+    token_is_current,
+    token_rotate,
+)
 
 # Missed firings are counted up to this many (a minutely schedule down for a week).
 MISSED_COUNTED_MAX = 10_000
@@ -289,6 +295,22 @@ def schedule_delete(*, schedule: Schedule, acting_user, via: str, request=None) 
     with transaction.atomic():
         _audit(schedule, "schedule.deleted", actor=acting_user, via=via, request=request)
         schedule.delete()
+
+
+def schedules_rotate_key() -> int:
+    """Re-encrypt the secret parameters of schedules with the current key."""
+    rotated = 0
+    with transaction.atomic():
+        for schedule in Schedule.objects.select_for_update().exclude(secret_parameters=""):
+            if token_is_current(schedule.secret_parameters):
+                continue
+            try:
+                schedule.secret_parameters = token_rotate(schedule.secret_parameters)
+            except DecryptionError as exc:
+                raise DecryptionError(f"Schedule #{schedule.pk}: {exc}") from exc
+            schedule.save(update_fields=["secret_parameters"])
+            rotated += 1
+    return rotated
 
 
 # --- firing --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import zoneinfo
 from collections.abc import Iterator
 
 from croniter import CroniterError, croniter
-from dateutil.rrule import MINUTELY, SECONDLY, rrule, rrulebase, rrulestr
+from dateutil.rrule import SECONDLY, rrule, rrulebase, rrulestr
 
 from apps.schedules.constants import Recurrence
 
@@ -29,6 +29,10 @@ UTC = datetime.UTC
 # such as "0 0 31 2 *" never matches; a bounded RRULE ends).
 HORIZON = datetime.timedelta(days=366 * 5)
 FIELDS = re.compile(r"\s+")
+# The parts of an RRULE that choose days (those that can name days that never come).
+DATE_FILTERS = frozenset(
+    {"BYMONTH", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYDAY", "BYEASTER", "WKST"}
+)
 
 
 class RecurrenceError(ValueError):
@@ -55,6 +59,12 @@ def _cron_check(expression: str) -> str:
         )
     if expression in ("@reboot",) or not croniter.is_valid(expression):
         raise RecurrenceError(f"{expression!r} is not a valid cron expression.")
+    try:
+        croniter(expression, datetime.datetime(2000, 1, 1)).get_next(datetime.datetime)
+    except CroniterError as exc:
+        raise RecurrenceError(
+            f"{expression!r} names no time that exists (e.g. 30 February)."
+        ) from exc
     return expression
 
 
@@ -81,9 +91,44 @@ def _rrule(expression: str, anchor: datetime.datetime) -> rrulebase:
         raise RecurrenceError(
             "Give UNTIL as a local time without Z: the schedule's time zone applies."
         )
-    if rule._freq == SECONDLY or (rule._freq == MINUTELY and rule._interval < 1):
+    if rule._freq == SECONDLY:
         raise RecurrenceError("A schedule fires at most once a minute: FREQ=SECONDLY is refused.")
+    if rule._interval < 1:
+        raise RecurrenceError("INTERVAL must be 1 or more.")
+    parts = _rrule_parts(text)
+    if "BYSETPOS" in parts:
+        raise RecurrenceError("BYSETPOS is not supported here: say the days with BYDAY.")
+    if _never(parts):
+        raise RecurrenceError("This RRULE names no day that exists (e.g. 30 February).")
     return rule
+
+
+def _rrule_parts(text: str) -> dict[str, str]:
+    line = next(
+        (x for x in text.splitlines() if not x.upper().startswith(("DTSTART", "EXDATE"))), ""
+    )
+    if line.upper().startswith("RRULE:"):
+        line = line[len("RRULE:") :]
+    parts = (part.partition("=") for part in line.split(";") if part)
+    return {key.strip().upper(): value for key, _, value in parts}
+
+
+def _never(parts: dict[str, str]) -> bool:
+    """Whether the days the rule's filters allow never come. dateutil would look for
+    them until the year 9999, which takes minutes at a daily or finer frequency; a yearly
+    rule with the same filters says it in about a second."""
+    if not DATE_FILTERS & parts.keys():
+        return False
+    probe = ";".join(["FREQ=YEARLY", *(f"{k}={v}" for k, v in parts.items() if k in DATE_FILTERS)])
+    try:
+        return (
+            rrulestr(probe, dtstart=datetime.datetime(2000, 1, 1)).after(
+                datetime.datetime(2000, 1, 1), inc=True
+            )
+            is None
+        )
+    except (ValueError, TypeError, OverflowError):
+        return False  # the rule itself parsed: its own iteration decides
 
 
 def recurrence_check(*, kind: str, expression: str, zone: str) -> str:

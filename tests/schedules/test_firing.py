@@ -1,18 +1,25 @@
 """Firing schedules through the one launch path, as the person who scheduled them, at a
 fixed time: fired, skipped, missed, refused, each recorded and audited."""
 
+import json
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from cryptography.fernet import Fernet
+from django.core.management import call_command
+from django.test import override_settings
 from django.utils import timezone
 
 from apps.accounts.models import Grant
 from apps.audit.constants import Via
 from apps.audit.models import AuditEvent
+from apps.catalog.parameters import MASK
 from apps.environments.constants import FreezeKind
 from apps.environments.models import FreezeWindow
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
+from apps.runs.services import run_secret_values
 from apps.schedules import services
 from apps.schedules.constants import Outcome, WhenBusy
 from apps.schedules.models import Firing
@@ -205,3 +212,23 @@ def test_a_change_makes_it_run_as_whoever_changed_it(dev, action, local_env):
     services.schedule_delete(schedule=schedule, acting_user=colleague, via=Via.WEB)
     assert AuditEvent.objects.filter(verb="schedule.deleted").exists()
     assert Run.objects.get() == firing.run  # its runs stay
+
+
+def test_secret_parameters_are_stored_encrypted_rotated_and_given_to_the_run(dev, local_env):
+    action = ActionFactory(environments=[local_env], form=[{"name": "pw", "type": "secret"}])
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    with override_settings(FIELD_ENCRYPTION_KEY=old):
+        schedule = schedule_make(dev, action, local_env, parameters={"pw": "s3cret-value"})
+    assert schedule.parameters == {"pw": MASK}
+    assert "s3cret-value" not in schedule.secret_parameters
+    assert "s3cret-value" not in json.dumps(list(AuditEvent.objects.values("details")))
+
+    out = StringIO()
+    with override_settings(FIELD_ENCRYPTION_KEY=f"{new},{old}"):
+        call_command("rotate_encryption_key", stdout=out)
+    assert "and 1 schedule(s)" in out.getvalue()
+
+    with override_settings(FIELD_ENCRYPTION_KEY=new):  # the old key is gone
+        [firing] = fire_when_due(schedule)
+        assert firing.outcome == Outcome.FIRED
+        assert run_secret_values(run=firing.run) == {"pw": "s3cret-value"}

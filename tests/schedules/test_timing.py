@@ -120,6 +120,10 @@ def test_an_rrule_without_dtstart_counts_from_its_anchor_day():
         ("cron", "0 3 * * *", "Mars/Olympus", "not a time zone"),
         ("cron", "0 3 * * *", "", "not a time zone"),
         ("hourly", "0 3 * * *", "UTC", "Unknown kind"),
+        ("cron", "0 0 31 2 *", "UTC", "names no time that exists"),
+        ("rrule", "FREQ=DAILY;INTERVAL=0", "UTC", "INTERVAL must be 1 or more"),
+        ("rrule", "FREQ=MINUTELY;BYMONTH=2;BYMONTHDAY=30", "UTC", "names no day that exists"),
+        ("rrule", "FREQ=DAILY;BYSETPOS=2", "UTC", "BYSETPOS is not supported"),
     ],
 )
 def test_bad_recurrences_say_why(kind, expression, zone, message):
@@ -127,8 +131,7 @@ def test_bad_recurrences_say_why(kind, expression, zone, message):
         recurrence_check(kind=kind, expression=expression, zone=zone)
 
 
-def test_a_cron_expression_that_never_matches_has_no_next_firing():
-    assert (
-        firing_next(kind="cron", expression="0 0 31 2 *", zone="UTC", after=_utc(2026, 1, 1))
-        is None
-    )
+def test_an_rrule_that_ended_has_no_next_firing():
+    rule = "DTSTART:20260101T080000\nRRULE:FREQ=DAILY;UNTIL=20260103T080000"
+    after = _utc(2026, 1, 3, 12)
+    assert firing_next(kind="rrule", expression=rule, zone="UTC", after=after) is None
