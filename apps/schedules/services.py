@@ -28,7 +28,13 @@ from apps.environments.models import Environment
 from apps.runs.constants import ACTIVE_STATUSES, RunStatus
 from apps.runs.services import LaunchRefused, LaunchRequest, run_launch
 from apps.schedules import timing
-from apps.schedules.constants import NAME_MAX_CHARS, Outcome, Recurrence, WhenBusy
+from apps.schedules.constants import (
+    EXPRESSION_MAX_CHARS,
+    NAME_MAX_CHARS,
+    Outcome,
+    Recurrence,
+    WhenBusy,
+)
 from apps.schedules.models import Firing, Schedule
 from portal.crypto import (
     DecryptionError,
@@ -121,6 +127,9 @@ def _recurrence_errors(data: ScheduleInput) -> tuple[dict[str, list[str]], str]:
         errors["time_zone"] = [str(exc)]
     if data.kind not in Recurrence.values:
         errors["kind"] = ["Choose cron or rrule."]
+        return errors, expression
+    if len(expression) > EXPRESSION_MAX_CHARS:
+        errors["expression"] = [f"At most {EXPRESSION_MAX_CHARS} characters."]
         return errors, expression
     try:
         expression = timing.recurrence_check(kind=data.kind, expression=expression, zone="UTC")
