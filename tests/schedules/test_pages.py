@@ -49,6 +49,8 @@ def _post(client, action, environment, **fields):
 
 def test_a_developer_with_a_run_grant_schedules_an_action(dev, action, local_env):
     client = page_client(dev)
+    run_form = client.get(f"/services/{action.service.slug}/{action.slug}/{local_env.slug}/")
+    assert f'href="{_create_url(action, local_env)}">Schedule it</a>' in run_form.text
     choice = client.get("/schedules/new/")
     assert f"{action.service.name}: Smoke test on Local" in choice.content.decode()
     picked = client.get("/schedules/new/", {"target": f"{action.pk}:{local_env.pk}"})
