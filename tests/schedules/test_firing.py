@@ -65,6 +65,8 @@ def test_a_firing_launches_a_run_as_the_person_who_scheduled_it(dev, action, loc
     page = page_client(dev).get(run.get_absolute_url()).content.decode()
     assert "Scheduled by" in page and schedule.get_absolute_url() in page
     assert schedule.name in page
+    listed = page_client(dev).get("/runs/").text
+    assert f'href="{schedule.get_absolute_url()}" title="Launched by the schedule' in listed
 
 
 def test_a_firing_after_the_grant_was_withdrawn_is_refused_and_the_page_says_why(
