@@ -7,6 +7,7 @@ from django.utils import timezone
 from apps.accounts.constants import Role
 from apps.accounts.permissions import can_view, run_filter
 from apps.schedules import timing
+from apps.schedules.constants import Outcome
 from apps.schedules.models import Firing, Schedule
 
 NEXT_SHOWN = 5
@@ -69,4 +70,4 @@ def schedule_recent_firings(schedule: Schedule, *, count: int = RECENT_SHOWN):
 def schedule_last_refusal(schedule: Schedule) -> Firing | None:
     """Its last firing, when it was refused: why it did not run (shown at the top)."""
     last = Firing.objects.filter(schedule=schedule).first()
-    return last if last is not None and last.outcome == "refused" else None
+    return last if last is not None and last.outcome == Outcome.REFUSED else None

@@ -4,6 +4,7 @@ Each change and each firing is audited in the transaction that makes it."""
 
 import datetime
 import itertools
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,8 @@ from portal.crypto import (
     token_is_current,
     token_rotate,
 )
+
+log = logging.getLogger(__name__)
 
 # Missed firings are counted up to this many (a minutely schedule down for a week).
 MISSED_COUNTED_MAX = 10_000
@@ -343,7 +346,26 @@ def schedules_fire_due(*, now: datetime.datetime | None = None) -> list[Firing]:
             )
             if schedule is None:
                 return done
-            done += _fire(schedule, now=now)
+            try:
+                with transaction.atomic():
+                    done += _fire(schedule, now=now)
+            except Exception as exc:
+                # One broken schedule must not stop the others (nor be picked again and
+                # again in this pass): its firing is refused with the error, and it moves on.
+                log.exception("Schedule %s could not be fired.", schedule.pk)
+                done.append(_broken(schedule, now=now, exc=exc))
+
+
+def _broken(schedule: Schedule, *, now, exc: Exception) -> Firing:
+    due = schedule.next_due_at
+    try:
+        schedule.next_due_at = schedule_next_due(schedule, after=now)
+    except Exception:
+        log.exception("Schedule %s has no next firing it can compute.", schedule.pk)
+        schedule.next_due_at = None
+    schedule.save(update_fields=["next_due_at"])
+    reason = f"It could not be fired ({type(exc).__name__}: {exc}); the portal's log has more."
+    return _record(schedule, due=due, now=now, outcome=Outcome.REFUSED, reason=reason)
 
 
 def _dues(schedule: Schedule, *, now: datetime.datetime) -> list[datetime.datetime]:

@@ -22,7 +22,7 @@ from apps.runs.models import Run
 from apps.runs.services import run_secret_values
 from apps.schedules import services
 from apps.schedules.constants import Outcome, WhenBusy
-from apps.schedules.models import Firing
+from apps.schedules.models import Firing, Schedule
 from tests.clients import page_client
 from tests.factories import ActionFactory, UserFactory
 from tests.schedules.helpers import fire_when_due, schedule_make
@@ -234,3 +234,23 @@ def test_secret_parameters_are_stored_encrypted_rotated_and_given_to_the_run(dev
         [firing] = fire_when_due(schedule)
         assert firing.outcome == Outcome.FIRED
         assert run_secret_values(run=firing.run) == {"pw": "s3cret-value"}
+
+
+def test_a_schedule_that_cannot_be_fired_is_refused_and_the_others_still_fire(
+    dev, action, local_env
+):
+    broken = schedule_make(dev, action, local_env, name="Broken")
+    other = schedule_make(dev, ActionFactory(environments=[local_env]), local_env, name="Other")
+    # What only a changed world can do: its time zone left the system's database.
+    Schedule.objects.filter(pk=broken.pk).update(time_zone="Gone/Away")
+
+    firings = fire_when_due(other)
+
+    assert {(f.schedule.name, f.outcome) for f in firings} == {
+        ("Broken", Outcome.REFUSED),
+        ("Other", Outcome.FIRED),
+    }
+    refused = next(f for f in firings if f.schedule.name == "Broken")
+    assert "It could not be fired (RecurrenceError" in refused.reason
+    broken.refresh_from_db()
+    assert broken.next_due_at is None
