@@ -2,7 +2,7 @@
 fixed time: fired, skipped, missed, refused, each recorded and audited."""
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -254,3 +254,33 @@ def test_a_schedule_that_cannot_be_fired_is_refused_and_the_others_still_fire(
     assert "It could not be fired (RecurrenceError" in refused.reason
     broken.refresh_from_db()
     assert broken.next_due_at is None
+
+
+@pytest.mark.parametrize(
+    ("first_due", "expected"),
+    [
+        # 2027: clocks go forward on 28 March (02:30 does not exist: fired at 03:00)...
+        (
+            datetime(2027, 3, 27, 1, 30, tzinfo=UTC),
+            [(3, 27, 1, 30), (3, 28, 1, 0), (3, 29, 0, 30), (3, 30, 0, 30)],
+        ),
+        # ... and back on 31 October (02:30 happens twice: fired at the first only).
+        (
+            datetime(2027, 10, 30, 0, 30, tzinfo=UTC),
+            [(10, 30, 0, 30), (10, 31, 0, 30), (11, 1, 1, 30), (11, 2, 1, 30)],
+        ),
+    ],
+    ids=["spring-forward", "fall-back"],
+)
+def test_a_daily_0230_schedule_fires_once_a_day_across_a_dst_change(
+    dev, action, local_env, first_due, expected
+):
+    schedule = schedule_make(dev, action, local_env, expression="30 2 * * *")
+    Schedule.objects.filter(pk=schedule.pk).update(next_due_at=first_due)
+
+    for _ in expected:
+        fire_when_due(schedule)
+
+    dues = list(Firing.objects.order_by("due_at").values_list("due_at", flat=True))
+    assert dues == [datetime(2027, *at, tzinfo=UTC) for at in expected]
+    assert Firing.objects.exclude(outcome=Outcome.MISSED).count() == len(expected)
