@@ -68,5 +68,6 @@ urlpatterns = [
     path("", include("apps.environments.api")),
     path("", include("apps.insights.api")),
     path("", include("apps.incidents.urls_api")),
+    path("", include("apps.schedules.api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]

@@ -2,7 +2,13 @@
 
 # A page's section by its URL namespace; a launch page (a service's form, Promote, Roll
 # back) and a lock belong to the catalog they are reached from.
-SECTIONS = {"catalog": "catalog", "insights": "insights", "audit": "audit", "runs": "runs"}
+SECTIONS = {
+    "catalog": "catalog",
+    "insights": "insights",
+    "audit": "audit",
+    "runs": "runs",
+    "schedules": "schedules",
+}
 CATALOG_PAGES = {("runs", "form"), ("runs", "promote"), ("runs", "rollback")}
 # The insights page, beside what runs where; the workers page, for Ops.
 PAGES = {("insights", "dora"): "dora", ("insights", "workers"): "workers"}

@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("apps.environments.urls")),
     path("", include("apps.notifications.urls")),
     path("", include("apps.incidents.urls")),
+    path("", include("apps.schedules.urls")),
 ]
 
 # A refused page says why, and the refusal is kept in the audit log.

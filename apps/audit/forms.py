@@ -10,7 +10,7 @@ from apps.audit.constants import Outcome, Via
 KNOWN_VERBS = (
     "run.*", "run.requested", "run.refused", "run.started", "run.finished", "run.canceled",
     "access.refused",
-    "source.*", "playbook_version.*", "action.*", "service.*", "environment.*",
+    "schedule.*", "source.*", "playbook_version.*", "action.*", "service.*", "environment.*",
     "team.*", "membership.*", "grant.*", "token.*", "user.*",
     "auth.*", "auth.login", "auth.logout", "auth.login_failed", "mfa.*",
     "audit.*", "audit.search", "audit.view", "audit.export", "audit.verify",

@@ -7,12 +7,12 @@ from apps.accounts.constants import Role
 from apps.accounts.permissions.access import _access
 
 # What Ops curate in the admin: every model of these apps. Elsewhere they only read.
-OPS_CURATED_APPS = ("accounts", "catalog", "environments", "notifications")
+OPS_CURATED_APPS = ("accounts", "catalog", "environments", "notifications", "schedules")
 # What Ops and auditors may read in the admin: the portal's own apps, never those of
 # allauth (authenticator secrets, social tokens) or Django's (sessions).
 PORTAL_APPS = (
     "accounts", "audit", "catalog", "environments", "incidents", "notifications", "runs",
-    "workers",
+    "schedules", "workers",
 )  # fmt: skip
 
 

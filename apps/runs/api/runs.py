@@ -161,7 +161,7 @@ def _run_list(request) -> Response:
     query.is_valid(raise_exception=True)
     runs = (
         selectors.run_list(user=request.user, filters=query.validated_data)
-        .select_related("promoted_from")
+        .select_related("promoted_from", "firing__schedule")
         .prefetch_related("triggered__environment")
     )
     pages = RunPages()

@@ -3,6 +3,7 @@ and the errors it answers with."""
 
 import re
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from drf_spectacular.utils import extend_schema_field
@@ -87,6 +88,13 @@ class FollowUpSerializer(serializers.Serializer):
     status = serializers.CharField()
 
 
+class ScheduledBySerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="schedule_id")
+    name = serializers.CharField(source="schedule.name")
+    url = serializers.CharField(source="schedule.get_absolute_url")
+    due_at = serializers.DateTimeField()
+
+
 class RunSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="pk")
     url = serializers.CharField(source="get_absolute_url")
@@ -132,6 +140,10 @@ class RunSerializer(serializers.Serializer):
         help_text="The Celery worker that took it, as name@host (its node name); empty "
         "until one did."
     )
+    scheduled_by = serializers.SerializerMethodField(
+        help_text="Set on runs a schedule launched (as the person who scheduled it): which "
+        "schedule, and the time it was due."
+    )
     waiting = serializers.SerializerMethodField(
         help_text="While it waits in the deploy queue: its place in line and what it waits for."
     )
@@ -140,6 +152,15 @@ class RunSerializer(serializers.Serializer):
     def get_follow_ups(self, run) -> list:
         triggered = sorted(run.triggered.all(), key=lambda child: child.pk)
         return FollowUpSerializer(triggered, many=True).data
+
+    @extend_schema_field(ScheduledBySerializer(allow_null=True))
+    def get_scheduled_by(self, run) -> dict | None:
+        # The schedules app's Firing points at the run (a reverse relation, no import).
+        try:
+            firing = run.firing
+        except ObjectDoesNotExist:
+            return None
+        return ScheduledBySerializer(firing).data
 
     @extend_schema_field(WaitSerializer(allow_null=True))
     def get_waiting(self, run) -> dict | None:

@@ -89,7 +89,7 @@ def run_list(request):
         status = 400
     runs = selectors.run_list(
         user=request.user, filters={**filters, "since": since, "until": until}
-    )
+    ).select_related("firing__schedule")  # the runs a schedule launched say so
     page = Paginator(runs, 25).get_page(get.get("page"))
     kept = {k: v for k, v in filters.items() if v}
     if kept.keys() & {"from", "to"}:
