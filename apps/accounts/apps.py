@@ -3,6 +3,9 @@ from django.apps import AppConfig
 
 
 class AccountsConfig(AppConfig):
+    # This module holds two configs (and imports allauth's): Django takes the one marked
+    # default for "apps.accounts", else none of them, and ready() below would never run.
+    default = True
     name = "apps.accounts"
     label = "accounts"
 
@@ -19,4 +22,5 @@ class SignInEmailsConfig(AccountConfig):
     """allauth's account app under a name of its own: it is also called "Accounts", and the
     admin's index showed two sections of that name (its e-mail addresses, and ours)."""
 
+    default = False
     verbose_name = "Sign-in e-mail addresses"
