@@ -73,7 +73,8 @@ def run_plan(req: LaunchRequest) -> LaunchPlan:
     did they confirm their second factor where the environment asks for it); is the
     playbook version approved; do the parameters fit the form; is the environment locked
     or frozen (an emergency override passes a freeze, for who has the right); does the
-    promotion rule hold; the credentials; the deploy lock; the queue.
+    promotion rule hold; the credentials; a live worker consuming the environment's queue;
+    the deploy lock; the broker.
 
     Raises LaunchRefused or ParameterError, each recorded in the audit log."""
     return _planned(replace(req, idempotency_key=""))
