@@ -2,6 +2,7 @@
 
 from django.db.models import Q
 
+from apps.accounts.constants import Role
 from apps.accounts.permissions.access import Access, _access, _in_token_limit
 
 _NONE = Q(pk__in=[])
@@ -43,6 +44,21 @@ def service_filter(user) -> Q:
         return Q()
     q = Q(pk__in=access.owned) if access.owned else _NONE
     pairs = [(sid, eid) for sid, eid in access.view if _in_token_limit(access, eid)]
+    if any(sid is None for sid, _ in pairs):
+        return Q()
+    ids = {sid for sid, _ in pairs}
+    return q | Q(pk__in=ids) if ids else q
+
+
+def mine_filter(user) -> Q:
+    """The services that are `user`'s own, as a filter on Service: those their teams own
+    and those they may run somewhere (a run grant of one of their teams, through the
+    token's limits). Seeing everything (Ops, auditors) makes nothing one's own."""
+    access = _access(user)
+    if not access.active or access.role == Role.AUDITOR:
+        return _NONE
+    q = Q(pk__in=access.owned) if access.owned else _NONE
+    pairs = [(sid, eid) for sid, eid in access.run if _in_token_limit(access, eid)]
     if any(sid is None for sid, _ in pairs):
         return Q()
     ids = {sid for sid, _ in pairs}
