@@ -14,7 +14,11 @@ so the time is the server's), times each page as two people:
 Pages: the catalog (all, a search, a team, "mine", one environment), what runs where
 (all, a team, "mine") and the runs list (first page, a team, "mine", a search, page 100).
 Prints the median and p95 of `--repeat` requests after a warm one, and the SQL queries
-of a request. Target: **< 200 ms** server time per page.
+of a request, and the median CPU time of this process per request (the server's work in
+Python, and SQLite's; PostgreSQL's own CPU is not in it): on a loaded machine, read it
+rather than the wall time. The catalog shows 25 services a page and what runs where 25
+(the user's own teams first): a page's cost follows the page, not the size of the
+catalog. Target: **< 200 ms** server time per page.
 
     .venv/bin/python bench/catalog.py [--runs 100000] [--only sqlite|postgres] [--repeat 10]
 """
@@ -161,20 +165,23 @@ def _time(client, url: str, repeat: int) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)  # warm, and its queries
+    response = client.get(url)  # warm
     assert response.status_code == 200, (url, response.status_code, response.content[:300])
-    times = []
+    with CaptureQueriesContext(connection) as queries:
+        client.get(url)
+    times, cpu = [], []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         response = client.get(url)
         times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
     times.sort()
     p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
     return {
         "url": url,
         "median": statistics.median(times),
         "p95": p95,
+        "cpu": statistics.median(cpu),
         "queries": len(queries.captured_queries),
         "kb": len(response.content) / 1024,
     }
@@ -222,13 +229,13 @@ def main(args) -> int:
         print(f"\n{r['backend']}: {r['runs']:,} runs (built in {r['built']:.0f} s)")
         table = [
             [row["who"], row["name"], f"{row['median'] * 1000:.0f}", f"{row['p95'] * 1000:.0f}",
-             row["queries"], f"{row['kb']:.0f}",
+             f"{row['cpu'] * 1000:.0f}", row["queries"], f"{row['kb']:.0f}",
              "meets" if row["median"] < TARGET_SECONDS else "MISSES"]
             for row in r["rows"]
         ]  # fmt: skip
         print(
             benchlib.table(
-                ["as", "page", "median ms", "p95 ms", "queries", "KiB", "< 200 ms"], table
+                ["as", "page", "median ms", "p95 ms", "cpu ms", "queries", "KiB", "< 200 ms"], table
             )
         )
     return 0

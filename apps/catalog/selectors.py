@@ -1,5 +1,6 @@
 from dataclasses import dataclass, field
 
+from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q, QuerySet
 
 from apps.accounts.models import Team
@@ -10,6 +11,7 @@ from apps.catalog.models import Action, Service
 
 def service_list(*, user) -> QuerySet[Service]:
     """Services the user may see, with their actions and each action's environments."""
+    environments = Action.environments.field.related_model.objects.defer("inventory")
     return (
         Service.objects.filter(service_filter(user))
         .select_related("team")
@@ -17,7 +19,7 @@ def service_list(*, user) -> QuerySet[Service]:
             Prefetch(
                 "actions",
                 queryset=Action.objects.select_related("playbook_version").prefetch_related(
-                    "environments"
+                    Prefetch("environments", queryset=environments)
                 ),
             )
         )
@@ -25,11 +27,12 @@ def service_list(*, user) -> QuerySet[Service]:
 
 
 def service_search(
-    *, user, text: str = "", team: Team | None = None, mine: bool = False
+    *, user, text: str = "", team: Team | None = None, environment=None, mine: bool = False
 ) -> QuerySet[Service]:
     """The services `user` may see (`service_list`), narrowed to those whose name, slug or
-    description holds `text` (any case), those `team` owns, and the user's own
-    (`mine_filter`: their teams' services and those they may run)."""
+    description holds `text` (any case), those `team` owns, those the user may see on
+    `environment`, and the user's own (`mine_filter`: their teams' services and those
+    they may run)."""
     services = service_list(user=user)
     if text:
         services = services.filter(
@@ -37,6 +40,8 @@ def service_search(
         )
     if team is not None:
         services = services.filter(team=team)
+    if environment is not None:
+        services = services.filter(service_filter(user, environment=environment))
     if mine:
         services = services.filter(mine_filter(user))
     return services
@@ -49,6 +54,17 @@ class TeamGroup:
     team: Team | None
     mine: bool  # one of the user's teams
     services: list = field(default_factory=list)
+
+
+def service_page(*, user, services: QuerySet[Service], number, size: int):
+    """One page of `services` in the order `services_by_team` lists them (the user's own
+    teams first), read whole (actions and their environments) for that page only: the
+    other services cost one light row each. Returns (the page, its TeamGroups)."""
+    light = services.prefetch_related(None).only("pk", "name", "team__name", "team__slug")
+    ordered = [s.pk for g in services_by_team(user=user, services=light) for s in g.services]
+    page = Paginator(ordered, size).get_page(number)
+    full = services.filter(pk__in=list(page.object_list)).in_bulk()
+    return page, services_by_team(user=user, services=[full[pk] for pk in page.object_list])
 
 
 def services_by_team(*, user, services) -> list[TeamGroup]:

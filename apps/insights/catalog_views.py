@@ -4,6 +4,8 @@ They live here, above runs, because they read deployment state (apps.runs.select
 their URLs keep the catalog's names (apps/insights/catalog_urls.py).
 """
 
+from urllib.parse import urlencode
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
@@ -17,13 +19,28 @@ from apps.accounts.permissions import (
 )
 from apps.catalog.constants import ActionKind
 from apps.catalog.forms import ServiceFilterForm
-from apps.catalog.selectors import service_list, service_search, services_by_team
+from apps.catalog.selectors import service_list, service_page, service_search
 from apps.environments.models import Environment
 from apps.runs.selectors.deployments import (
     current_versions,
     promotion_candidates,
     service_rows,
 )
+
+# Services per page: the catalog's cost follows the page, not the size of the catalog.
+CATALOG_PAGE_SIZE = 25
+
+
+def catalog_query(form) -> str:
+    """The filters as a query string, for the pages' links."""
+    data = getattr(form, "cleaned_data", {})
+    kept = {
+        "q": data.get("q") or "",
+        "team": data["team"].slug if data.get("team") else "",
+        "environment": data["environment"].slug if data.get("environment") else "",
+        "mine": "1" if data.get("mine") else "",
+    }
+    return urlencode({k: v for k, v in kept.items() if v})
 
 
 def filter_form(request, *, environments: bool = True) -> ServiceFilterForm:
@@ -99,30 +116,40 @@ def catalog(request):
     first = min((env.order for env in everywhere), default=0)
     followers = {env.pk for env in everywhere if env.order > first}
     environments = [env for env in everywhere if filters["environment"] in (None, env)]
-    services = list(
-        service_search(
-            user=request.user, text=filters["text"], team=filters["team"], mine=filters["mine"]
-        )
+    page, groups = service_page(
+        user=request.user,
+        services=service_search(user=request.user, **filters),
+        number=request.GET.get("page"),
+        size=CATALOG_PAGE_SIZE,
     )
+    services = [service for group in groups for service in group.services]
     versions = current_versions(services=services, environments=environments)
     candidates = promotion_candidates(
         services=services, environments=[env for env in environments if env.require_verified]
     )
-    entries = {}
-    for service in services:
-        rows = _rows(request.user, service, environments, versions, candidates, followers)
-        if rows or filters["environment"] is None:
-            entries[service.pk] = {"service": service, "rows": rows}
     groups = [
-        {"group": group, "entries": [entries[s.pk] for s in group.services if s.pk in entries]}
-        for group in services_by_team(user=request.user, services=services)
+        {
+            "group": group,
+            "entries": [
+                {
+                    "service": service,
+                    "rows": _rows(
+                        request.user, service, environments, versions, candidates, followers
+                    ),
+                }
+                for service in group.services
+            ],
+        }
+        for group in groups
     ]
     return render(
         request,
         "catalog/catalog.html",
         {
-            "groups": [g for g in groups if g["entries"]],
-            "count": len(entries),
+            "groups": groups,
+            "count": page.paginator.count,
+            "page": page,
+            "query": catalog_query(form),
             "form": form,
             "filtered": form.active,
             "environments": environments,

@@ -2,11 +2,14 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
 from apps.accounts.permissions import can_view, environment_filter
-from apps.catalog.selectors import service_search, services_by_team
+from apps.catalog.selectors import service_page, service_search
 from apps.environments.models import Environment
 from apps.environments.selectors import active_locks, freeze_in_force
-from apps.insights.catalog_views import filter_form
+from apps.insights.catalog_views import catalog_query, filter_form
 from apps.runs.selectors.deployments import matrix
+
+# Services per page: the page's cost follows the page, not the size of the catalog.
+MATRIX_PAGE_SIZE = 25
 
 
 @login_required
@@ -21,24 +24,31 @@ def what_runs_where(request):
         for env in Environment.objects.filter(environment_filter(request.user))
         if filters["environment"] in (None, env)
     ]
-    services = list(
-        service_search(
-            user=request.user, text=filters["text"], team=filters["team"], mine=filters["mine"]
-        )
+    page, groups = service_page(
+        user=request.user,
+        services=service_search(user=request.user, **filters),
+        number=request.GET.get("page"),
+        size=MATRIX_PAGE_SIZE,
     )
+    services = [service for group in groups for service in group.services]
     cells = matrix(services=services, environments=environments)
-    rows = {}
-    for service in services:
-        visible = [
-            cell if can_view(request.user, service=service, environment=cell.environment) else None
-            for cell in cells[service.pk]
-        ]
-        # Filtered to an environment, a service the user may not see there is left out.
-        if filters["environment"] is None or any(visible):
-            rows[service.pk] = {"service": service, "cells": visible}
     groups = [
-        {"group": group, "rows": [rows[s.pk] for s in group.services if s.pk in rows]}
-        for group in services_by_team(user=request.user, services=services)
+        {
+            "group": group,
+            "rows": [
+                {
+                    "service": service,
+                    "cells": [
+                        cell
+                        if can_view(request.user, service=service, environment=cell.environment)
+                        else None
+                        for cell in cells[service.pk]
+                    ],
+                }
+                for service in group.services
+            ],
+        }
+        for group in groups
     ]
     return render(
         request,
@@ -57,8 +67,10 @@ def what_runs_where(request):
                 }
                 for env in environments
             ],
-            "groups": [g for g in groups if g["rows"]],
-            "count": len(rows),
+            "groups": groups,
+            "count": page.paginator.count,
+            "page": page,
+            "query": catalog_query(form),
             "form": form,
             "filtered": form.active,
         },

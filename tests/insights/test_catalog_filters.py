@@ -27,7 +27,7 @@ from tests.factories import (
 
 def _services(html: str) -> list[str]:
     """The services a page lists, in order (catalog sections or matrix rows)."""
-    return re.findall(r'data-service="([^"]+)"', html)
+    return re.findall(r'(?:<section class="service" id="service-|data-service=")([^"]+)"', html)
 
 
 def _teams(html: str) -> list[str]:
@@ -78,9 +78,7 @@ def dee_runs_on_test(world):
 
 
 # --- the catalog --------------------------------------------------------------------
-def test_the_catalog_groups_services_by_team_with_the_users_own_team_first(
-    world, dee_runs_on_test
-):
+def test_the_catalog_groups_services_by_team_with_the_users_own_team_first(world, dee_runs_on_test):
     html = dee_runs_on_test.get("/").content.decode()
     assert _teams(html) == ["zeta", "alpha", "beta", ""]
     assert _services(html) == ["mailer", "billing", "search", "checkout", "legacy"]
@@ -143,7 +141,9 @@ def test_the_filters_form_is_a_labelled_get_form(world, dee_runs_on_test):
     form = re.search(r'<form method="get"[^>]*role="search"[^>]*>(.*?)</form>', html, re.S)
     assert form is not None
     for label in ("Search", "Team", "Environment", "Only my services"):
-        assert re.search(rf"<label[^>]*>\s*(<span>)?(<input[^>]*>)?\s*{label}", form.group(1)), label
+        assert re.search(rf"<label[^>]*>\s*(<span>)?(<input[^>]*>)?\s*{label}", form.group(1)), (
+            label
+        )
 
 
 def test_an_outsider_finds_nothing_the_search_would_reveal(world):
@@ -277,3 +277,15 @@ def test_promote_shows_on_the_catalog_for_a_version_verified_before(world):
     )  # fmt: skip
     html = page_client(world.dee).get("/?q=billing").content.decode()
     assert "Promote 3.1.0 from Test" in html
+
+
+def test_a_long_catalog_comes_in_pages_that_keep_the_filters(world, dee_runs_on_test):
+    for i in range(30):
+        ServiceFactory(slug=f"many{i:02}", name=f"many{i:02}", team=world.zeta)
+    first = dee_runs_on_test.get("/?team=zeta").content.decode()
+    # mailer and many00…many29, Zeta's: 31 services, 25 a page, by name.
+    assert _services(first) == sorted(["mailer", *[f"many{i:02}" for i in range(30)]])[:25]
+    assert "Page 1 of 2" in first
+    assert 'href="/?team=zeta&amp;page=2"' in first
+    second = dee_runs_on_test.get("/?team=zeta&page=2").content.decode()
+    assert _services(second) == sorted(["mailer", *[f"many{i:02}" for i in range(30)]])[25:]

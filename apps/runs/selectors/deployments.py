@@ -29,6 +29,8 @@ from apps.runs.models import Run
 # Runs that change the version on an environment: deploys and rollbacks.
 CHANGE_KINDS = (ActionKind.DEPLOY, ActionKind.ROLLBACK)
 HISTORY_LENGTH = 20
+# What the lists of versions never show of a run: read only when asked for.
+_HEAVY = ("form", "inventory", "parameters", "host_summary", "progress", "credentials")
 # Before any run: "no change to another version before this one".
 _DAWN = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -52,6 +54,10 @@ def _latest_per_pair(
     """The id of the first run by `order` matching `condition` on each (service,
     environment): one indexed lookup per pair, in one query over the services (a filter
     over every run matching `condition` would look up each of them instead)."""
+    if services is not None:
+        services = list(services)
+        if not services:
+            return {}
     if environments is None:
         environments = Environment.objects.all()
     env_ids = [env.pk for env in environments]
@@ -78,7 +84,11 @@ def current_versions(*, services=None, environments=None) -> dict[tuple[int, int
     """The run that put the current version on each (service, environment): one row per
     pair, found by the (service, environment, finished_at) index."""
     ids = _latest_per_pair(_changes(), services=services, environments=environments)
-    runs = Run.objects.filter(pk__in=ids.values()).select_related("rollback_of", "promoted_from")
+    runs = (
+        Run.objects.filter(pk__in=ids.values())
+        .select_related("rollback_of", "promoted_from")
+        .defer(*_HEAVY)
+    )
     return {(run.service_id, run.environment_id): run for run in runs}
 
 
@@ -95,8 +105,10 @@ def last_runs(*, services=None, environments=None) -> dict[tuple[int, int], Run]
     ids = _latest_per_pair(
         Q(check_mode=False), services=services, environments=environments, order=("-id",)
     )
-    runs = Run.objects.filter(pk__in=ids.values()).select_related(
-        "service", "environment", "rollback_of", "promoted_from"
+    runs = (
+        Run.objects.filter(pk__in=ids.values())
+        .select_related("service", "environment", "rollback_of", "promoted_from")
+        .defer(*_HEAVY)
     )
     return {(run.service_id, run.environment_id): run for run in runs}
 
@@ -346,6 +358,7 @@ def matrix(*, services, environments) -> dict[int, list[Cell]]:
     current = (
         Run.objects.filter(pk__in=current_ids.values())
         .select_related("rollback_of", "promoted_from")
+        .defer(*_HEAVY)
         .annotate(
             verified_here_id=Subquery(
                 _verified_since(environment=OuterRef("environment")).values("pk")[:1]
