@@ -158,8 +158,6 @@ class Run(models.Model):
             models.Index(
                 fields=["service", "environment", "finished_at"], name="run_service_env_finished"
             ),
-            # The last run on each service and environment (what runs where's "Last:").
-            models.Index(fields=["service", "environment", "id"], name="run_service_env_id"),
         ]
         constraints = [
             # The deploy lock: one queued or running run per service and environment.
