@@ -33,8 +33,9 @@ def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
         )
     if filters.get("team"):
         runs = runs.filter(service__team=filters["team"])
-    if filters.get("mine"):
-        runs = runs.filter(service__in=Service.objects.filter(mine_filter(user)))
+    # An empty filter (the user may run every service somewhere) narrows nothing.
+    if filters.get("mine") and (mine := mine_filter(user)):
+        runs = runs.filter(service__in=Service.objects.filter(mine))
     if filters.get("environment"):
         runs = runs.filter(environment__slug=filters["environment"])
     if filters.get("action"):
