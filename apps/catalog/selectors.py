@@ -1,19 +1,85 @@
-from django.db.models import Prefetch, QuerySet
+from dataclasses import dataclass, field
 
-from apps.accounts.permissions import service_filter
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, Q, QuerySet
+
+from apps.accounts.models import Team
+from apps.accounts.permissions import mine_filter, service_filter
 from apps.catalog.constants import ActionKind
 from apps.catalog.models import Action, Service
 
 
 def service_list(*, user) -> QuerySet[Service]:
     """Services the user may see, with their actions and each action's environments."""
-    return Service.objects.filter(service_filter(user)).prefetch_related(
-        Prefetch(
-            "actions",
-            queryset=Action.objects.select_related("playbook_version").prefetch_related(
-                "environments"
-            ),
+    environments = Action.environments.field.related_model.objects.defer("inventory")
+    return (
+        Service.objects.filter(service_filter(user))
+        .select_related("team")
+        .prefetch_related(
+            Prefetch(
+                "actions",
+                queryset=Action.objects.select_related("playbook_version").prefetch_related(
+                    Prefetch("environments", queryset=environments)
+                ),
+            )
         )
+    )
+
+
+def service_search(
+    *, user, text: str = "", team: Team | None = None, environment=None, mine: bool = False
+) -> QuerySet[Service]:
+    """The services `user` may see (`service_list`), narrowed to those whose name, slug or
+    description holds `text` (any case), those `team` owns, those the user may see on
+    `environment`, and the user's own (`mine_filter`: their teams' services and those
+    they may run)."""
+    services = service_list(user=user)
+    if text:
+        services = services.filter(
+            Q(name__icontains=text) | Q(slug__icontains=text) | Q(description__icontains=text)
+        )
+    if team is not None:
+        services = services.filter(team=team)
+    if environment is not None:
+        services = services.filter(service_filter(user, environment=environment))
+    if mine:
+        services = services.filter(mine_filter(user))
+    return services
+
+
+@dataclass
+class TeamGroup:
+    """The services of one team (None: of no team), as the catalog lists them."""
+
+    team: Team | None
+    mine: bool  # one of the user's teams
+    services: list = field(default_factory=list)
+
+
+def service_page(*, user, services: QuerySet[Service], number, size: int):
+    """One page of `services` in the order `services_by_team` lists them (the user's own
+    teams first), read whole (actions and their environments) for that page only: the
+    other services cost one light row each. Returns (the page, its TeamGroups)."""
+    light = services.prefetch_related(None).only("pk", "name", "team__name", "team__slug")
+    ordered = [s.pk for g in services_by_team(user=user, services=light) for s in g.services]
+    page = Paginator(ordered, size).get_page(number)
+    full = services.filter(pk__in=list(page.object_list)).in_bulk()
+    return page, services_by_team(user=user, services=[full[pk] for pk in page.object_list])
+
+
+def services_by_team(*, user, services) -> list[TeamGroup]:
+    """`services` grouped by the team that owns them: the user's own teams first, then the
+    others, by name; services without a team last. Each group keeps the services' order."""
+    own = set(Team.objects.filter(memberships__user=user).values_list("pk", flat=True))
+    groups: dict[int | None, TeamGroup] = {}
+    for service in services:
+        group = groups.get(service.team_id)
+        if group is None:
+            group = groups[service.team_id] = TeamGroup(service.team, service.team_id in own)
+        group.services.append(service)
+    return sorted(
+        groups.values(),
+        key=lambda g: (g.team is None, not g.mine, g.team.name.lower() if g.team else ""),
     )
 
 

@@ -2,31 +2,55 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
 from apps.accounts.permissions import can_view, environment_filter
-from apps.catalog.selectors import service_list
+from apps.catalog.selectors import service_page, service_search
 from apps.environments.models import Environment
 from apps.environments.selectors import active_locks, freeze_in_force
+from apps.insights.catalog_views import catalog_query, filter_form
 from apps.runs.selectors.deployments import matrix
 from apps.workers.selectors import live_queues
+
+# Services per page: the page's cost follows the page, not the size of the catalog.
+MATRIX_PAGE_SIZE = 25
 
 
 @login_required
 def what_runs_where(request):
-    """Services x environments: the version on each, the last run, who and when, drift."""
-    environments = list(Environment.objects.filter(environment_filter(request.user)))
-    services = list(service_list(user=request.user))
+    """Services x environments: the version on each, the last run, who and when, drift.
+    Grouped by team (the user's own first) and filtered as the catalog is (?q=, ?team=,
+    ?environment= for one column, ?mine=1)."""
+    form = filter_form(request)
+    filters = form.filters()
+    environments = [
+        env
+        for env in Environment.objects.filter(environment_filter(request.user))
+        if filters["environment"] in (None, env)
+    ]
+    page, groups = service_page(
+        user=request.user,
+        services=service_search(user=request.user, **filters),
+        number=request.GET.get("page"),
+        size=MATRIX_PAGE_SIZE,
+    )
+    services = [service for group in groups for service in group.services]
     cells = matrix(services=services, environments=environments)
     queues = live_queues()
-    rows = [
+    groups = [
         {
-            "service": service,
-            "cells": [
-                cell
-                if can_view(request.user, service=service, environment=cell.environment)
-                else None
-                for cell in cells[service.pk]
+            "group": group,
+            "rows": [
+                {
+                    "service": service,
+                    "cells": [
+                        cell
+                        if can_view(request.user, service=service, environment=cell.environment)
+                        else None
+                        for cell in cells[service.pk]
+                    ],
+                }
+                for service in group.services
             ],
         }
-        for service in services
+        for group in groups
     ]
     return render(
         request,
@@ -46,6 +70,12 @@ def what_runs_where(request):
                 }
                 for env in environments
             ],
-            "rows": rows,
+            "groups": groups,
+            "count": page.paginator.count,
+            "page": page,
+            "query": catalog_query(form),
+            "form": form,
+            "filtered": form.active,
         },
+        status=400 if form.errors else 200,
     )

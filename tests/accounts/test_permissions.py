@@ -222,7 +222,11 @@ def test_the_catalog_shows_only_what_the_user_may_see_and_press(world, role):
     html = page_client(world.users[role]).get("/").content.decode()
 
     rows = dict.fromkeys(re.findall(r'<section class="service" id="service-([a-z-]+)">', html))
-    assert list(rows) == [s for s, e in (("billing", billing_envs), ("hello-web", hello_envs)) if e]
+    seen = [s for s, e in (("billing", billing_envs), ("hello-web", hello_envs)) if e]
+    owners = {"billing": world.teams["payments"], "hello-web": world.teams["web"]}
+    mine = {s for s, team in owners.items() if team.members.filter(pk=world.users[role].pk)}
+    # Grouped by team, the user's own teams first (then Payments before Web, by name).
+    assert list(rows) == sorted(seen, key=lambda s: s not in mine)
     hello = html.split('id="service-hello-web"')[1] if hello_envs else ""
     hello = hello.split('<section class="service"')[0]
     assert re.findall(r'<tr data-environment="([a-z]+)">', hello) == list(hello_envs)

@@ -27,7 +27,12 @@ the admin), `lists` (filters for list queries). Import them from here.
 """
 
 from apps.accounts.permissions.access import access_forget, mfa_enabled
-from apps.accounts.permissions.lists import environment_filter, run_filter, service_filter
+from apps.accounts.permissions.lists import (
+    environment_filter,
+    mine_filter,
+    run_filter,
+    service_filter,
+)
 from apps.accounts.permissions.locks import (
     can_lock,
     can_override_freeze,
@@ -79,6 +84,7 @@ __all__ = [
     "mfa_enabled",
     "mfa_recently_confirmed",
     "mfa_setup_reason",
+    "mine_filter",
     "reauthentication_reason",
     "refusal_reason",
     "role_permissions",

@@ -2,6 +2,7 @@
 
 from django.db.models import Q
 
+from apps.accounts.constants import Role
 from apps.accounts.permissions.access import Access, _access, _in_token_limit
 
 _NONE = Q(pk__in=[])
@@ -34,15 +35,37 @@ def run_filter(user) -> Q:
     return _pairs_q(_access(user), service="service_id", environment="environment_id")
 
 
-def service_filter(user) -> Q:
-    """The services `user` may see (on at least one environment), as a filter on Service."""
+def service_filter(user, *, environment=None) -> Q:
+    """The services `user` may see (on at least one environment, or on `environment`),
+    as a filter on Service."""
     access = _access(user)
     if not access.active or (access.environments is not None and not access.environments):
+        return _NONE
+    if environment is not None and not _in_token_limit(access, environment.pk):
         return _NONE
     if access.sees_everything:
         return Q()
     q = Q(pk__in=access.owned) if access.owned else _NONE
-    pairs = [(sid, eid) for sid, eid in access.view if _in_token_limit(access, eid)]
+    pairs = [
+        (sid, eid)
+        for sid, eid in access.view
+        if _in_token_limit(access, eid) and (environment is None or eid == environment.pk)
+    ]
+    if any(sid is None for sid, _ in pairs):
+        return Q()
+    ids = {sid for sid, _ in pairs}
+    return q | Q(pk__in=ids) if ids else q
+
+
+def mine_filter(user) -> Q:
+    """The services that are `user`'s own, as a filter on Service: those their teams own
+    and those they may run somewhere (a run grant of one of their teams, through the
+    token's limits). Seeing everything (Ops, auditors) makes nothing one's own."""
+    access = _access(user)
+    if not access.active or access.role == Role.AUDITOR:
+        return _NONE
+    q = Q(pk__in=access.owned) if access.owned else _NONE
+    pairs = [(sid, eid) for sid, eid in access.run if _in_token_limit(access, eid)]
     if any(sid is None for sid, _ in pairs):
         return Q()
     ids = {sid for sid, _ in pairs}

@@ -2,10 +2,24 @@
 where, what may be promoted or rolled back, and drift. All read from the run history."""
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import (
+    Case,
+    DateTimeField,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 
 from apps.catalog.constants import ActionKind
+from apps.catalog.models import Service
 from apps.catalog.parameters import secret_names
 from apps.catalog.selectors import deploy_action
 from apps.environments.models import Environment
@@ -15,6 +29,10 @@ from apps.runs.models import Run
 # Runs that change the version on an environment: deploys and rollbacks.
 CHANGE_KINDS = (ActionKind.DEPLOY, ActionKind.ROLLBACK)
 HISTORY_LENGTH = 20
+# What the lists of versions never show of a run: read only when asked for.
+_HEAVY = ("form", "inventory", "parameters", "host_summary", "progress", "credentials")
+# Before any run: "no change to another version before this one".
+_DAWN = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _changes() -> Q:
@@ -30,23 +48,47 @@ def _verifications() -> Q:
     )
 
 
-def current_versions(*, services=None) -> dict[tuple[int, int], Run]:
-    """The run that put the current version on each (service, environment): one row per
-    pair, found by the (service, environment, status) index."""
-    latest = (
-        Run.objects.filter(
-            _changes(), service=OuterRef("service"), environment=OuterRef("environment")
-        )
-        .order_by("-finished_at", "-id")
-        .values("pk")[:1]
-    )
-    runs = (
-        Run.objects.filter(_changes())
-        .filter(pk=Subquery(latest))
-        .select_related("rollback_of", "promoted_from")
-    )
+def _latest_per_pair(
+    condition: Q, *, services=None, environments=None, order=("-finished_at", "-id")
+) -> dict[tuple[int, int], int]:
+    """The id of the first run by `order` matching `condition` on each (service,
+    environment): one indexed lookup per pair, in one query over the services (a filter
+    over every run matching `condition` would look up each of them instead)."""
     if services is not None:
-        runs = runs.filter(service__in=services)
+        services = list(services)
+        if not services:
+            return {}
+    if environments is None:
+        environments = Environment.objects.all()
+    env_ids = [env.pk for env in environments]
+    rows = Service.objects.all()
+    if services is not None:
+        rows = rows.filter(pk__in=[getattr(s, "pk", s) for s in services])
+    annotations = {
+        f"env_{eid}": Subquery(
+            Run.objects.filter(condition, service=OuterRef("pk"), environment_id=eid)
+            .order_by(*order)
+            .values("pk")[:1]
+        )
+        for eid in env_ids
+    }
+    found = {}
+    for row in rows.annotate(**annotations).values("pk", *annotations):
+        for eid in env_ids:
+            if (run_id := row[f"env_{eid}"]) is not None:
+                found[(row["pk"], eid)] = run_id
+    return found
+
+
+def current_versions(*, services=None, environments=None) -> dict[tuple[int, int], Run]:
+    """The run that put the current version on each (service, environment): one row per
+    pair, found by the (service, environment, finished_at) index."""
+    ids = _latest_per_pair(_changes(), services=services, environments=environments)
+    runs = (
+        Run.objects.filter(pk__in=ids.values())
+        .select_related("rollback_of", "promoted_from")
+        .defer(*_HEAVY)
+    )
     return {(run.service_id, run.environment_id): run for run in runs}
 
 
@@ -58,22 +100,16 @@ def current_version(*, service, environment) -> Run | None:
     )
 
 
-def last_runs(*, services=None) -> dict[tuple[int, int], Run]:
+def last_runs(*, services=None, environments=None) -> dict[tuple[int, int], Run]:
     """The latest run (not a dry run) of any action on each (service, environment)."""
-    latest = (
-        Run.objects.filter(
-            check_mode=False, service=OuterRef("service"), environment=OuterRef("environment")
-        )
-        .order_by("-id")
-        .values("pk")[:1]
+    ids = _latest_per_pair(
+        Q(check_mode=False), services=services, environments=environments, order=("-id",)
     )
     runs = (
-        Run.objects.filter(check_mode=False)
-        .filter(pk=Subquery(latest))
+        Run.objects.filter(pk__in=ids.values())
         .select_related("service", "environment", "rollback_of", "promoted_from")
+        .defer(*_HEAVY)
     )
-    if services is not None:
-        runs = runs.filter(service__in=services)
     return {(run.service_id, run.environment_id): run for run in runs}
 
 
@@ -278,12 +314,63 @@ class Cell:
     extra: dict = field(default_factory=dict)
 
 
+def _verified_since(*, environment, since=None) -> QuerySet:
+    """Verifications of the outer run's service and version on `environment` (an outer
+    reference), latest first, that started at `since` or later; by default, since that
+    version was first put there (what `verification` accepts)."""
+    if since is None:
+        # Relative to the verification itself: its service, environment and version.
+        since = Subquery(
+            Run.objects.filter(
+                _changes(),
+                service=OuterRef("service"),
+                environment=OuterRef("environment"),
+                version=OuterRef("version"),
+            )
+            .order_by("finished_at")
+            .values("finished_at")[:1]
+        )
+    return Run.objects.filter(
+        _verifications(),
+        service=OuterRef("service"),
+        environment=environment,
+        version=OuterRef("version"),
+        started_at__gte=since,
+    ).order_by("-finished_at", "-id")
+
+
 def matrix(*, services, environments) -> dict[int, list[Cell]]:
-    """Per service id, one Cell per environment, in promotion order."""
+    """Per service id, one Cell per environment, in promotion order. A bounded number of
+    queries whatever the number of services: what runs now and the last run per pair,
+    then, on the runs that put the current versions, whether each was verified here and
+    on the environment before (the questions `verification` answers, as subqueries)."""
     services = list(services)
-    current = current_versions(services=services)
-    last = last_runs(services=services)
+    environments = list(environments)
+    current_ids = _latest_per_pair(_changes(), services=services, environments=environments)
+    last = last_runs(services=services, environments=environments)
     previous = {env.pk: previous_environment(env) for env in environments}
+    # The environment before the outer run's, as a column (NULL for the first one).
+    previous_of = Case(
+        *[When(environment_id=eid, then=Value(env.pk)) for eid, env in previous.items() if env],
+        default=Value(None),
+        output_field=IntegerField(),
+    )
+    current = (
+        Run.objects.filter(pk__in=current_ids.values())
+        .select_related("rollback_of", "promoted_from")
+        .defer(*_HEAVY)
+        .annotate(
+            verified_here_id=Subquery(
+                _verified_since(environment=OuterRef("environment")).values("pk")[:1]
+            ),
+            previous_env=previous_of,
+            verified_before=Exists(_verified_since(environment=OuterRef("previous_env"))),
+        )
+    )
+    current = {(run.service_id, run.environment_id): run for run in current}
+    verified = Run.objects.in_bulk(
+        [run.verified_here_id for run in current.values() if run.verified_here_id]
+    )
     rows: dict[int, list[Cell]] = {}
     for service in services:
         cells = []
@@ -291,20 +378,83 @@ def matrix(*, services, environments) -> dict[int, list[Cell]]:
             run = current.get((service.pk, env.pk))
             cell = Cell(env, run, last.get((service.pk, env.pk)), previous[env.pk])
             if run is not None:
-                verified = verification(service=service, environment=env, version=run.version)
+                here = verified.get(run.verified_here_id)
                 # Only a verification of what runs now: not of an earlier stay of the version.
-                if verified is not None and verified.started_at >= run.finished_at:
-                    cell.verified_here = verified
+                if here is not None and here.started_at >= run.finished_at:
+                    cell.verified_here = here
                 if cell.previous is not None:
-                    cell.drift = (
-                        verification(
-                            service=service, environment=cell.previous, version=run.version
-                        )
-                        is None
-                    )
+                    cell.drift = not run.verified_before
             cells.append(cell)
         rows[service.pk] = cells
     return rows
+
+
+def promotion_candidates(*, services, environments) -> dict[tuple[int, int], Candidate]:
+    """`promotion_candidate` of each service onto each of `environments`, keyed by
+    (service id, environment id), in a bounded number of queries: the current version on
+    each environment before, the start of its stay there (after the last change to
+    another version) and its latest verification since, as subqueries."""
+    sources = {env.pk: previous_environment(env) for env in environments}
+    source_envs = {src.pk: src for src in sources.values() if src is not None}
+    if not source_envs:
+        return {}
+    ids = _latest_per_pair(_changes(), services=services, environments=source_envs.values())
+    same_pair = Run.objects.filter(
+        _changes(), service=OuterRef("service"), environment=OuterRef("environment")
+    )
+    replaced = (
+        same_pair.exclude(version=OuterRef("version"))
+        .filter(finished_at__lte=OuterRef("finished_at"))
+        .order_by("-finished_at", "-id")
+        .values("finished_at")[:1]
+    )
+    began = (
+        same_pair.filter(
+            version=OuterRef("version"),
+            finished_at__gt=Coalesce(
+                OuterRef("replaced_at"), Value(_DAWN), output_field=DateTimeField()
+            ),
+        )
+        .order_by("finished_at")
+        .values("finished_at")[:1]
+    )
+    runs = (
+        Run.objects.filter(pk__in=ids.values())
+        .annotate(replaced_at=Subquery(replaced))
+        .annotate(stay_began=Subquery(began))
+        .annotate(
+            verified_id=Subquery(
+                _verified_since(
+                    environment=OuterRef("environment"), since=OuterRef("stay_began")
+                ).values("pk")[:1]
+            )
+        )
+    )
+    # (service id, source environment id) -> (the version there, its verification's id)
+    verified: dict[tuple[int, int], tuple[str, int | None]] = {}
+    fallbacks: dict[tuple[int, int], Run] = {}
+    for run in runs:
+        key = (run.service_id, run.environment_id)
+        verified[key] = (run.version, run.verified_id)
+        if run.finished_at is None:  # a run written without its end: the history decides
+            found = stay_verification(
+                service=run.service, environment=run.environment, version=run.version
+            )
+            verified[key] = (run.version, None)
+            if found is not None:
+                fallbacks[key] = found
+    found_runs = Run.objects.in_bulk([pk for _, pk in verified.values() if pk is not None])
+    candidates = {}
+    for service in services:
+        for env in environments:
+            source = sources[env.pk]
+            if source is None or (service.pk, source.pk) not in verified:
+                continue
+            version, run_id = verified[(service.pk, source.pk)]
+            by = fallbacks.get((service.pk, source.pk)) or found_runs.get(run_id)
+            if by is not None:
+                candidates[(service.pk, env.pk)] = Candidate(version, source, by)
+    return candidates
 
 
 @dataclass

@@ -1,16 +1,19 @@
 """Runs a user may see: the list with its filters, and one run."""
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from apps.accounts.permissions import run_filter, run_view_refusal
+from apps.accounts.permissions import mine_filter, run_filter, run_view_refusal
+from apps.catalog.models import Service
 from apps.runs.models import Run
 
 
 def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
     """Runs the user may see, newest first, narrowed by service, environment, action (its
     slug), status and user (slugs and a username), the build's commit (a prefix of its SHA), and by
-    creation time: `since` (included) and `until` (excluded), aware datetimes."""
+    creation time: `since` (included) and `until` (excluded), aware datetimes; and as the
+    catalog narrows services: `text` in the service's name or description, its `team` (a
+    Team) and `mine` (the user's own services, `mine_filter`)."""
     runs = (
         Run.objects.select_related(
             "service", "environment", "rollback_of", "promoted_from", "action"
@@ -21,6 +24,18 @@ def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
     filters = filters or {}
     if filters.get("service"):
         runs = runs.filter(service__slug=filters["service"])
+    if filters.get("text"):
+        text = filters["text"]
+        runs = runs.filter(
+            service__in=Service.objects.filter(
+                Q(name__icontains=text) | Q(slug__icontains=text) | Q(description__icontains=text)
+            )
+        )
+    if filters.get("team"):
+        runs = runs.filter(service__team=filters["team"])
+    # An empty filter (the user may run every service somewhere) narrows nothing.
+    if filters.get("mine") and (mine := mine_filter(user)):
+        runs = runs.filter(service__in=Service.objects.filter(mine))
     if filters.get("environment"):
         runs = runs.filter(environment__slug=filters["environment"])
     if filters.get("action"):

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 
 from apps.accounts.permissions import environment_filter, service_filter
 from apps.audit.constants import Via
+from apps.catalog.filters import ServiceFilterForm
 from apps.catalog.models import Action, Service
 from apps.environments.models import Environment
 from apps.runs import selectors, services
@@ -69,7 +70,8 @@ def _actions(user) -> list[tuple[str, str]]:
 
 @login_required
 def run_list(request):
-    """Runs the user may see, filtered by service, environment, action, status, user, commit
+    """Runs the user may see, filtered by service, environment, action, status, user, commit,
+    a search of the service's name and description, its team, "my services" (`mine`)
     and days
     (in the reader's time zone `tz`, which portal.js fills in; UTC without it). `?run=N`
     opens run N, or says here that there is none or why the user may not see it."""
@@ -87,11 +89,30 @@ def run_list(request):
     since, until = _period(filters, zone, errors)
     if errors.keys() & {"from", "to"}:
         status = 400
+    # Search, team and "mine", as the catalog narrows services.
+    services_form = ServiceFilterForm(get, environments=None)
+    if not services_form.is_valid():
+        status = 400
+    narrowed = services_form.filters()
     runs = selectors.run_list(
-        user=request.user, filters={**filters, "since": since, "until": until}
+        user=request.user,
+        filters={
+            **filters,
+            "since": since,
+            "until": until,
+            "text": narrowed["text"],
+            "team": narrowed["team"],
+            "mine": narrowed["mine"],
+        },
     ).select_related("firing__schedule")  # the runs a schedule launched say so
     page = Paginator(runs, 25).get_page(get.get("page"))
     kept = {k: v for k, v in filters.items() if v}
+    if narrowed["text"]:
+        kept["q"] = narrowed["text"]
+    if narrowed["team"]:
+        kept["team"] = narrowed["team"].slug
+    if narrowed["mine"]:
+        kept["mine"] = "1"
     if kept.keys() & {"from", "to"}:
         kept["tz"] = str(zone)
     return render(
@@ -100,6 +121,7 @@ def run_list(request):
         {
             "page": page,
             "filters": filters,
+            "services_form": services_form,
             "wanted": wanted,
             "errors": errors,
             "zone": zone,
