@@ -137,7 +137,12 @@ def catalog(request):
                 {
                     "service": service,
                     "rows": _rows(
-                        request.user, service, environments, versions, candidates, followers,
+                        request.user,
+                        service,
+                        environments,
+                        versions,
+                        candidates,
+                        followers,
                         queues,
                     ),
                 }
