@@ -17,6 +17,20 @@ from apps.runs.events import events_store
 from apps.runs.models import Run, RunEvent
 from tests.runs.helpers import launch
 
+HELD_QUEUE = "held-by-the-test"
+
+
+def queue_idle(*environments) -> None:
+    """What these environments launch stays queued: their queue is one a worker is
+    registered for (its heartbeat row, so a launch is not refused for want of a worker)
+    but no worker process takes messages from."""
+    from tests.conftest import worker_row
+
+    worker_row(HELD_QUEUE, hostname="idle@held-by-the-test")
+    for env in environments:
+        env.queue = HELD_QUEUE
+        env.save()
+
 
 def sign_in(page, base_url, username, password):
     """Through the sign-in page, as a person does; the catalog opens."""

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from apps.runs import services
 from apps.runs.constants import RunStatus
-from tests.browser.helpers import add_log, deploy, sign_in
+from tests.browser.helpers import add_log, deploy, queue_idle, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -18,9 +18,7 @@ FIVE_UTC = datetime.datetime(2026, 11, 27, 5, 0, 0, tzinfo=datetime.UTC)
 
 @pytest.mark.browser_context_args(timezone_id="Asia/Tokyo")
 def test_line_times_are_local_on_the_page_and_in_the_download(page, live_server, demo):
-    for env in demo.envs.values():
-        env.queue = "no-worker-consumes-this"
-        env.save()
+    queue_idle(*demo.envs.values())
     run = deploy(demo, environment="test", version="1.0.0")
     services.run_start(run_id=run.pk, worker="tests", pid=0)
     add_log(run, ["PLAY [Deploy hello-web] ***", "ok: [localhost]"], at=FIVE_UTC)

@@ -15,7 +15,7 @@ from apps.audit.models import AuditEvent
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from tests.browser.a11y import assert_accessible
-from tests.browser.helpers import deploy, finished_run, sign_in
+from tests.browser.helpers import deploy, finished_run, queue_idle, sign_in
 from tests.clients import page_client
 from tests.factories import ActionFactory, RunFactory, ServiceFactory
 
@@ -143,8 +143,7 @@ def test_the_run_box_opens_a_run_or_says_why_not(page, live_server, demo):
 @pytest.mark.browser
 def test_cancel_asks_in_a_dialog_first(page, live_server, demo):
     test = demo.envs["test"]
-    test.queue = "no-worker-consumes-this"  # so it stays queued, whatever workers run
-    test.save()
+    queue_idle(test)  # so it stays queued, whatever workers run
     run = deploy(demo, environment="test", version="1.2.3")
 
     sign_in(page, live_server.url, "dev", "pushbutton-dev")

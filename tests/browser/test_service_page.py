@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from apps.audit.models import AuditEvent
 from apps.runs.models import Run
 from tests.browser.a11y import assert_accessible
-from tests.browser.helpers import sign_in
+from tests.browser.helpers import queue_idle, sign_in
 from tests.insights.helpers import History
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -22,9 +22,7 @@ SERVICE = "/services/hello-web/"
 def shipped(demo):
     """0.9.0 then 1.0.0 went through every environment; production then got 1.0.1 some
     other way, never verified on QA; 1.1.0 is verified on test only."""
-    for env in demo.envs.values():
-        env.queue = "no-worker-consumes-this"  # what these tests launch stays queued
-        env.save()
+    queue_idle(*demo.envs.values())  # what these tests launch stays queued
     history = History(demo)
     for version in ("0.9.0", "1.0.0"):
         for env in ("test", "qa", "production"):

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.a11y import assert_accessible
-from tests.browser.helpers import sign_in
+from tests.browser.helpers import queue_idle, sign_in
 from tests.insights.helpers import History
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -23,9 +23,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 def rolled_back(demo):
     """2.0.0 went through test and QA; 2.1.0 was verified on test, then test was rolled
     back to 2.0.0 ("2.1.0 breaks the header")."""
-    for env in demo.envs.values():
-        env.queue = "no-worker-consumes-this"  # what these tests launch stays queued
-        env.save()
+    queue_idle(*demo.envs.values())  # what these tests launch stays queued
     history = History(demo)
     history.shipped("test", "2.0.0")
     history.shipped("qa", "2.0.0")
