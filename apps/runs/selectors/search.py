@@ -6,6 +6,10 @@ reading the log: on PostgreSQL a trigram index (pg_trgm) on the upper-cased outp
 `icontains` reads; on SQLite a full-text table with the trigram tokenizer (FTS5), kept by
 a trigger as events are inserted (migration runs 0008). Then each such event's lines are
 read as the page shows them, and counted.
+
+The events are read in LIMITed chunks in their order, so the first page of matches costs
+the same whatever the log's size; counting every match (which reads every event that
+holds one) is asked for apart (`count=True`), once the first matches are shown.
 """
 
 import heapq
@@ -19,7 +23,7 @@ from apps.runs.ansi import CONTROL_SYMBOLS, VISIBLE, plain_lines
 from apps.runs.models import Run, RunEvent
 
 SEARCH_HITS = 10_000
-READ_EVENTS = 2000  # events read from the database at a time
+READ_EVENTS = 2000  # events read from the database at a time (one LIMITed query)
 # SQLite's full-text table of the events' output (trigram tokenizer, case-insensitive).
 FTS_TABLE = "runs_runevent_text"
 FTS_TRIGGER = "runs_runevent_text_insert"
@@ -27,7 +31,7 @@ FTS_EVENTS = (
     "SELECT e.counter, e.stdout, e.start_line, e.end_line FROM runs_runevent_text "
     "CROSS JOIN runs_runevent e ON e.id = runs_runevent_text.rowid "
     "WHERE runs_runevent_text MATCH %s AND e.run_id = %s AND e.end_line <= %s "
-    "ORDER BY e.counter"
+    "AND e.counter > %s ORDER BY e.counter LIMIT %s"
 )
 FIELDS = ("counter", "stdout", "start_line", "end_line")
 
@@ -35,7 +39,9 @@ FIELDS = ("counter", "stdout", "start_line", "end_line")
 @dataclass(frozen=True)
 class LogSearch:
     hits: list[tuple[int, int]]  # (line number, matches on it), in order; at most `limit`
-    total: int  # matches in the whole log searched, also beyond `limit`
+    # Matches in the whole log searched, also beyond `limit`; None when not counted (more
+    # lines match than `hits` lists, and the search stopped there).
+    total: int | None
     upto: int  # the last line searched: lines after it came later, the page counts them
 
 
@@ -57,6 +63,19 @@ def _fts_kept() -> bool:
         return cursor.fetchone() is not None
 
 
+def _chunks(events) -> Iterator[tuple]:
+    """The rows of `events` (ordered by counter) in LIMITed queries of READ_EVENTS, each
+    after the last counter read: the database stops at each chunk's end, and a reader
+    that has enough stops asking."""
+    last = -1
+    while True:
+        rows = list(events.filter(counter__gt=last).values_list(*FIELDS)[:READ_EVENTS])
+        yield from rows
+        if len(rows) < READ_EVENTS:
+            return
+        last = rows[-1][0]
+
+
 def _holding(run: Run, query: str, upto: int) -> Iterator[tuple]:
     """The events whose stored output may hold `query` (whatever the case), in order,
     found by the database's index: those holding its longest ASCII part."""
@@ -67,16 +86,21 @@ def _holding(run: Run, query: str, upto: int) -> Iterator[tuple]:
         return
     if part:
         events = events.filter(stdout__icontains=part)
-    yield from events.values_list(*FIELDS).iterator(READ_EVENTS)
+    yield from _chunks(events)
 
 
 def _fts_events(run: Run, phrase: str, upto: int) -> Iterator[tuple]:
     """SQLite: the events the full-text table finds, read from it first (CROSS JOIN keeps
     that order): a rare text costs a few lookups, not a walk over the run's events."""
-    with connection.cursor() as cursor:
-        cursor.execute(FTS_EVENTS, [phrase, run.pk, upto])
-        while rows := cursor.fetchmany(READ_EVENTS):
-            yield from rows
+    last = -1
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(FTS_EVENTS, [phrase, run.pk, upto, last, READ_EVENTS])
+            rows = cursor.fetchall()
+        yield from rows
+        if len(rows) < READ_EVENTS:
+            return
+        last = rows[-1][0]
 
 
 def _candidates(run: Run, query: str, upto: int) -> Iterator[tuple]:
@@ -86,7 +110,7 @@ def _candidates(run: Run, query: str, upto: int) -> Iterator[tuple]:
     control character (␍, �) can only be found in the text shown: every event is read."""
     events = RunEvent.objects.filter(run=run, end_line__lte=upto).order_by("counter")
     if CONTROL_SYMBOLS.intersection(query):
-        yield from events.values_list(*FIELDS).iterator(READ_EVENTS)
+        yield from _chunks(events)
         return
     holding = _holding(run, query, upto)
     split = list(events.filter(terminal_string=True).values_list(*FIELDS))
@@ -97,16 +121,23 @@ def _candidates(run: Run, query: str, upto: int) -> Iterator[tuple]:
             yield event
 
 
-def run_log_search(*, run: Run, query: str, limit: int = SEARCH_HITS) -> LogSearch:
-    """Every match of `query` (case-insensitive, in the text a reader sees: plain_text)
-    in the whole log, not only the lines a page holds."""
+def run_log_search(
+    *, run: Run, query: str, limit: int = SEARCH_HITS, count: bool = True, upto: int | None = None
+) -> LogSearch:
+    """The matches of `query` (case-insensitive, in the text a reader sees: plain_text)
+    in the whole log, not only the lines a page holds: the first `limit` lines with one,
+    and every match counted. With `count=False`, the search stops once a line beyond the
+    first `limit` has a match (total None then): its cost is that of the first page,
+    whatever the log's size. `upto` searches the lines up to it only (those a first page
+    searched, when their count is asked for after it)."""
     needle = query.lower()
     # A needle without control characters never spans two lines: an event's matches
     # are counted in its text at once.
     at_once = needle == needle.translate(VISIBLE)
     # Events are stored with the run's line_count in one transaction: every event
     # ending up to it is there.
-    upto = Run.objects.filter(pk=run.pk).values_list("line_count", flat=True).first() or 0
+    stored = Run.objects.filter(pk=run.pk).values_list("line_count", flat=True).first() or 0
+    upto = stored if upto is None else min(upto, stored)
     hits: list[tuple[int, int]] = []
     total = 0
     for _counter, stdout, start, end in _candidates(run, query, upto):
@@ -116,12 +147,16 @@ def run_log_search(*, run: Run, query: str, limit: int = SEARCH_HITS) -> LogSear
             if needle not in text:
                 continue
             if len(hits) >= limit:
+                if not count:
+                    return LogSearch(hits=hits, total=None, upto=upto)
                 total += text.count(needle)
                 continue
         for offset, line in enumerate(lines):
-            count = line.lower().count(needle)
-            if count:
-                total += count
+            found = line.lower().count(needle)
+            if found:
+                if len(hits) >= limit and not count:
+                    return LogSearch(hits=hits, total=None, upto=upto)
+                total += found
                 if len(hits) < limit:
-                    hits.append((start + offset + 1, count))
+                    hits.append((start + offset + 1, found))
     return LogSearch(hits=hits, total=total, upto=upto)
