@@ -356,6 +356,8 @@ ALERT_ENVIRONMENT_LABEL = os.getenv("ALERT_ENVIRONMENT_LABEL", "environment")
 
 # --- Runs ------------------------------------------------------------------
 SOURCES_DIR = VAR_DIR / "sources"
+# Approved versions' exported trees, by content hash (apps/catalog/trees.py).
+TREES_DIR = VAR_DIR / "trees"
 RUNS_TMP_DIR = Path(os.getenv("RUNS_TMP_DIR", VAR_DIR / "runs-tmp"))
 RUN_EVENT_BATCH_SIZE = envint("RUN_EVENT_BATCH_SIZE", "500")
 RUN_EVENT_FLUSH_SECONDS = float(os.getenv("RUN_EVENT_FLUSH_SECONDS", "0.5"))

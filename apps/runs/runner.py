@@ -33,7 +33,7 @@ import yaml
 from django.conf import settings
 from django.db import connections
 
-from apps.catalog import git
+from apps.catalog import git, trees
 from apps.environments.constants import CredentialKind
 from apps.runs.constants import RunStatus
 from apps.runs.events import EventSink, SecretMasker
@@ -327,19 +327,20 @@ def _prepare(
     run, private: PrivateDir, secret_values: dict, credentials: Sequence[dict] = ()
 ) -> None:
     source = run.playbook_version.source
-    try:
-        commit = git.commit_resolve(source.mirror_path, run.playbook_commit)
-    except git.GitError:
-        git.mirror_update(source.url, source.mirror_path)
-        commit = git.commit_resolve(source.mirror_path, run.playbook_commit)
+
+    def export(dest: Path) -> None:
+        try:
+            commit = git.commit_resolve(source.mirror_path, run.playbook_commit)
+        except git.GitError:
+            git.mirror_update(source.url, source.mirror_path)
+            commit = git.commit_resolve(source.mirror_path, run.playbook_commit)
+        git.tree_export(source.mirror_path, commit, dest)
+
     project = private.path / "project"
     project.mkdir(mode=0o700)
-    git.tree_export(source.mirror_path, commit, project)
-    actual = git.tree_hash(project)
-    if actual != run.content_hash:
-        raise ValueError(
-            f"The playbook content changed: expected SHA-256 {run.content_hash}, found {actual}."
-        )
+    # A copy of the version's tree, exported from the mirror once into the cache and
+    # checked against its content hash at each copy (ValueError when it does not match).
+    trees.tree_copy(run.content_hash, export, project)
     playbook_path_check(project, run.playbook_path)
     # ansible-runner drops its `settings` argument when env/settings is missing (and
     # suppress_env_files keeps it from writing one): they are written here.
