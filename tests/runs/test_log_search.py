@@ -45,8 +45,10 @@ def _every_line(run, query: str) -> list[tuple[int, int]]:
 
 
 def test_search_finds_what_reading_every_line_finds(run, monkeypatch):
-    # Events are read in LIMITed chunks: small ones here, so that many are read.
+    # Events are read in chunks and windows: small ones here, so that many are read.
     monkeypatch.setattr(search, "READ_EVENTS", 7)
+    monkeypatch.setattr(search, "WALK_WINDOW", 5)
+    monkeypatch.setattr(search, "WALK_EVENTS", 40)
     rng = random.Random(19)
     log = Log(run)
     for _ in range(300):
@@ -57,6 +59,9 @@ def test_search_finds_what_reading_every_line_finds(run, monkeypatch):
         expected = _every_line(run, query)
         assert found.hits == expected, query
         assert found.total == sum(count for _, count in expected), query
+        for limit in (3, 60):
+            first = selectors.run_log_search(run=run, query=query, limit=limit, count=False)
+            assert first.hits == expected[:limit], (query, limit)
 
 
 def test_search_counts_every_match_beyond_the_lines_it_lists(run):
