@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import ansible_runner
+import pexpect
 import psutil
 import yaml
 from django.conf import settings
@@ -59,6 +60,25 @@ PASSPHRASE_PROMPT = r"/ssh_key_data[^\n/]*:\s*$"  # noqa: S105 (a prompt, not a 
 # ansible-runner's own settings: its loop comes back every 0.25 s (events are stored and
 # cancels seen that often; its default is 5 s), and it keeps no copy of the output.
 RUNNER_SETTINGS = {"pexpect_timeout": 0.25, "suppress_output_file": True}
+
+
+class _Spawn(pexpect.spawn):
+    """pexpect's child, closed without ptyprocess' pause when it has exited already.
+
+    ansible-runner closes the child's terminal after the child has exited and was waited
+    for (its loop runs while `isalive()`, then it reads to EOF). ptyprocess' close()
+    sleeps `delayafterclose` (0.1 s) anyway, for a child that might still die of the
+    hang-up: at the end of every run. A child still alive is closed as before."""
+
+    def close(self, force=True):
+        if not self.closed and not self.isalive():
+            self.ptyproc.delayafterclose = 0
+        super().close(force=force)
+
+
+# ansible-runner spawns its child with `pexpect.spawn`; this module is its only user in
+# the worker (the one module that imports ansible_runner).
+pexpect.spawn = _Spawn
 
 
 @dataclass
