@@ -404,6 +404,8 @@ SOURCES_DIR = VAR_DIR / "sources"
 # Roles and collections installed from playbook versions' requirements files, keyed by
 # their pins (apps/catalog/requirements.py); a worker lacking one installs it again.
 REQUIREMENTS_DIR = Path(os.getenv("REQUIREMENTS_DIR", VAR_DIR / "requirements")).resolve()
+# Approved versions' exported trees, by content hash (apps/catalog/trees.py).
+TREES_DIR = VAR_DIR / "trees"
 RUNS_TMP_DIR = Path(os.getenv("RUNS_TMP_DIR", VAR_DIR / "runs-tmp"))
 RUN_EVENT_BATCH_SIZE = envint("RUN_EVENT_BATCH_SIZE", "500")
 RUN_EVENT_FLUSH_SECONDS = float(os.getenv("RUN_EVENT_FLUSH_SECONDS", "0.5"))

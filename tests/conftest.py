@@ -21,6 +21,7 @@ from apps.accounts.models import Right, Role
 from apps.audit.constants import Via
 from apps.catalog.models import Action, PlaybookSource, Service
 from apps.catalog.services import playbook_version_approve, playbook_version_create, source_sync
+from apps.catalog.trees import tree_remove
 from apps.environments.models import Environment
 from tests.audit.database import flush_past_audit_triggers
 from tests.clients import page_client
@@ -145,6 +146,7 @@ def _fresh_var_dir():
         "test-playbooks",
     ):
         shutil.rmtree(settings.VAR_DIR / name, ignore_errors=True)
+    tree_remove(settings.TREES_DIR)  # read-only folders
 
 
 # --- people ---------------------------------------------------------------

@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import ansible_runner
+import pexpect
 import psutil
 import yaml
 from django.conf import settings
 from django.db import connections
 
-from apps.catalog import git, requirements
+from apps.catalog import git, requirements, trees
 from apps.environments.constants import CredentialKind
 from apps.environments.inventories import inventory_path_check
 from apps.runs.constants import RunStatus
@@ -63,6 +64,25 @@ PASSPHRASE_PROMPT = r"/ssh_key_data[^\n/]*:\s*$"  # noqa: S105 (a prompt, not a 
 # ansible-runner's own settings: its loop comes back every 0.25 s (events are stored and
 # cancels seen that often; its default is 5 s), and it keeps no copy of the output.
 RUNNER_SETTINGS = {"pexpect_timeout": 0.25, "suppress_output_file": True}
+
+
+class _Spawn(pexpect.spawn):
+    """pexpect's child, closed without ptyprocess' pause when it has exited already.
+
+    ansible-runner closes the child's terminal after the child has exited and was waited
+    for (its loop runs while `isalive()`, then it reads to EOF). ptyprocess' close()
+    sleeps `delayafterclose` (0.1 s) anyway, for a child that might still die of the
+    hang-up: at the end of every run. A child still alive is closed as before."""
+
+    def close(self, force=True):
+        if not self.closed and not self.isalive():
+            self.ptyproc.delayafterclose = 0
+        super().close(force=force)
+
+
+# ansible-runner spawns its child with `pexpect.spawn`; this module is its only user in
+# the worker (the one module that imports ansible_runner).
+pexpect.spawn = _Spawn
 
 
 @dataclass
@@ -353,12 +373,21 @@ def _project_export(run, private: PrivateDir) -> Path:
     the run was launched with."""
     version = run.playbook_version
     source = version.source
-    commit = git.commit_fetch(source.url, source.mirror_path, run.playbook_commit)
+
+    def export(dest: Path) -> None:
+        commit = git.commit_fetch(source.url, source.mirror_path, run.playbook_commit)
+        git.tree_export(
+            source.mirror_path, commit, dest, url=source.url, mirrors=settings.SOURCES_DIR
+        )
+
     project = private.path / "project"
     project.mkdir(mode=0o700)
-    git.tree_export(
-        source.mirror_path, commit, project, url=source.url, mirrors=settings.SOURCES_DIR
-    )
+    if not version.requirements:
+        # Its hash is the tree's: a copy from the read-only cache of exported trees (made
+        # from a fresh export once), checked against the hash at each copy.
+        trees.tree_copy(run.content_hash, export, project)
+        return project
+    export(project)
     tree = git.tree_hash(project)
     installed_hash = None
     if lock := version.requirements:

@@ -27,6 +27,7 @@ urlpatterns = [
     path("runs/<int:run_id>/log/later/", log.run_log_later, name="log_later"),
     path("runs/<int:run_id>/log/window/", log.run_log_window, name="log_window"),
     path("runs/<int:run_id>/log/search/", log.run_log_search, name="log_search"),
+    path("runs/<int:run_id>/log/search/count/", log.run_log_search_count, name="log_search_count"),
     path("runs/<int:run_id>/cancel/", detail.run_cancel, name="cancel"),
     path("runs/<int:run_id>/again/", detail.run_again, name="again"),
     path("runs/<int:run_id>/follow-ups/", detail.run_follow_ups, name="follow_ups"),

@@ -21,7 +21,7 @@
   let follow = !LINK.test(location.hash);
   let lastTop = 0;
   let jumpedTo = null; // where the last jump scrolled the log to
-  let search = null; // {q, needle, matches: [[line, k]], total, upto, extra: Set, index}
+  let search = null; // {q, needle, matches: [[line, k]], total, later, upto, extra: Set, index}
   let searchSeq = 0;
 
   const number = (el) => Number(el.id.slice(1));
@@ -298,17 +298,22 @@
     if (count && n > search.upto && !search.extra.has(n)) {
       search.extra.add(n);
       for (let k = 0; k < count; k++) search.matches.push([n, k]);
-      search.total += count;
+      search.later += count;
     }
   }
 
   function showCount() {
     if (!search) counter.textContent = "";
-    else if (!search.total) counter.textContent = "No matches";
-    else
-      counter.textContent =
-        (search.index >= 0 ? search.index + 1 + " of " : "") +
-        search.total + (search.total === 1 ? " match" : " matches");
+    else {
+      // Until the server has counted them all: the matches listed, and more.
+      const total = search.total === null ? null : search.total + search.later;
+      const shown = total === null ? search.matches.length + "+" : total;
+      if (total === 0) counter.textContent = "No matches";
+      else
+        counter.textContent =
+          (search.index >= 0 ? search.index + 1 + " of " : "") +
+          shown + (total === 1 ? " match" : " matches");
+    }
   }
 
   async function runSearch() {
@@ -325,9 +330,19 @@
       counter.textContent = data.detail;
       return;
     }
-    search = { q: q, needle: q.toLowerCase(), matches: [], total: data.total, upto: data.upto, extra: new Set(), index: -1 };
+    search = { q: q, needle: q.toLowerCase(), matches: [], total: data.total, later: 0, upto: data.upto, extra: new Set(), index: -1 };
     for (const [line, count] of data.hits) for (let k = 0; k < count; k++) search.matches.push([line, k]);
     refresh();
+    if (data.count_url) countAll(seq, data.count_url);
+  }
+
+  // The first matches come at once; their count (every match in the log) after them.
+  async function countAll(seq, url) {
+    const response = await fetch(url);
+    const data = await response.json().catch(() => null);
+    if (seq !== searchSeq || !search || !response.ok || !data) return;
+    search.total = data.total;
+    showCount();
   }
 
   async function move(step) {

@@ -172,15 +172,23 @@ def test_it_searches_the_whole_log_not_only_its_tail(client, run):
     assert data["truncated"] is False
 
 
-def test_it_counts_every_match_beyond_the_hits_it_lists(client, run, monkeypatch):
-    monkeypatch.setattr(selectors.run_log_search, "__kwdefaults__", {"limit": 3})
-    Log(run).lines(10)
+def test_it_lists_the_first_matches_and_counts_them_all_apart(client, run, monkeypatch):
+    monkeypatch.setattr(
+        selectors.run_log_search, "__kwdefaults__", {"limit": 3, "count": True, "upto": None}
+    )
+    log = Log(run)
+    log.lines(10)
 
     data = client.get(f"/runs/{run.pk}/log/search/?q=line").json()
 
     assert data["hits"] == [[1, 1], [2, 1], [3, 1]]
-    assert data["total"] == 10
+    assert data["total"] is None
     assert data["truncated"] is True
+    # Lines stored after the first page are not counted: the page counts them as they come.
+    log.lines(5, text="line later {n}")
+    counted = client.get(data["count_url"]).json()
+    assert (counted["total"], counted["upto"]) == (10, 10)
+    assert client.get(f"/runs/{run.pk}/log/search/count/?q=line").json()["total"] == 15
 
 
 def test_it_searches_the_text_not_the_colour_codes(client, run):

@@ -12,6 +12,7 @@ from apps.runs import selectors
 from apps.runs.ansi import event_lines, plain_text
 from apps.runs.events import events_store
 from apps.runs.models import RunEvent
+from apps.runs.selectors import search
 from tests.factories import RunFactory
 from tests.runs.helpers import GREEN, RESET, Log
 
@@ -43,7 +44,11 @@ def _every_line(run, query: str) -> list[tuple[int, int]]:
     return hits
 
 
-def test_search_finds_what_reading_every_line_finds(run):
+def test_search_finds_what_reading_every_line_finds(run, monkeypatch):
+    # Events are read in chunks and windows: small ones here, so that many are read.
+    monkeypatch.setattr(search, "READ_EVENTS", 7)
+    monkeypatch.setattr(search, "WALK_WINDOW", 5)
+    monkeypatch.setattr(search, "WALK_EVENTS", 40)
     rng = random.Random(19)
     log = Log(run)
     for _ in range(300):
@@ -54,6 +59,9 @@ def test_search_finds_what_reading_every_line_finds(run):
         expected = _every_line(run, query)
         assert found.hits == expected, query
         assert found.total == sum(count for _, count in expected), query
+        for limit in (3, 60):
+            first = selectors.run_log_search(run=run, query=query, limit=limit, count=False)
+            assert first.hits == expected[:limit], (query, limit)
 
 
 def test_search_counts_every_match_beyond_the_lines_it_lists(run):
@@ -63,6 +71,22 @@ def test_search_counts_every_match_beyond_the_lines_it_lists(run):
 
     assert found.hits == [(n, 3) for n in range(1, 11)]
     assert found.total == 1500
+
+
+def test_the_first_page_stops_at_its_last_line_and_the_count_comes_apart(run):
+    Log(run).lines(500, text=f"{GREEN}Deploy release-{{n}}: deploy, DEPLOY{RESET}")
+
+    first = selectors.run_log_search(run=run, query="deploy", limit=10, count=False)
+    counted = selectors.run_log_search(run=run, query="deploy", limit=0, upto=first.upto)
+
+    assert first.hits == [(n, 3) for n in range(1, 11)]
+    assert first.total is None
+    assert (counted.hits, counted.total, counted.upto) == ([], 1500, 500)
+    # A search with every match on its first page knows their count at once.
+    few = selectors.run_log_search(run=run, query="release-12:", limit=10, count=False)
+    assert (few.hits, few.total) == ([(12, 1)], 1)
+    # Up to a line: the count the first page's lines hold.
+    assert selectors.run_log_search(run=run, query="deploy", limit=0, upto=100).total == 300
 
 
 def test_a_stored_batch_is_found_at_once(run):

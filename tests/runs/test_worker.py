@@ -46,6 +46,29 @@ def test_it_deploys_the_demo_through_the_worker(celery_worker, demo):
     assert list(settings.RUNS_TMP_DIR.iterdir()) == [], "the private data dir was left behind"
 
 
+def test_a_run_plays_the_approved_tree_even_when_its_cache_was_changed(
+    celery_worker, test_playbooks, local_env, dev
+):
+    version = test_playbooks["echo"]
+    action = ActionFactory(
+        playbook_version=version,
+        environments=[local_env],
+        form=[{"name": "message", "type": "string"}],
+    )
+    first = wait_final(launch(dev, action, local_env, {"message": "first"}))
+    cached = settings.TREES_DIR / version.content_hash / "echo.yml"
+    assert cached.is_file()
+    cached.chmod(0o644)
+    cached.write_text(cached.read_text().replace("message={{", "TAMPERED={{"))
+
+    second = wait_final(launch(dev, action, local_env, {"message": "second"}))
+
+    assert (first.status, second.status) == (RunStatus.SUCCESSFUL, RunStatus.SUCCESSFUL)
+    output = "".join(RunEvent.objects.filter(run=second).values_list("stdout", flat=True))
+    assert "message=second" in output and "TAMPERED" not in output
+    assert "TAMPERED" not in cached.read_text()
+
+
 def test_cancel_stops_every_process_of_the_run(celery_worker, test_playbooks, local_env, dev):
     action = ActionFactory(
         playbook_version=test_playbooks["sleep"],

@@ -4,6 +4,8 @@ line, search, and the download."""
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from apps.runs import selectors
 from apps.runs.views.detail import rerun_offer, run_or_404, run_state
@@ -119,17 +121,27 @@ def run_log_window(request, run_id):
 SEARCH_MAX_CHARS = 200
 
 
-@login_required
-def run_log_search(request, run_id):
-    """Every match of `q` in the whole log: the lines and the count, as JSON."""
-    run = run_or_404(request, run_id)
+def _search_query(request) -> tuple[str, JsonResponse | None]:
     query = request.GET.get("q", "")
     if not query.strip() or len(query) > SEARCH_MAX_CHARS or "\x00" in query:
-        return JsonResponse(
+        return query, JsonResponse(
             {"detail": f"q must be some text, at most {SEARCH_MAX_CHARS} characters."},
             status=400,
         )
-    found = selectors.run_log_search(run=run, query=query)
+    return query, None
+
+
+@login_required
+def run_log_search(request, run_id):
+    """The first matches of `q` in the whole log, as JSON: the lines (at most
+    SEARCH_HITS), and the count when they are all the matches. Otherwise the count is
+    null and `count_url` gives it (it reads every event holding a match)."""
+    run = run_or_404(request, run_id)
+    query, refused = _search_query(request)
+    if refused:
+        return refused
+    found = selectors.run_log_search(run=run, query=query, count=False)
+    counted = found.total is not None
     return JsonResponse(
         {
             "q": query,
@@ -137,6 +149,24 @@ def run_log_search(request, run_id):
             "upto": found.upto,
             "hits": found.hits,
             # More matches than the hits listed (on lines beyond the first SEARCH_HITS).
-            "truncated": found.total > sum(count for _, count in found.hits),
+            "truncated": not counted or found.total > sum(count for _, count in found.hits),
+            "count_url": None
+            if counted
+            else f"{reverse('runs:log_search_count', args=[run.pk])}?"
+            + urlencode({"q": query, "upto": found.upto}),
         }
     )
+
+
+@login_required
+def run_log_search_count(request, run_id):
+    """Every match of `q` in the log up to line `upto` (that of the first page), counted."""
+    run = run_or_404(request, run_id)
+    query, refused = _search_query(request)
+    if refused:
+        return refused
+    upto = _line_number(request, "upto") if "upto" in request.GET else None
+    if "upto" in request.GET and upto is None:
+        return JsonResponse({"detail": "upto must be a line number."}, status=400)
+    found = selectors.run_log_search(run=run, query=query, limit=0, upto=upto)
+    return JsonResponse({"q": query, "total": found.total, "upto": found.upto})
