@@ -14,8 +14,8 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from apps.accounts.models import Team
-from apps.accounts.permissions import environment_filter
-from apps.catalog.selectors import service_list
+from apps.accounts.permissions import environment_filter, service_filter
+from apps.catalog.models import Service
 from apps.environments.models import Environment
 from apps.insights.dora import DEFINITIONS, WINDOWS, Figures, figures
 
@@ -24,6 +24,12 @@ class ScopeError(ValueError):
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field, self.message = field, message
+
+
+def _visible_services(user) -> QuerySet[Service]:
+    """The services the user may see: names for the page's choice, ids for the figures
+    (not the catalog's service_list, which brings each one's actions along)."""
+    return Service.objects.filter(service_filter(user)).order_by("name")
 
 
 def _scope(request, query) -> tuple[Environment, QuerySet, dict]:
@@ -45,7 +51,7 @@ def _scope(request, query) -> tuple[Environment, QuerySet, dict]:
         days = 0
     if days not in WINDOWS:
         raise ScopeError("days", f"Choose {', '.join(map(str, WINDOWS))} days.")
-    services = service_list(user=request.user)
+    services = _visible_services(request.user)
     chosen = {"environment": environment, "days": days, "service": None, "team": None}
     if slug := query.get("service", ""):
         services = services.filter(slug=slug)
@@ -135,7 +141,7 @@ def insights_page(request):
             "windows": WINDOWS,
             "environments": Environment.objects.filter(environment_filter(request.user)),
             "teams": Team.objects.order_by("name"),
-            "services": service_list(user=request.user),
+            "services": _visible_services(request.user).only("slug", "name"),
             "section": "dora",
         },
     )
