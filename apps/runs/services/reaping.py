@@ -59,20 +59,22 @@ def runs_fail_unstarted(*, waited_for: float) -> list[Run]:
     # from the end of its wait.
     unstarted = Q(queued_at__lt=cutoff) | Q(queued_at__isnull=True, created_at__lt=cutoff)
     for run in Run.objects.filter(unstarted, status=RunStatus.QUEUED):
-        with transaction.atomic():
-            # Checked again under the row lock: a worker may have just started it.
-            if (
-                not Run.objects.select_for_update()
-                .filter(pk=run.pk, status=RunStatus.QUEUED)
-                .exists()
-            ):
-                continue
-            error = (
-                f"Never started: no worker took it within {int(waited_for)} s; "
-                f"is a worker consuming queue {run.queue!r}?"
-            )
-            failed.append(run_end(run=run, status=RunStatus.FAILED, error=error))
+        error = (
+            f"Never started: no worker took it within {int(waited_for)} s; "
+            f"is a worker consuming queue {run.queue!r}?"
+        )
+        if ended := _fail_if_still_queued(run, error):
+            failed.append(ended)
     return failed
+
+
+def _fail_if_still_queued(run: Run, error: str) -> Run | None:
+    """End the queued run as failed with `error`, unless a worker started it meanwhile
+    (checked again under the row lock)."""
+    with transaction.atomic():
+        if not Run.objects.select_for_update().filter(pk=run.pk, status=RunStatus.QUEUED).exists():
+            return None
+        return run_end(run=run, status=RunStatus.FAILED, error=error)
 
 
 def worker_host(worker: str) -> str:
@@ -103,19 +105,12 @@ def runs_fail_no_worker(*, grace: float) -> list[Run]:
         since = unattended[run.queue]
         if since is None or max(since, run.queued_at or run.created_at) > cutoff:
             continue
-        with transaction.atomic():
-            # Checked again under the row lock: a worker may have just started it.
-            if (
-                not Run.objects.select_for_update()
-                .filter(pk=run.pk, status=RunStatus.QUEUED)
-                .exists()
-            ):
-                continue
-            error = (
-                f"Never started: no live worker consumes queue {run.queue!r}, where the runs "
-                f"of {run.environment} go (none for {int(grace)} s or more)."
-            )
-            failed.append(run_end(run=run, status=RunStatus.FAILED, error=error))
+        error = (
+            f"Never started: no live worker consumes queue {run.queue!r}, where the runs "
+            f"of {run.environment} go (none for {int(grace)} s or more)."
+        )
+        if ended := _fail_if_still_queued(run, error):
+            failed.append(ended)
     return failed
 
 
