@@ -14,6 +14,7 @@ from django.utils import timezone
 from apps.accounts.models import ApiToken, Membership, Team
 from apps.audit.admin import AuditedModelAdmin
 from apps.audit.services import audit_changes, audit_snapshot
+from apps.catalog.models import PlaybookSource
 from apps.environments.models import Credential, EnvironmentLock
 from apps.notifications.models import Channel, Rule
 from tests import factories
@@ -24,6 +25,11 @@ pytestmark = pytest.mark.django_db
 RECORDED_ELSEWHERE = {
     (Team, "members"): "each membership is a row of its own (membership.create/delete)",
     (ApiToken, "key_hash"): "a token's key never changes: a new key is a new token",
+    **{
+        (PlaybookSource, name): "the outcome of the last sync, written by the sync itself "
+        "(audited as source.sync), never by Ops"
+        for name in ("sync_status", "sync_message", "sync_finished_at", "sync_head")
+    },
 }
 
 
