@@ -17,7 +17,7 @@ from apps.runs.tasks import runs_reap
 from apps.workers.models import Worker
 from apps.workers.services import worker_stopped
 from tests.clients import api_client, api_launch, page_client
-from tests.conftest import SESSION_WORKER, worker_row
+from tests.conftest import worker_row
 from tests.factories import RunFactory
 from tests.runs.helpers import launch, queue_held
 
@@ -80,13 +80,6 @@ def test_a_promotion_and_a_dry_run_are_refused_alike(demo, history):
     assert AuditEvent.objects.filter(verb="run.refused", environment="qa").count() == 2
 
 
-@pytest.mark.no_worker_row
-def test_without_the_sessions_worker_row_its_queue_is_refused_too(demo):
-    assert not Worker.objects.filter(hostname=SESSION_WORKER).exists()
-    response = api_launch(api_client(demo.dev), "test", "1.0.0")
-    assert response.status_code == 503
-
-
 def test_the_form_says_so_before_and_after_the_press(demo, unattended):
     client = page_client(demo.dev)
     url = reverse("runs:form", args=["hello-web", "deploy", unattended.slug])
@@ -107,18 +100,21 @@ def test_a_waiting_run_is_not_sent_to_a_queue_whose_worker_left(
     demo, django_capture_on_commit_callbacks
 ):
     env = demo.envs["test"]
+    env.queue = "left-by-its-worker"  # one worker, of its own (not the session's)
+    env.save()
+    worker_row("left-by-its-worker", hostname="only@lab")
     with queue_held():
         first = launch(demo.dev, demo.deploy, env, {"version": "1.0.0"})
         second = launch(demo.dev, demo.deploy, env, {"version": "1.1.0"}, when_locked="queue")
         assert second.status == RunStatus.WAITING
-        worker_stopped(hostname=SESSION_WORKER)  # the last worker of the queue goes
+        worker_stopped(hostname="only@lab")  # the last worker of the queue goes
         with django_capture_on_commit_callbacks(execute=True):
             services.run_end(run=first, status=RunStatus.SUCCESSFUL, rc=0)
 
     second.refresh_from_db()
     assert second.status == RunStatus.FAILED
     assert second.started_at is None
-    assert "Not started: No live worker consumes queue" in second.error
+    assert "Not started: No live worker consumes queue 'left-by-its-worker'" in second.error
     assert not second.holds_lock
 
 
