@@ -15,11 +15,9 @@ os.environ.setdefault("CELERY_DEFAULT_QUEUE", f"test-{uuid.uuid4().hex[:12]}")
 # Under pytest-xdist each worker process is a test session of its own: its own var/
 # folder (SQLite database, filesystem broker, mirrors) and its own queue, derived from
 # the controller's values it inherits.
-worker = os.environ.get("PYTEST_XDIST_WORKER")
-if worker and os.environ.get("PUSHBUTTON_XDIST_SPLIT") != worker:
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["VAR_DIR"] = f"{os.environ['VAR_DIR']}-{worker}"
     os.environ["CELERY_DEFAULT_QUEUE"] = f"{os.environ['CELERY_DEFAULT_QUEUE']}-{worker}"
-    os.environ["PUSHBUTTON_XDIST_SPLIT"] = worker
 # The workers the tests start write their heartbeat rows often (tests/workers).
 os.environ.setdefault("WORKER_HEARTBEAT_SECONDS", "2")
 # Playwright's sync API keeps an event loop running in the test thread.
