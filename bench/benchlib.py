@@ -5,6 +5,7 @@ Each backend runs in a process of its own, because Django reads its settings
 """
 
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -165,3 +166,85 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return text in ("-", "n/a")
     return True
+
+
+# --- a long run history, and timing pages over it (catalog, insights, metrics) ---------
+def bench_version():
+    """The approved playbook version every bench action points at (never run)."""
+    from django.utils import timezone
+
+    from apps.catalog.models import PlaybookSource, PlaybookVersion
+
+    source, _ = PlaybookSource.objects.get_or_create(name="bench", defaults={"url": "/dev/null"})
+    return PlaybookVersion.objects.get_or_create(
+        source=source, commit="0" * 40, path="deploy.yml",
+        defaults={"content_hash": "0" * 64, "approved_at": timezone.now()},
+    )[0]  # fmt: skip
+
+
+def runs_bulk_load(total: int, pairs: list, make_run, *, seed: int = 7, batch: int = 20_000):
+    """Bulk-insert `total` runs, each of an (action, environment) of `pairs` picked at
+    random, with the fields `make_run(rng, now)` returns; then fresh statistics."""
+    from django.utils import timezone
+
+    from apps.runs.models import Run
+    from apps.runs.services import run_snapshot
+
+    snapshots = [run_snapshot(action=action, environment=env) for action, env in pairs]
+    rng = random.Random(seed)
+    now = timezone.now()
+    made = 0
+    while made < total:
+        rows = [
+            Run(**snapshots[rng.randrange(len(snapshots))], **make_run(rng, now))
+            for _ in range(min(batch, total - made))
+        ]
+        Run.objects.bulk_create(rows, batch_size=2000)
+        made += len(rows)
+        print(f"  {made:,} runs", end="\r", flush=True)
+    print()
+    analyze()
+
+
+def analyze() -> None:
+    """Fresh statistics, as a production database keeps them (autovacuum): the planner
+    of a table loaded a moment ago knows nothing of its million rows."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def page_time(client, url: str, repeat: int) -> dict:
+    """`repeat` GETs of `url` after a warm one: median, p95 and slowest wall time, the
+    median CPU time of this process (the server's Python, and SQLite's), the SQL
+    statements of one request and the answer's size."""
+    from django.db import connection
+
+    response = client.get(url)  # warm
+    assert response.status_code == 200, (url, response.status_code, response.content[:300])
+    queries = []
+
+    def counted(execute, sql, params, many, context):
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(counted):
+        client.get(url)
+    times, cpu = [], []
+    for _ in range(repeat):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        response = client.get(url)
+        times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
+        assert response.status_code == 200, (url, response.status_code)
+    times.sort()
+    return {
+        "url": url,
+        "median": statistics.median(times),
+        "p95": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
+        "max": times[-1],
+        "cpu": statistics.median(cpu),
+        "queries": len(queries),
+        "kb": len(response.content) / 1024,
+    }

@@ -26,8 +26,6 @@ catalog. Target: **< 200 ms** server time per page.
 import argparse
 import json
 import os
-import random
-import statistics
 import sys
 import tempfile
 import time
@@ -41,7 +39,6 @@ SERVICES = 200
 TEAMS = 20
 ENVIRONMENTS = ("test", "qa", "staging", "canary", "production")
 VERIFIED = ("qa", "production")  # require_verified
-BATCH = 20_000
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/pushbutton_bench_catalog"
 
 PAGES = [
@@ -64,25 +61,18 @@ PAGES = [
 def _catalog(total: int) -> None:
     """Teams, people, services, actions, environments, grants and `total` runs, unless
     they are there already."""
-    from django.utils import timezone
-
     from apps.accounts.constants import Right, Role
     from apps.accounts.models import Grant, Membership, Team, User
-    from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service
+    from apps.catalog.models import Action, Service
     from apps.environments.models import Environment
     from apps.runs.models import Run
-    from apps.runs.services import run_snapshot
 
     if Run.objects.count() >= total and Service.objects.count() >= SERVICES:
         return
     Run.objects.all().delete()
     User.objects.get_or_create(username="bench-auditor", defaults={"role": Role.AUDITOR})
     dev, _ = User.objects.get_or_create(username="bench-dev", defaults={"role": Role.DEVELOPER})
-    source, _ = PlaybookSource.objects.get_or_create(name="bench", defaults={"url": "/dev/null"})
-    version, _ = PlaybookVersion.objects.get_or_create(
-        source=source, commit="0" * 40, path="deploy.yml",
-        defaults={"content_hash": "0" * 64, "approved_at": timezone.now()},
-    )  # fmt: skip
+    version = benchlib.bench_version()
     envs = [
         Environment.objects.update_or_create(
             slug=slug,
@@ -125,71 +115,22 @@ def _catalog(total: int) -> None:
             )  # fmt: skip
             action.environments.set(envs)
             actions.append(action)
-    snapshots = {(a.pk, e.pk): run_snapshot(action=a, environment=e) for a in actions for e in envs}
-    rng = random.Random(7)
-    now = timezone.now()
-    made = 0
-    while made < total:
-        batch = []
-        for _ in range(min(BATCH, total - made)):
-            action = actions[rng.randrange(len(actions))]
-            env = envs[rng.randrange(len(envs))]
-            finished = now - timedelta(seconds=rng.randrange(365 * 86400))
-            status = "successful" if rng.random() < 0.9 else "failed"
-            batch.append(
-                Run(
-                    **snapshots[(action.pk, env.pk)],
-                    version=f"1.{rng.randrange(40)}.{rng.randrange(5)}",
-                    status=status,
-                    check_mode=rng.random() < 0.05,
-                    requested_by=dev,
-                    requested_by_name="bench-dev",
-                    created_at=finished - timedelta(minutes=3),
-                    started_at=finished - timedelta(minutes=2),
-                    finished_at=finished,
-                    source_commit="ab" * 20 if rng.random() < 0.7 else "",
-                )
-            )
-        Run.objects.bulk_create(batch, batch_size=2000)
-        made += len(batch)
-        print(f"  {made:,} runs", end="\r", flush=True)
-    print()
-    from django.db import connection
 
-    with connection.cursor() as cursor:
-        # Fresh statistics, as autovacuum keeps them on a production database.
-        cursor.execute("ANALYZE")
+    def run(rng, now):
+        finished = now - timedelta(seconds=rng.randrange(365 * 86400))
+        return {
+            "version": f"1.{rng.randrange(40)}.{rng.randrange(5)}",
+            "status": "successful" if rng.random() < 0.9 else "failed",
+            "check_mode": rng.random() < 0.05,
+            "requested_by": dev,
+            "requested_by_name": "bench-dev",
+            "created_at": finished - timedelta(minutes=3),
+            "started_at": finished - timedelta(minutes=2),
+            "finished_at": finished,
+            "source_commit": "ab" * 20 if rng.random() < 0.7 else "",
+        }
 
-
-def _time(client, url: str, repeat: int) -> dict:
-    from django.db import connection
-
-    response = client.get(url)  # warm
-    assert response.status_code == 200, (url, response.status_code, response.content[:300])
-    queries = []
-
-    def counted(execute, sql, params, many, context):
-        queries.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(counted):
-        client.get(url)
-    times, cpu = [], []
-    for _ in range(repeat):
-        started, cpu_started = time.perf_counter(), time.process_time()
-        response = client.get(url)
-        times.append(time.perf_counter() - started)
-        cpu.append(time.process_time() - cpu_started)
-    times.sort()
-    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-    return {
-        "url": url,
-        "median": statistics.median(times),
-        "p95": p95,
-        "cpu": statistics.median(cpu),
-        "queries": len(queries),
-        "kb": len(response.content) / 1024,
-    }
+    benchlib.runs_bulk_load(total, [(a, e) for a in actions for e in envs], run)
 
 
 def backend_main(args) -> None:
@@ -207,7 +148,7 @@ def backend_main(args) -> None:
         client = Client(SERVER_NAME="localhost")
         client.force_login(User.objects.get(username=who))
         for name, url in PAGES:
-            timed = _time(client, url, args.repeat)
+            timed = benchlib.page_time(client, url, args.repeat)
             rows.append({"who": who.removeprefix("bench-"), "name": name, **timed})
     result = {"backend": benchlib.backend_label(), "runs": Run.objects.count()}
     Path(args.result).write_text(json.dumps({**result, "built": built, "rows": rows}))

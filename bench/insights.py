@@ -16,8 +16,7 @@ Target: **< 300 ms** per request on PostgreSQL; SQLite reported too.
 
 import argparse
 import json
-import random
-import statistics
+import os
 import sys
 import tempfile
 import time
@@ -29,30 +28,22 @@ import benchlib
 TARGET_SECONDS = 0.3
 SERVICES = 200
 ENVIRONMENTS = ("test", "qa", "staging", "canary", "production")
-BATCH = 20_000
 
 
 def _history(total: int) -> None:
     """Services, actions, environments and `total` runs, unless they are there already."""
-    from django.utils import timezone
-
     from apps.accounts.constants import Role
     from apps.accounts.models import Team, User
-    from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service
+    from apps.catalog.models import Action, Service
     from apps.environments.models import Environment
     from apps.runs.models import Run
-    from apps.runs.services import run_snapshot
 
     if Run.objects.count() >= total:
         return
     Run.objects.all().delete()
     User.objects.get_or_create(username="bench-auditor", defaults={"role": Role.AUDITOR})
     dev, _ = User.objects.get_or_create(username="bench-dev")
-    source, _ = PlaybookSource.objects.get_or_create(name="bench", defaults={"url": "/dev/null"})
-    version, _ = PlaybookVersion.objects.get_or_create(
-        source=source, commit="0" * 40, path="deploy.yml",
-        defaults={"content_hash": "0" * 64, "approved_at": timezone.now()},
-    )  # fmt: skip
+    version = benchlib.bench_version()
     envs = [
         Environment.objects.get_or_create(slug=slug, defaults={"name": slug.title(), "order": i})[0]
         for i, slug in enumerate(ENVIRONMENTS)
@@ -71,57 +62,23 @@ def _history(total: int) -> None:
             )  # fmt: skip
             action.environments.set(envs)
             actions.append(action)
-    snapshots = {(a.pk, e.pk): run_snapshot(action=a, environment=e) for a in actions for e in envs}
-    rng = random.Random(7)
-    now = timezone.now()
-    made = 0
-    while made < total:
-        batch = []
-        for _ in range(min(BATCH, total - made)):
-            action = actions[rng.randrange(len(actions))]
-            env = envs[rng.randrange(len(envs))]
-            finished = now - timedelta(seconds=rng.randrange(365 * 86400))
-            status = "successful" if rng.random() < 0.9 else "failed"
-            version = f"1.{rng.randrange(400)}.{rng.randrange(10)}"
-            committed = finished - timedelta(hours=rng.randrange(1, 200))
-            batch.append(
-                Run(
-                    **snapshots[(action.pk, env.pk)],
-                    version=version,
-                    status=status,
-                    requested_by=dev,
-                    requested_by_name="bench-dev",
-                    created_at=finished - timedelta(minutes=3),
-                    started_at=finished - timedelta(minutes=2),
-                    finished_at=finished,
-                    source_commit="ab" * 20 if rng.random() < 0.7 else "",
-                    source_committed_at=committed if rng.random() < 0.7 else None,
-                )
-            )
-        Run.objects.bulk_create(batch, batch_size=2000)
-        made += len(batch)
-        print(f"  {made:,} runs", end="\r", flush=True)
-    print()
-    _analyze()
 
+    def run(rng, now):
+        finished = now - timedelta(seconds=rng.randrange(365 * 86400))
+        committed = finished - timedelta(hours=rng.randrange(1, 200))
+        return {
+            "version": f"1.{rng.randrange(400)}.{rng.randrange(10)}",
+            "status": "successful" if rng.random() < 0.9 else "failed",
+            "requested_by": dev,
+            "requested_by_name": "bench-dev",
+            "created_at": finished - timedelta(minutes=3),
+            "started_at": finished - timedelta(minutes=2),
+            "finished_at": finished,
+            "source_commit": "ab" * 20 if rng.random() < 0.7 else "",
+            "source_committed_at": committed if rng.random() < 0.7 else None,
+        }
 
-def _analyze() -> None:
-    """Fresh statistics, as a production database keeps them (autovacuum): the planner
-    of a table loaded a moment ago knows nothing of its million rows."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-
-
-def _time(client, url: str, repeat: int) -> dict:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        response = client.get(url)
-        times.append(time.perf_counter() - started)
-        assert response.status_code == 200, (url, response.status_code, response.content[:300])
-    return {"url": url, "median": statistics.median(times), "max": max(times)}
+    benchlib.runs_bulk_load(total, [(a, e) for a in actions for e in envs], run)
 
 
 def backend_main(args) -> None:
@@ -142,7 +99,7 @@ def backend_main(args) -> None:
         count = rebuild_all()
         rebuilt = time.perf_counter() - started
         print(f"  {count:,} changes worked out in {rebuilt:.1f} s")
-        _analyze()
+        benchlib.analyze()
     client = Client(SERVER_NAME="localhost")
     client.force_login(User.objects.get(username="bench-auditor"))
     urls = [
@@ -153,8 +110,7 @@ def backend_main(args) -> None:
         "/api/v1/insights/?days=30",
         "/api/v1/insights/?days=90&output=csv",
     ]
-    client.get(urls[0])  # warm
-    rows = [_time(client, url, args.repeat) for url in urls]
+    rows = [benchlib.page_time(client, url, args.repeat) for url in urls]
     result = {"backend": benchlib.backend_label(), "runs": Run.objects.count()}
     Path(args.result).write_text(
         json.dumps({**result, "built": built, "rebuilt": rebuilt, "rows": rows})
@@ -173,7 +129,7 @@ def main(args) -> int:
                 print(f"{backend}: the bench process failed ({done.returncode}).", file=sys.stderr)
                 return done.returncode
             results.append(json.loads(Path(out.name).read_text()))
-    load = " ".join(f"{x:.2f}" for x in __import__("os").getloadavg())
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average: {load}")
     for r in results:
         rebuilt = f", changes worked out in {r['rebuilt']:.0f} s" if r["rebuilt"] else ""

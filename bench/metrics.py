@@ -27,7 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import benchlib
-from insights import _analyze, _history
+from insights import _history
 
 TARGET_SECONDS = 0.25
 TOKEN = "bench-metrics-token"
@@ -90,7 +90,7 @@ def _extras() -> None:
             details={"reason": f"bench refusal {n}", "kind": rng.choice(kinds)},
             outcome=Outcome.REFUSED,
         )
-    _analyze()
+    benchlib.analyze()
 
 
 def backend_main(args) -> None:
