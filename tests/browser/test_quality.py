@@ -10,8 +10,10 @@ from playwright.sync_api import expect
 
 from apps.audit.models import AuditEvent
 from apps.runs.models import Run
+from apps.schedules.models import Schedule
 from tests.browser.a11y import accessibility_violations, assert_accessible, describe
 from tests.browser.helpers import finished_run, running_run, sign_in
+from tests.schedules.helpers import schedule_make
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,10 +27,12 @@ PASSWORDS = {
 
 @pytest.fixture
 def world(demo):
-    """The demo with a finished deploy of 1.0.0 on test and one of 1.1.0 running there."""
+    """The demo with a finished deploy of 1.0.0 on test, one of 1.1.0 running there, and
+    the developer's nightly smoke test of test."""
     done = finished_run(demo, environment="test", version="1.0.0")
     going = running_run(demo, environment="test", version="1.1.0")
     audit_row = AuditEvent.objects.filter(verb="run.requested").order_by("-pk").first()
+    schedule_make(demo.dev, demo.smoke, demo.envs["test"], name="Nightly smoke test")
     return demo, done, going, audit_row
 
 
@@ -49,6 +53,11 @@ def main_pages(base: str, done: Run, going: Run, audit_row) -> list[tuple[str, s
         ("dev", "lock form", "/environments/test/lock/?service=hello-web"),
         ("dev", "profile", "/profile/"),
         ("dev", "MFA setup", "/accounts/2fa/totp/activate/"),
+        ("dev", "schedules", "/schedules/"),
+        ("dev", "new schedule", "/schedules/new/"),
+        ("dev", "schedule", f"/schedules/{Schedule.objects.get(name='Nightly smoke test').pk}/"),
+        ("dev", "insights", "/insights/"),
+        ("ops", "workers", "/workers/"),
         ("auditor", "audit list", "/audit/"),
         ("auditor", "audit detail", f"/audit/{audit_row.pk}/"),
     ]
