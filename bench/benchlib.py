@@ -21,13 +21,15 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def backend_env(backend: str, *, name: str, broker: str = "") -> dict[str, str]:
-    """The environment of a bench process for `backend`: its own var/ folder,
-    database and queue. SQLite uses the embedded default broker (filesystem);
-    PostgreSQL the production shape (Redis) unless `broker` says otherwise."""
+    """The environment of a bench process for `backend`: its own var/ folder, database
+    and queues (the runs', the housekeeping's). SQLite uses the embedded default broker
+    (filesystem); PostgreSQL the production shape (Redis) unless `broker` says otherwise."""
+    queue = f"bench-{name}-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
         "VAR_DIR": str(BASE / "var" / f"bench-{backend}"),
-        "CELERY_DEFAULT_QUEUE": f"bench-{name}-{uuid.uuid4().hex[:8]}",
+        "CELERY_DEFAULT_QUEUE": queue,
+        "CELERY_HOUSEKEEPING_QUEUE": f"{queue}-housekeeping",
         "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-secret-key-not-for-production"),
         "PYTHONUNBUFFERED": "1",
     }
@@ -113,7 +115,8 @@ def worker_start(log_path: Path, *, timeout: float = 90) -> subprocess.Popen:
     proc = subprocess.Popen(
         [
             str(BIN / "celery"), "-A", "portal", "worker",
-            "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--concurrency", "1",
+            "-Q", f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CELERY_HOUSEKEEPING_QUEUE}",
+            "--concurrency", "1",
             "-n", f"bench-{uuid.uuid4().hex[:8]}@%h", "--loglevel", "INFO",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ],

@@ -264,7 +264,8 @@ def backend_main(args) -> None:
     worker = start_process(
         [
             str(bin_dir / "celery"), "-A", "portal", "worker", "-Q",
-            settings.CELERY_TASK_DEFAULT_QUEUE, "--concurrency", "2", "-n",
+            f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CELERY_HOUSEKEEPING_QUEUE}",
+            "--concurrency", "2", "-n",
             f"bench-lock-{uuid.uuid4().hex[:8]}@%h", "--loglevel", "INFO",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ],

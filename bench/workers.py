@@ -189,7 +189,8 @@ def workers_start(count: int, queues: list[str], tag: str, **env) -> list[subpro
             "--concurrency", "1", "-n", f"bench-{tag}-{index}-{uuid.uuid4().hex[:6]}@%h",
             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
-        if env.pop("beat", False):
+        if env.pop("beat", False):  # and the housekeeping beat sends (the reaper)
+            command[command.index("-Q") + 1] += f",{settings.CELERY_HOUSEKEEPING_QUEUE}"
             command += ["--beat", "--schedule", str(log_path.with_suffix(".schedule"))]
         procs.append(
             subprocess.Popen(

@@ -305,6 +305,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.getenv("CELERY_DEFAULT_QUEUE", "runs")
+# What is not a playbook run (the periodic tasks — the reaper, schedules, the delivery
+# sweep, audit checkpoints —, a run's follow-ups, notifications, syncs) goes to a queue
+# of its own with a worker of its own: behind runs, on a worker whose every slot runs a
+# playbook for an hour, the reaper would wait that hour to find a dead worker's runs.
+CELERY_HOUSEKEEPING_QUEUE = os.getenv("CELERY_HOUSEKEEPING_QUEUE", "housekeeping")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # A form field whose choices come from a git repository or an HTTP(S) endpoint asks it
@@ -370,6 +375,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": envint("AUDIT_VERIFY_SECONDS", "86400"),
     },
 }
+for _entry in CELERY_BEAT_SCHEDULE.values():
+    _entry.setdefault("options", {})["queue"] = CELERY_HOUSEKEEPING_QUEUE
 
 # --- Notifications -----------------------------------------------------------
 # The portal's address as people reach it: the links in notifications start with it.

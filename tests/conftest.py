@@ -114,8 +114,9 @@ def worker_row(*queues: str, hostname: str = SESSION_WORKER, seen_ago: float = 0
 def _session_queue_has_a_worker(request):
     """Most tests launch runs with no worker process going (they only check a run was
     created), and a launch to a queue no live worker consumes is refused: so every test
-    that uses the database starts with a Worker row consuming the session's queue
-    (settings.CELERY_TASK_DEFAULT_QUEUE, every test environment's by default), as a
+    that uses the database starts with a Worker row consuming the session's queues
+    (settings.CELERY_TASK_DEFAULT_QUEUE, every test environment's by default, and the
+    housekeeping's), as a
     worker's heartbeat would write it. `@pytest.mark.no_worker_row` opts out. The real
     `celery_worker` process writes rows of its own besides."""
     uses_db = request.node.get_closest_marker("django_db") or any(
@@ -130,7 +131,9 @@ def _session_queue_has_a_worker(request):
     )
     request.getfixturevalue("transactional_db" if transactional else "db")
     # Seen "an hour from now", so it stays live however long the test takes.
-    worker_row(settings.CELERY_TASK_DEFAULT_QUEUE, seen_ago=-3600)
+    worker_row(
+        settings.CELERY_TASK_DEFAULT_QUEUE, settings.CELERY_HOUSEKEEPING_QUEUE, seen_ago=-3600
+    )
     yield
 
 
@@ -266,14 +269,16 @@ def _database_url() -> str:
 
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker):
-    """A real `celery worker` process on the test database and this session's queue."""
+    """A real `celery worker` process on the test database and this session's queues (the
+    runs' and the housekeeping's)."""
     log_path = settings.VAR_DIR / f"worker-{uuid.uuid4().hex[:8]}.log"
     log = open(log_path, "w+")  # noqa: SIM115
     env = {**os.environ, "DATABASE_URL": _database_url()}
     proc = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "celery"), "-A", "portal", "worker",
-            "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--concurrency", "2",
+            "-Q", f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CELERY_HOUSEKEEPING_QUEUE}",
+            "--concurrency", "2",
             "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--loglevel", "INFO",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ],

@@ -18,6 +18,11 @@ os.environ.setdefault("CELERY_DEFAULT_QUEUE", f"test-{uuid.uuid4().hex[:12]}")
 if worker := os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["VAR_DIR"] = f"{os.environ['VAR_DIR']}-{worker}"
     os.environ["CELERY_DEFAULT_QUEUE"] = f"{os.environ['CELERY_DEFAULT_QUEUE']}-{worker}"
+# The housekeeping (follow-ups, notifications, the periodic tasks) has a queue of its own;
+# the session's worker consumes both (tests/conftest.celery_worker).
+os.environ.setdefault(
+    "CELERY_HOUSEKEEPING_QUEUE", f"{os.environ['CELERY_DEFAULT_QUEUE']}-housekeeping"
+)
 # The workers the tests start write their heartbeat rows often (tests/workers).
 os.environ.setdefault("WORKER_HEARTBEAT_SECONDS", "2")
 # Playwright's sync API keeps an event loop running in the test thread.

@@ -106,7 +106,7 @@ def source_sync_enqueue(*, source: PlaybookSource, acting_user) -> None:
     def send():
         try:
             current_app.send_task(
-                TASK_SYNC, args=[source.pk, user_id], queue=settings.CELERY_TASK_DEFAULT_QUEUE
+                TASK_SYNC, args=[source.pk, user_id], queue=settings.CELERY_HOUSEKEEPING_QUEUE
             )
         except (OperationalError, OSError) as exc:
             log.warning("Sync of %s not queued: %s", source, exc)

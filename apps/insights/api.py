@@ -193,9 +193,17 @@ class QueueSerializer(serializers.Serializer):
     )
 
 
+class HousekeepingSerializer(serializers.Serializer):
+    queue = serializers.CharField()
+    live_workers = serializers.IntegerField()
+
+
 class WorkersSerializer(serializers.Serializer):
     workers = WorkerSerializer(many=True)
     environments = QueueSerializer(many=True)
+    housekeeping = HousekeepingSerializer(
+        help_text="The queue of the reaper, schedules, follow-ups and notifications."
+    )
 
 
 class WorkersErrorSerializer(serializers.Serializer):
@@ -207,11 +215,16 @@ class WorkersErrorSerializer(serializers.Serializer):
 def worker_list(request):
     """The workers (live first; silent and stopped ones too) with their queues, versions,
     last heartbeat and the runs they have now; each environment's queue, whether a live
-    worker consumes it, and how many runs wait there. Ops and auditors only."""
+    worker consumes it, and how many runs wait there; the housekeeping queue's live
+    workers. Ops and auditors only."""
     if not can_see_workers(request.user):
         raise PermissionDenied(REFUSED)
-    workers, queues = workers_overview()
-    return Response(WorkersSerializer({"workers": workers, "environments": queues}).data)
+    workers, queues, housekeeping = workers_overview()
+    return Response(
+        WorkersSerializer(
+            {"workers": workers, "environments": queues, "housekeeping": housekeeping}
+        ).data
+    )
 
 
 urlpatterns = [

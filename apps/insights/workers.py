@@ -5,6 +5,7 @@ reads both."""
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
@@ -34,9 +35,22 @@ class QueueRow:
         return self.live_workers > 0
 
 
-def workers_overview() -> tuple[list[WorkerRow], list[QueueRow]]:
-    """Every worker known (live first) with its running runs, and every environment
-    with its queue's state."""
+@dataclass(frozen=True)
+class Housekeeping:
+    """The queue of what is not a playbook run (the reaper, schedules, follow-ups,
+    notifications, syncs): without a live worker on it, none of that happens."""
+
+    queue: str
+    live_workers: int
+
+    @property
+    def live(self) -> bool:
+        return self.live_workers > 0
+
+
+def workers_overview() -> tuple[list[WorkerRow], list[QueueRow], Housekeeping]:
+    """Every worker known (live first) with its running runs, every environment with its
+    queue's state, and the housekeeping queue's."""
     now = timezone.now()
     running: dict[str, list[Run]] = {}
     for run in (
@@ -66,4 +80,5 @@ def workers_overview() -> tuple[list[WorkerRow], list[QueueRow]]:
         )
         for env in Environment.objects.all()
     ]
-    return workers, rows
+    housekeeping = settings.CELERY_HOUSEKEEPING_QUEUE
+    return workers, rows, Housekeeping(housekeeping, queues.get(housekeeping, 0))

@@ -14,13 +14,14 @@ def workers_page(request):
     """The workers, their queues and runs; each environment's queue, live or not."""
     if not can_see_workers(request.user):
         raise PermissionDenied(REFUSED)  # said and recorded by the 403 handler
-    workers, queues = workers_overview()
+    workers, queues, housekeeping = workers_overview()
     return render(
         request,
         "insights/workers.html",
         {
             "workers": workers,
             "queues": queues,
+            "housekeeping": housekeeping,
             "silent_after": settings.WORKER_SILENT_AFTER_SECONDS,
             "grace": settings.RUN_NO_WORKER_GRACE_SECONDS,
         },

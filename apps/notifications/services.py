@@ -111,7 +111,7 @@ def delivery_enqueue(delivery_id, *, countdown: float = 0) -> None:
         task_send(
             TASK_DELIVER,
             args=[str(delivery_id)],
-            queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+            queue=settings.CELERY_HOUSEKEEPING_QUEUE,
             countdown=countdown,
         )
     except QUEUE_ERRORS as exc:

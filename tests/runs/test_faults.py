@@ -113,7 +113,7 @@ def test_a_killed_worker_s_run_is_reaped_as_lost_by_beat(victim, dev, tmp_path):
             beat=True,
             # Beat sends the reaper to this worker's own queue, every second; a run
             # silent for 3 s (its heartbeat is every second) is lost.
-            CELERY_DEFAULT_QUEUE=reaper_queue,
+            CELERY_HOUSEKEEPING_QUEUE=reaper_queue,
             RUN_REAP_SECONDS="1",
             RUN_LOST_AFTER_SECONDS="3",
         )

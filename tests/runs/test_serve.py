@@ -1,6 +1,8 @@
 """`manage.py serve` (what `make run` starts) keeps the portal up when a process dies:
 the web goes on answering, a killed worker or beat is restarted, and the run the
-worker had ends lost, freeing its lock. Ctrl-C (SIGTERM) still stops everything."""
+worker had ends lost, freeing its lock. The housekeeping (the reaper) has a worker of
+its own: it goes on while every slot of the runs' worker is busy. Ctrl-C (SIGTERM)
+still stops everything."""
 
 import http.client
 import json
@@ -9,17 +11,19 @@ import signal
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 from types import SimpleNamespace
 
 import psutil
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from apps.accounts.services import token_create
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
 from tests.conftest import BASE, _database_url, free_port, wait_for
-from tests.factories import ActionFactory
+from tests.factories import ActionFactory, RunFactory
 from tests.runs.helpers import wait_final
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -43,7 +47,9 @@ def serve(local_env, tmp_path):
         "SECRET_KEY": settings.SECRET_KEY,  # its secrets are the tests' secrets
         "FIELD_ENCRYPTION_KEY": os.getenv("FIELD_ENCRYPTION_KEY", ""),
         "WORKER_QUEUES": queue,
-        "CELERY_DEFAULT_QUEUE": queue,  # beat sends the reaper where its worker listens
+        "CELERY_DEFAULT_QUEUE": queue,
+        # Beat sends the reaper to serve's own housekeeping worker.
+        "CELERY_HOUSEKEEPING_QUEUE": f"{queue}-housekeeping",
         "WORKER_CONCURRENCY": "1",
         "RUN_HEARTBEAT_SECONDS": "1",
         "RUN_LOST_AFTER_SECONDS": "5",
@@ -64,6 +70,7 @@ def serve(local_env, tmp_path):
             _signin_page(served) == 200
             and "ready." in served.output()
             and _child(process, "worker")
+            and _child(process, "housekeeping")
             and _child(process, "beat")
         )
 
@@ -98,14 +105,16 @@ def _signin_page(serve) -> int:
 
 
 def _child(serve_process, name: str) -> psutil.Process | None:
-    """serve's `web`, `worker` or `beat` process."""
-    word = {"web": "gunicorn", "worker": "worker", "beat": "beat"}[name]
+    """serve's `web`, `worker` (of the runs), `housekeeping` (worker) or `beat` process."""
+    word = {"web": "gunicorn", "worker": "worker", "housekeeping": "worker", "beat": "beat"}
     for child in psutil.Process(serve_process.pid).children():
         try:
-            if word in child.cmdline():
-                return child
+            command = child.cmdline()
         except psutil.NoSuchProcess:
             continue
+        housekeeping = "pushbutton-housekeeping@%h" in command
+        if word[name] in command and housekeeping == (name == "housekeeping"):
+            return child
     return None
 
 
@@ -153,6 +162,18 @@ def test_a_killed_worker_or_beat_is_restarted_and_the_portal_stays_up(
         message="the playbook's sleep never started",
     )  # fmt: skip
 
+    # The runs' worker has one slot, and the sleep holds it: the reaper still ends at
+    # once the run of a worker that died on another host (its heartbeat long silent).
+    elsewhere = RunFactory(
+        status=RunStatus.RUNNING,
+        worker="pushbutton-runs@elsewhere",
+        started_at=timezone.now() - timedelta(minutes=5),
+        heartbeat_at=timezone.now() - timedelta(minutes=4),
+        version="",
+    )
+    assert wait_final(elsewhere, timeout=30).status == RunStatus.LOST
+    assert Run.objects.get(pk=run.pk).status == RunStatus.RUNNING
+
     _kill(serve, "worker")
 
     assert _signin_page(serve) == 200  # the web went on
@@ -183,7 +204,7 @@ def test_a_killed_worker_or_beat_is_restarted_and_the_portal_stays_up(
 
 def test_sigterm_stops_every_process_of_serve(serve):
     children = psutil.Process(serve.process.pid).children(recursive=True)
-    assert len(children) >= 3
+    assert len(children) >= 4
 
     serve.process.send_signal(signal.SIGTERM)
 

@@ -23,7 +23,10 @@ def test_the_worker_writes_its_heartbeat_row(celery_worker, ops):
     row = wait_for(lambda: Worker.objects.filter(pid=pid).first(), timeout=15)
 
     assert row.hostname.startswith("test-")
-    assert row.queues == [settings.CELERY_TASK_DEFAULT_QUEUE]
+    assert row.queues == [
+        settings.CELERY_TASK_DEFAULT_QUEUE,
+        settings.CELERY_HOUSEKEEPING_QUEUE,
+    ]
     assert row.concurrency == 2
     assert row.pushbutton_version == metadata.version("pushbutton")
     assert row.ansible_core_version == metadata.version("ansible-core")

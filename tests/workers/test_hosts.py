@@ -66,6 +66,7 @@ class Host:
             concurrency=2 if self.name == "host-a" else 1,
             VAR_DIR=str(self.var_dir),
             CELERY_DEFAULT_QUEUE=OWN[self.name],
+            CELERY_HOUSEKEEPING_QUEUE=OWN[self.name],
             CELERY_BROKER_DIR=str(settings.BROKER_DIR),
             # What hosts share besides the database and broker: the portal's keys.
             AUDIT_SIGNING_KEY=settings.AUDIT_SIGNING_KEY,

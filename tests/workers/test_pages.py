@@ -61,6 +61,8 @@ def test_ops_see_each_worker_and_each_environments_queue(demo, fleet):
     production_row = html.split('data-environment="production"')[1].split("</tr>")[0]
     assert "no live worker" not in production_row
     assert "<td>2</td>" in production_row  # runs waiting: one queued, one in the deploy queue
+    housekeeping = html.split('<p class="housekeeping')[1].split("</p>")[0]
+    assert f"<code>{settings.CELERY_HOUSEKEEPING_QUEUE}</code>, 1 live worker." in housekeeping
 
 
 def test_the_api_says_the_same_to_an_auditor(demo, fleet):
@@ -87,6 +89,22 @@ def test_the_api_says_the_same_to_an_auditor(demo, fleet):
     assert queues["qa"]["live"] is False
     assert queues["test"]["queue"] == settings.CELERY_TASK_DEFAULT_QUEUE
     assert queues["test"]["live"] is True
+    assert body["housekeeping"] == {
+        "queue": settings.CELERY_HOUSEKEEPING_QUEUE, "live_workers": 1
+    }  # fmt: skip
+
+
+@pytest.mark.no_worker_row
+def test_without_a_housekeeping_worker_the_page_says_what_stops(demo):
+    worker_row(settings.CELERY_TASK_DEFAULT_QUEUE)  # the runs' worker only
+
+    html = page_client(demo.ops).get("/workers/").content.decode()
+
+    housekeeping = html.split('<p class="housekeeping')[1].split("</p>")[0]
+    assert "no live worker" in housekeeping
+    assert "lost runs are not found, schedules do not fire" in housekeeping
+    body = api_client(demo.auditor).get("/api/v1/workers/").json()
+    assert body["housekeeping"]["live_workers"] == 0
 
 
 def test_developers_may_not_see_the_workers_and_are_told_why(demo):

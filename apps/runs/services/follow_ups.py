@@ -40,7 +40,7 @@ def run_ended_follow_ups(sender, *, run: Run, **kwargs) -> None:
     if not (wanted or wants_auto_rollback(run)):
         return
     try:
-        task_send(TASK_FOLLOW_UPS, args=[run.pk], queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        task_send(TASK_FOLLOW_UPS, args=[run.pk], queue=settings.CELERY_HOUSEKEEPING_QUEUE)
     except QUEUE_ERRORS as exc:
         log.warning("Follow-ups of run %s not queued (%s); launching them here.", run.pk, exc)
         run_follow_up(run=run)

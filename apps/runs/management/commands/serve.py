@@ -1,11 +1,12 @@
-"""`manage.py serve` (what `make run` starts): the web process, a Celery worker and
-Celery beat, each a process of its own, kept going.
+"""`manage.py serve` (what `make run` starts): the web process, a Celery worker for the
+runs, one for the housekeeping (the reaper, schedules, follow-ups, notifications: never
+waiting behind playbooks) and Celery beat, each a process of its own, kept going.
 
 A process that dies is started again after a pause that doubles with each death in a
 row (1, 2, 4 … 30 s) and starts over once it stayed up a minute; the others go on, so a
 killed worker takes neither the portal nor the reaper with it. The worker keeps its
 name across restarts, so the new one ends the runs the dead one had as lost at once.
-Ctrl-C (or SIGTERM) stops all three.
+Ctrl-C (or SIGTERM) stops them all.
 """
 
 import os
@@ -53,9 +54,9 @@ def how_it_ended(returncode: int) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Start the portal: the web process, a Celery worker and Celery beat (the periodic "
-        "tasks, among them the reaper of lost runs); a process that dies is restarted; "
-        "Ctrl-C stops all three."
+        "Start the portal: the web process, a Celery worker for the runs, one for the "
+        "housekeeping and Celery beat (the periodic tasks, among them the reaper of lost "
+        "runs); a process that dies is restarted; Ctrl-C stops them all."
     )
 
     def add_arguments(self, parser):
@@ -73,7 +74,7 @@ class Command(BaseCommand):
             child.start()
         self.say(f"\nPushbutton is running on http://{bind}/")
         self.say("Demo logins: " + ", ".join(f"{u} / {p}" for u, _, p, _ in USERS))
-        self.say("Press Ctrl-C to stop the web process, the worker and beat.\n")
+        self.say("Press Ctrl-C to stop the web process, the workers and beat.\n")
         signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
         failed = None
         try:
@@ -132,7 +133,14 @@ def _children(*, bind: str, queues: str) -> list[Child]:
         os.path.join(bindir, "gunicorn"), "portal.wsgi", "--bind", bind,
         "--workers", "1", "--threads", "8", "--access-logfile", "-", "--graceful-timeout", "5",
     ]  # fmt: skip
-    return [Child("web", web), Child("worker", worker), Child("beat", beat)]
+    children = [Child("web", web), Child("worker", worker), Child("beat", beat)]
+    housekeeping = settings.CELERY_HOUSEKEEPING_QUEUE
+    if housekeeping not in queues.split(","):
+        children.insert(2, Child("housekeeping worker", [
+            *celery, "worker", "--loglevel", "INFO", "-Q", housekeeping, "--concurrency", "1",
+            "-n", "pushbutton-housekeeping@%h", "--without-gossip", "--without-mingle",
+        ]))  # fmt: skip
+    return children
 
 
 def _stop(children: list[Child]) -> None:
