@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Count, FloatField, Func, Max, Min, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -302,11 +303,13 @@ class PortalCollector(Collector):
         workers = GaugeMetricFamily(
             "pushbutton_queue_live_workers",
             "Live workers consuming each queue (heartbeat rows, apps/workers): every "
-            "environment's queue is there, with 0 when no worker consumes it.",
+            "environment's queue and the housekeeping queue are there, with 0 when no "
+            "worker consumes it.",
             labels=["queue"],
         )
         live = live_queues(now=now)
-        for queue in sorted({queue for queue, _ in depths} | set(live)):
+        expected = {queue for queue, _ in depths} | {settings.CELERY_HOUSEKEEPING_QUEUE}
+        for queue in sorted(expected | set(live)):
             workers.add_metric([queue], live.get(queue, 0))
         yield workers
 

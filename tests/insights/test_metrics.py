@@ -163,6 +163,7 @@ def test_live_workers_are_counted_per_queue(local_env):
     assert value(samples, live, queue="runs-other") == 1
     # The session's queue: its stand-in row, and the real session worker's when one runs.
     assert value(samples, live, queue=settings.CELERY_TASK_DEFAULT_QUEUE) >= 1
+    assert value(samples, live, queue=settings.CELERY_HOUSEKEEPING_QUEUE) >= 1
 
 
 def test_runs_that_settle_are_counted_once_however_often_it_is_scraped(local_env):
