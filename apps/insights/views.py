@@ -27,7 +27,8 @@ def what_runs_where(request):
     ]
     page, groups = service_page(
         user=request.user,
-        services=service_search(user=request.user, **filters),
+        # The actions and their environments are the catalog's buttons: not shown here.
+        services=service_search(user=request.user, **filters).prefetch_related(None),
         number=request.GET.get("page"),
         size=MATRIX_PAGE_SIZE,
     )
