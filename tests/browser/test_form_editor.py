@@ -1,8 +1,14 @@
-"""Ops edit an action's form in the admin and watch the preview follow (Chromium, htmx)."""
+"""Ops edit an action's form in the admin, as JSON or field by field, and watch the preview
+follow (Chromium, htmx, static/js/form-editor.js)."""
+
+import json
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import expect
 
+from tests.browser.a11y import assert_accessible
 from tests.browser.helpers import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -25,3 +31,88 @@ def test_the_preview_follows_the_json_as_ops_type(page, live_server, demo):
     region = preview.get_by_label("Region")
     expect(region).to_be_visible()
     expect(region.locator("option:checked")).to_have_text("Choose…")
+
+
+def _definition(page) -> list[dict]:
+    return json.loads(page.locator("textarea[name=form]").input_value())
+
+
+def _screenshot(page, name: str, width: int) -> None:
+    """The editor at `width` px, kept under VAR_DIR for a person to look at."""
+    page.set_viewport_size({"width": width, "height": 900})
+    path = Path(settings.VAR_DIR) / "screenshots" / f"{name}-{width}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.locator(".field-form").screenshot(path=path, animations="disabled", caret="hide")
+
+
+def test_ops_add_a_choice_field_without_writing_json(page, live_server, demo):
+    sign_in(page, live_server.url, "ops", "pushbutton-ops")
+    page.goto(f"{live_server.url}/admin/catalog/action/{demo.deploy.pk}/change/")
+    fields = page.locator("#form-fields")
+    preview = page.locator("#form-preview")
+    expect(fields.get_by_label("Name")).to_have_value("version")
+    expect(preview.get_by_label("Version")).to_be_visible()
+
+    fields.get_by_role("button", name="Add a field").click()
+    new = page.locator("#fe-1")
+    expect(new.get_by_label("Name")).to_be_focused()
+    new.get_by_label("Name").fill("region")
+    new.get_by_label("Label").fill("Region")
+    new.get_by_label("Type").select_option(label="Choice")
+    new.get_by_label("Required").check()
+    new.get_by_label("Choices, one a line", exact=True).fill("eu\nus")
+    new.get_by_label("Help text").fill("Where it runs")
+
+    region = preview.get_by_label("Region")
+    expect(region.locator("option")).to_have_text(["Choose…", "eu", "us"])
+    expect(preview).to_contain_text("Where it runs")
+    assert _definition(page)[1] == {
+        "name": "region", "label": "Region", "type": "choice", "required": True,
+        "choices": ["eu", "us"], "help": "Where it runs",
+    }  # fmt: skip
+    # Only what a choice field has is offered: no pattern, no minimum.
+    expect(new.get_by_label("Pattern (regular expression)")).to_be_hidden()
+    expect(new.get_by_label("Minimum")).to_be_hidden()
+
+    # Moved first: the rows, the JSON and the preview follow; the focus stays on the button.
+    new.get_by_role("button", name="Move up").click()
+    expect(page.locator("#fe-0").get_by_label("Name")).to_have_value("region")
+    expect(page.locator("#fe-0-name")).to_be_focused()
+    assert [f["name"] for f in _definition(page)] == ["region", "version"]
+    expect(preview.locator("label").first).to_contain_text("Region")
+
+    # A mistake is named in the preview by line and field, and on the field's row.
+    first = page.locator("#fe-0")
+    first.get_by_label("Choices, one a line", exact=True).fill("eu\neu")
+    expect(preview).to_contain_text("line 2, fields[0].choices: choices repeat.")
+    expect(first.locator(".fe-errors")).to_contain_text("fields[0].choices: choices repeat.")
+    assert_accessible(page, what="the form editor with a mistake", within=".form-editor")
+    first.get_by_label("Choices, one a line", exact=True).fill("eu\nus")
+    expect(first.locator(".fe-errors")).to_be_hidden()
+    expect(preview.get_by_label("Region")).to_be_visible()
+
+    # Typed in the JSON, by a power user: the rows follow once it reads as a list again.
+    editor = page.locator("textarea[name=form]")
+    definition = _definition(page)
+    definition[1]["label"] = "Release"
+    editor.fill(json.dumps(definition)[:-1])
+    expect(fields).to_contain_text("The JSON is not a list of fields just now")
+    editor.fill(json.dumps(definition))
+    expect(page.locator("#fe-1").get_by_label("Label")).to_have_value("Release")
+
+    assert_accessible(page, what="the form editor", within=".form-editor")
+    for width in (1280, 390):
+        _screenshot(page, "form-editor", width)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    demo.deploy.refresh_from_db()
+    assert [f["name"] for f in demo.deploy.form] == ["region", "version"]
+
+    # The run form developers see has the field, as the preview showed it.
+    page.context.clear_cookies()
+    sign_in(page, live_server.url, "dev", "pushbutton-dev")
+    page.goto(f"{live_server.url}/services/hello-web/deploy/test/")
+    expect(page.get_by_label("Region").locator("option")).to_have_text(["Choose…", "eu", "us"])
+    expect(page.get_by_label("Release")).to_be_visible()
