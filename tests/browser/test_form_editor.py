@@ -116,3 +116,40 @@ def test_ops_add_a_choice_field_without_writing_json(page, live_server, demo):
     page.goto(f"{live_server.url}/services/hello-web/deploy/test/")
     expect(page.get_by_label("Region").locator("option")).to_have_text(["Choose…", "eu", "us"])
     expect(page.get_by_label("Release")).to_be_visible()
+
+
+def test_ops_take_a_fields_choices_from_git_and_remove_a_field(page, live_server, demo):
+    sign_in(page, live_server.url, "ops", "pushbutton-ops")
+    page.goto(f"{live_server.url}/admin/catalog/action/{demo.deploy.pk}/change/")
+    preview = page.locator("#form-preview")
+    expect(preview.get_by_label("Version")).to_be_visible()
+
+    page.get_by_role("button", name="Add a field").click()
+    new = page.locator("#fe-1")
+    expect(new.get_by_label("Name")).to_be_focused()
+    new.get_by_label("Name").fill("tag")
+    new.get_by_label("Type").select_option(label="Choice")
+    new.get_by_label("Choices from").select_option(label="A git repository's tags or branches")
+    expect(new.get_by_label("Choices, one a line", exact=True)).to_be_hidden()
+    new.get_by_label("Repository (URL or path)").fill("-oops")
+    expect(preview).to_contain_text("fields[1]: choices_from.git must be a repository URL or path.")
+    expect(new.locator(".fe-errors")).to_be_visible()
+    for width in (1280, 390):
+        _screenshot(page, "form-editor-git-mistake", width)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    new.get_by_label("Repository (URL or path)").fill("https://git.example/app.git")
+    new.get_by_label("Matching (glob)").fill("v*")
+    new.get_by_label("Free text when the list cannot be fetched").check()
+    expect(new.locator(".fe-errors")).to_be_hidden()
+    assert _definition(page)[1] == {
+        "name": "tag", "type": "choice", "allow_free_text": True,
+        "choices_from": {"git": "https://git.example/app.git", "refs": "tags", "match": "v*"},
+    }  # fmt: skip
+
+    # Removed: the focus goes to the field that took its place (here, the one before).
+    page.locator("#fe-0").get_by_role("button", name="Remove").click()
+    expect(page.locator("#fe-0").get_by_label("Name")).to_have_value("tag")
+    expect(page.locator("#fe-0-name")).to_be_focused()
+    assert [f["name"] for f in _definition(page)] == ["tag"]
+    expect(preview.get_by_label("Version")).to_have_count(0)
