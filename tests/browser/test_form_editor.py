@@ -38,11 +38,14 @@ def _definition(page) -> list[dict]:
 
 
 def _screenshot(page, name: str, width: int) -> None:
-    """The editor at `width` px, kept under VAR_DIR for a person to look at."""
+    """The editor at `width` px, kept under VAR_DIR/screenshots for a person to look at."""
     page.set_viewport_size({"width": width, "height": 900})
     path = Path(settings.VAR_DIR) / "screenshots" / f"{name}-{width}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     page.locator(".field-form").screenshot(path=path, animations="disabled", caret="hide")
+    # Nothing of it beyond the screen's edge: the rows and the JSON fit a phone.
+    right = page.locator(".form-editor").evaluate("el => el.getBoundingClientRect().right")
+    assert right <= width, f"the editor reaches {right}px on a {width}px screen"
 
 
 def test_ops_add_a_choice_field_without_writing_json(page, live_server, demo):
