@@ -91,16 +91,20 @@ class FormEditorWidget(forms.Textarea):
         super().__init__({"rows": 14, "cols": 90, "spellcheck": "false", **(attrs or {})})
 
     def render(self, name, value, attrs=None, renderer=None):
+        attrs = attrs or {}
+        # The model field's help text (Django's aria-describedby) and the editor's own.
+        described_by = " ".join(filter(None, ["form-json-help", attrs.get("aria-describedby")]))
         attrs = {
-            **(attrs or {}),
+            **attrs,
             "hx-post": str(self.preview_url),
             # Typed by a person, or written by the structured editor (form-editor.js).
             "hx-trigger": "input changed delay:400ms, fields-edited delay:300ms",
             "hx-target": "#form-preview",
-            "aria-describedby": "form-json-help",
+            "aria-describedby": described_by,
         }
         textarea = super().render(name, value, attrs, renderer)
-        text = value if isinstance(value, str) else self.format_value(value) or ""
+        # The text as posted (a form sent back with a mistake) or as saved (JSON already).
+        text = value if isinstance(value, str) else json.dumps(value if value is not None else [])
         return render_to_string(
             "catalog/_form_editor.html",
             {

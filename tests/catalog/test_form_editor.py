@@ -33,6 +33,7 @@ def test_the_action_page_has_the_editor_wired_to_the_preview(ops_client):
     assert '<div id="form-preview"' in html
     assert "/static/vendor/htmx-2.0.11.min.js" in html
     assert '<textarea name="form"' in html  # the JSON stays editable as it is
+    assert 'aria-describedby="form-json-help id_form_helptext"' in html
 
 
 def test_the_preview_renders_the_form_developers_will_see(ops_client):
@@ -253,3 +254,22 @@ def test_the_rows_are_for_ops_only(dev):
     response = page_client(dev).post(reverse(FIELDS), {"form": "[]"})
 
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_a_form_sent_back_with_a_mistake_shows_the_rows_of_what_was_sent(ops_client):
+    version, environment = PlaybookVersionFactory(), EnvironmentFactory(slug="test")
+    sent = [{"name": "region", "type": "choice", "choices": []}]
+
+    response = ops_client.post(
+        reverse("admin:catalog_action_add"),
+        _action_post(version, environment, form=json.dumps(sent), version_field=""),
+    )
+
+    html = response.content.decode()
+    assert "fields[0].choices: a choice field needs a non-empty list" in html
+    assert 'id="fe-0-name" data-key="name" value="region"' in html
+    response = ops_client.post(
+        reverse("admin:catalog_action_add"),
+        _action_post(version, environment, form="[{", version_field=""),
+    )
+    assert "The JSON is not a list of fields just now" in response.content.decode()
