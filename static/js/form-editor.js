@@ -4,7 +4,8 @@
 //    for the preview (the textarea's hx-trigger "fields-edited").
 // 2. Adding, removing and moving a field change the JSON, then the server renders the rows
 //    again from it. Ops typing in the JSON get the rows rendered again by htmx (hx-trigger
-//    on #form-fields): the server is the one place that reads the JSON into rows.
+//    on #form-fields), unless the rows have written it since: the server is the one place
+//    that reads the JSON into rows.
 // 3. What the preview says is wrong with "fields[i]" is shown on row i as well.
 (function () {
   "use strict";
@@ -76,9 +77,26 @@
     return rows().map((row) => fieldOf(row, keys));
   }
 
+  // What adding, removing and moving start from: the JSON, which each row's change has
+  // written already and which may be ahead of the rows (typed in the last moments); none
+  // while it does not read as a list (the rows give way to a note meanwhile).
+  function fieldsOfJson() {
+    try {
+      const fields = JSON.parse(textarea().value.trim() || "[]");
+      return Array.isArray(fields) ? fields : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // The JSON as the rows last wrote it: while it is unchanged, the rows are ahead of any
+  // re-render asked for by typing in the JSON just before (see "htmx:beforeRequest").
+  let written = null;
+
   function writeJson(fields) {
     const json = textarea();
     json.value = fields.length ? JSON.stringify(fields, null, 2) : "[]";
+    written = json.value;
     htmx.trigger(json, "fields-edited");
   }
 
@@ -101,14 +119,16 @@
   }
 
   function add() {
-    const fields = fieldsOfRows();
+    const fields = fieldsOfJson();
+    if (!fields) return;
     fields.push({ name: unusedName(fields), type: "string" });
     writeJson(fields);
     renderRows("fe-" + (fields.length - 1) + "-name");
   }
 
   function remove(index) {
-    const fields = fieldsOfRows();
+    const fields = fieldsOfJson();
+    if (!fields) return;
     fields.splice(index, 1);
     writeJson(fields);
     // The focus goes to the row that took its place, or the Add button.
@@ -116,9 +136,9 @@
   }
 
   function move(index, by) {
-    const fields = fieldsOfRows();
+    const fields = fieldsOfJson();
     const to = index + by;
-    if (to < 0 || to >= fields.length) return;
+    if (!fields || to < 0 || to >= fields.length) return;
     [fields[index], fields[to]] = [fields[to], fields[index]];
     writeJson(fields);
     // The same button of the moved row, unless it reached the end of the list.
@@ -169,6 +189,20 @@
       row.classList.toggle("fe-has-errors", !list.hidden);
     });
   }
+
+  // A re-render asked for by typing in the JSON (hx-trigger on #form-fields, 400 ms later)
+  // is dropped once the rows have written the JSON since: it would undo their change.
+  // (The element that asked: a swap's detail.elt is its target.)
+  function rowsAhead(event) {
+    const asker = (event.detail.requestConfig || event.detail).elt;
+    return asker.id === "form-fields" && textarea().value === written;
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (rowsAhead(event)) event.preventDefault();
+  });
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (rowsAhead(event)) event.detail.shouldSwap = false;
+  });
 
   document.addEventListener("htmx:afterSettle", function (event) {
     const id = event.detail.target && event.detail.target.id;

@@ -127,9 +127,15 @@ def test_ops_take_a_fields_choices_from_git_and_remove_a_field(page, live_server
     preview = page.locator("#form-preview")
     expect(preview.get_by_label("Version")).to_be_visible()
 
+    # Added at once after typing in the JSON, before the rows follow it: what was typed stays.
+    definition = _definition(page)
+    definition[0]["label"] = "Release"
+    page.locator("textarea[name=form]").fill(json.dumps(definition))
     page.get_by_role("button", name="Add a field").click()
     new = page.locator("#fe-1")
     expect(new.get_by_label("Name")).to_be_focused()
+    expect(page.locator("#fe-0").get_by_label("Label")).to_have_value("Release")
+    assert _definition(page)[0]["label"] == "Release"
     new.get_by_label("Name").fill("tag")
     new.get_by_label("Type").select_option(label="Choice")
     new.get_by_label("Choices from").select_option(label="A git repository's tags or branches")
@@ -155,4 +161,4 @@ def test_ops_take_a_fields_choices_from_git_and_remove_a_field(page, live_server
     expect(page.locator("#fe-0").get_by_label("Name")).to_have_value("tag")
     expect(page.locator("#fe-0-name")).to_be_focused()
     assert [f["name"] for f in _definition(page)] == ["tag"]
-    expect(preview.get_by_label("Version")).to_have_count(0)
+    expect(preview.get_by_label("Release")).to_have_count(0)
