@@ -156,6 +156,19 @@ def test_ops_take_a_fields_choices_from_git_and_remove_a_field(page, live_server
         "choices_from": {"git": "https://git.example/app.git", "refs": "tags", "match": "v*"},
     }  # fmt: skip
 
+    # An integer's bounds and default are written as numbers; one that is not is named.
+    new.get_by_label("Type").select_option(label="Integer")
+    expect(new.get_by_label("Repository (URL or path)")).to_be_hidden()
+    new.get_by_label("Minimum").fill("1")
+    new.get_by_label("Maximum").fill("9")
+    new.get_by_label("Default", exact=True).fill("3")
+    expect(preview.get_by_label("Tag")).to_have_value("3")
+    assert _definition(page)[1] == {
+        "name": "tag", "type": "integer", "default": 3, "min": 1, "max": 9,
+    }  # fmt: skip
+    new.get_by_label("Maximum").fill("nine")
+    expect(new.locator(".fe-errors")).to_contain_text("fields[1].max: must be an integer.")
+
     # Removed: the focus goes to the field that took its place (here, the one before).
     page.locator("#fe-0").get_by_role("button", name="Remove").click()
     expect(page.locator("#fe-0").get_by_label("Name")).to_have_value("tag")
