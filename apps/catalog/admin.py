@@ -11,7 +11,13 @@ from django.views.decorators.http import require_POST
 
 from apps.audit.admin import AuditedModelAdmin
 from apps.audit.constants import Via
-from apps.catalog.forms import FormDefinitionField, FormEditorWidget, form_preview, located
+from apps.catalog.forms import (
+    FormDefinitionField,
+    FormEditorWidget,
+    form_editor_rows,
+    form_preview,
+    located,
+)
 from apps.catalog.models import Action, PlaybookSource, PlaybookVersion, Service, SourceCommit
 from apps.catalog.parameters import form_definition_errors
 from apps.catalog.services import (
@@ -302,18 +308,30 @@ class ActionAdmin(AuditedModelAdmin):
 
     def get_urls(self):
         preview = self.admin_site.admin_view(require_POST(self.form_preview_view))
+        fields = self.admin_site.admin_view(require_POST(self.form_fields_view))
         return [
             path("form-preview/", preview, name="catalog_action_form_preview"),
+            path("form-fields/", fields, name="catalog_action_form_fields"),
             *super().get_urls(),
         ]
 
     def form_preview_view(self, request):
         """The form developers will see for the posted definition, or what is wrong with it."""
-        if not (self.has_add_permission(request) or self.has_change_permission(request)):
-            raise PermissionDenied
+        self._may_edit_forms(request)
         return TemplateResponse(
             request, "catalog/admin_form_preview.html", form_preview(request.POST.get("form", ""))
         )
+
+    def form_fields_view(self, request):
+        """The structured editor's rows for the posted definition (after Ops typed in it)."""
+        self._may_edit_forms(request)
+        return TemplateResponse(
+            request, "catalog/_form_fields.html", form_editor_rows(request.POST.get("form", ""))
+        )
+
+    def _may_edit_forms(self, request):
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
 
     # An action is what may run: its rows say what it runs, where and with which form.
     def audit_snapshot(self, obj):

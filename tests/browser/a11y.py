@@ -1,6 +1,7 @@
 """Accessibility check of a page with axe-core (axe-playwright-python), for every browser
 test: `assert_accessible(page)` fails listing each serious or critical violation of the
-page as it is now (open a dialog or fold a section first to check that state)."""
+page as it is now (open a dialog or fold a section first to check that state), or of the part
+`within` selects (on a Django admin page: the part the project renders, not the admin's own)."""
 
 from axe_playwright_python.sync_playwright import Axe
 
@@ -10,10 +11,11 @@ FAILING_IMPACTS = ("serious", "critical")
 _axe = Axe()
 
 
-def accessibility_violations(page, *, impacts=FAILING_IMPACTS) -> list[dict]:
-    """The violations of the page as it is now whose impact is one of `impacts`."""
+def accessibility_violations(page, *, impacts=FAILING_IMPACTS, within=None) -> list[dict]:
+    """The violations of the page (or of the part `within` selects, a CSS selector) as it is
+    now whose impact is one of `impacts`."""
     page.wait_for_load_state("load")
-    results = _axe.run(page)
+    results = _axe.run(page, context=within)
     return [v for v in results.response["violations"] if v["impact"] in impacts]
 
 
@@ -27,9 +29,10 @@ def describe(violations: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def assert_accessible(page, *, what: str = "") -> None:
-    """Fail when axe finds a serious or critical violation on the page as it is now."""
-    violations = accessibility_violations(page)
+def assert_accessible(page, *, what: str = "", within=None) -> None:
+    """Fail when axe finds a serious or critical violation on the page (or in the part
+    `within` selects) as it is now."""
+    violations = accessibility_violations(page, within=within)
     assert not violations, (
         f"axe: {len(violations)} serious or critical violation(s) on {what or page.url}:\n"
         + describe(violations)
