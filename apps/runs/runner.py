@@ -36,6 +36,7 @@ import psutil
 import yaml
 from django.conf import settings
 from django.db import connections
+from django.utils import timezone
 
 from apps.catalog import git, requirements, trees
 from apps.environments.constants import CredentialKind
@@ -64,6 +65,8 @@ PASSPHRASE_PROMPT = r"/ssh_key_data[^\n/]*:\s*$"  # noqa: S105 (a prompt, not a 
 # ansible-runner's own settings: its loop comes back every 0.25 s (events are stored and
 # cancels seen that often; its default is 5 s), and it keeps no copy of the output.
 RUNNER_SETTINGS = {"pexpect_timeout": 0.25, "suppress_output_file": True}
+# The run's first line names at most this many hosts of its inventory.
+START_LINE_HOSTS = 10
 
 
 class _Spawn(pexpect.spawn):
@@ -213,6 +216,7 @@ def execute(
             # Canceled, or no longer running (a reaper ended it): Ansible never starts.
             return Outcome(RunStatus.CANCELED)
         options = _runner_options(run, private, marker, credentials)
+        sink.start(start_line(run), timezone.now())
         result = ansible_runner.run(
             private_data_dir=str(private.path),
             playbook=run.playbook_path,
@@ -353,6 +357,37 @@ def playbook_path_check(project: Path, path: str) -> None:
         raise ValueError(f"Refused playbook path {path!r}: it leads outside the checkout.")
     if not target.is_file():
         raise ValueError(f"No playbook {path!r} in the checkout.")
+
+
+def start_line(run) -> str:
+    """The run's first line, the portal's own: what it runs (the playbook at its commit,
+    the hosts, a dry run) and on which worker; written as Ansible starts."""
+    if run.inventory_path:
+        hosts = f"the hosts of {run.inventory_path} (in the repository)"
+    else:
+        names = inventory_host_names(run.inventory)
+        shown = ", ".join(names[:START_LINE_HOSTS]) or "no host"
+        more = len(names) - START_LINE_HOSTS
+        hosts = shown + (f" and {more} more" if more > 0 else "")
+    dry = " (dry run: --check --diff)" if run.check_mode else ""
+    return (
+        f"Pushbutton runs {run.playbook_path} at commit {run.playbook_commit[:12]}{dry} "
+        f"on {hosts}, from worker {run.worker or '?'}."
+    )
+
+
+def inventory_host_names(inventory: dict) -> list[str]:
+    """The hosts an inventory (Ansible's YAML/JSON shape) names, in order, once each."""
+    names: dict[str, None] = {}
+
+    def visit(group: dict) -> None:
+        names.update(dict.fromkeys(group.get("hosts") or {}))
+        for child in (group.get("children") or {}).values():
+            visit(child or {})
+
+    for group in (inventory or {}).values():
+        visit(group or {})
+    return list(names)
 
 
 def _requirements_env(private: PrivateDir) -> dict[str, str]:

@@ -8,6 +8,7 @@ from apps.audit.constants import Via
 from apps.audit.models import AuditEvent
 from apps.runs import services
 from apps.runs.constants import RunStatus
+from apps.runs.events import START_EVENT
 from apps.runs.models import Run, RunEvent
 from tests.conftest import wait_for
 from tests.factories import ActionFactory
@@ -34,6 +35,12 @@ def test_it_deploys_the_demo_through_the_worker(celery_worker, demo):
     assert "hello-web 1.0.0" in (current / "index.html").read_text()
     events = list(RunEvent.objects.filter(run=run).order_by("counter"))
     assert [e.counter for e in events] == list(range(1, len(events) + 1))
+    # The portal's own first line: what runs, where.
+    assert events[0].event == START_EVENT
+    assert events[0].stdout == (
+        f"Pushbutton runs {run.playbook_path} at commit {run.playbook_commit[:12]} "
+        f"on localhost, from worker {run.worker}."
+    )
     assert events[-1].event == "playbook_on_stats"
     assert any("TASK [Switch current to the new release atomically]" in e.stdout for e in events)
     assert run.started_at and run.finished_at and run.worker
