@@ -14,8 +14,9 @@ from pushbutton_cli.exits import FINAL_STATUSES
 from pushbutton_cli.portal import Portal
 
 PAGE = 1000
-# Once the run is running and until its first line: the portal writes that line as
-# Ansible starts, so it comes within a second; asked for this often, it shows soon after.
+# Until the first line of a run that is queued for a worker or running (the portal writes
+# one as Ansible starts: it comes within a second of the start), for QUIET_AFTER seconds
+# at most; asked for this often, it shows soon after.
 POLL_STARTING = 0.1
 POLL_LIVELY = 0.25  # seconds between asks while lines keep coming (or none came yet)
 POLL_QUIET = 1.0  # after QUIET_AFTER seconds without a new line
@@ -100,9 +101,9 @@ def follow(
 
 
 def _pause(status: str, started: bool, silent_for: float) -> float:
-    """Seconds until the next ask: often while a running run has not printed yet, then
-    as lines come; less often once they stopped (or while it waits or is queued)."""
-    if status == "running" and not started and silent_for < QUIET_AFTER:
+    """Seconds until the next ask: often until a queued or running run printed its first
+    line, then as lines come; less often once they stopped, or while it waits its turn."""
+    if status in ("queued", "running") and not started and silent_for < QUIET_AFTER:
         return POLL_STARTING
     return POLL_LIVELY if silent_for < QUIET_AFTER else POLL_QUIET
 

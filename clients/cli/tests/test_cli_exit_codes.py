@@ -217,13 +217,14 @@ def test_a_lost_connection_at_launch_is_retried_with_the_same_key(pushbutton, po
 @pytest.mark.parametrize(
     ("lines", "pauses"),
     [
-        # Running and silent: asked often, for the line the portal writes as Ansible starts.
-        ([], [0.25, 0.1, 0.1]),
+        # Queued, then running, silent: asked often, for the line the portal writes as
+        # Ansible starts.
+        ([], [0.1, 0.1, 0.1]),
         # Once lines come, as often as they do.
-        (["PLAY [Deploy]", "TASK [copy]"], [0.25, 0.25, 0.25]),
+        (["PLAY [Deploy]", "TASK [copy]"], [0.1, 0.25, 0.25]),
     ],
 )
-def test_following_asks_often_until_a_running_run_printed(pushbutton, portal, clock, lines, pauses):
+def test_following_asks_often_until_the_run_printed(pushbutton, portal, clock, lines, pauses):
     portal.statuses = ["queued", "running", "running", "successful"]
     portal.lines = lines
 
