@@ -191,11 +191,14 @@ def execute(
     cancel_requested: Callable[[], bool],
     heartbeat: Callable[[], bool | None],
     masker: SecretMasker | None = None,
+    ended: Callable[[Outcome], None] | None = None,
 ) -> Outcome:
     """Run the pinned playbook of `run` and store its events; return how it ended.
 
     `cancel_requested` and `heartbeat` are called from the runner's loop and must
-    not raise; a heartbeat that returns False is tried again a second later.
+    not raise; a heartbeat that returns False is tried again a second later. `ended`
+    hears the outcome as soon as the run's processes are gone and its events stored,
+    before its private dir is removed (which no one waiting for the run need wait for).
     """
     private = private_dir_create(run.pk)
     marker = run.marker or f"{run.pk}-{uuid.uuid4().hex}"
@@ -205,39 +208,49 @@ def execute(
     loop = _RunnerLoop(run.timeout, marker, sink, cancel_requested, heartbeat)
     try:
         try:
-            # Fetching and exporting the playbook may take minutes (a clone): the
-            # heartbeat must go on meanwhile, or a reaper would take the run for lost.
-            with _beating(heartbeat):
-                _prepare(run, private, secret_values, credentials)
-        # InventoryPathError is a ValueError.
-        except (git.GitError, requirements.RequirementsError, ValueError) as exc:
-            return Outcome(RunStatus.FAILED, error=sink.masker.text(str(exc)))
-        if cancel_requested():
-            # Canceled, or no longer running (a reaper ended it): Ansible never starts.
-            return Outcome(RunStatus.CANCELED)
-        options = _runner_options(run, private, marker, credentials)
-        sink.start(start_line(run), timezone.now())
-        result = ansible_runner.run(
-            private_data_dir=str(private.path),
-            playbook=run.playbook_path,
-            ident="run",
-            quiet=True,
-            suppress_env_files=True,
-            settings=dict(RUNNER_SETTINGS),
-            event_handler=sink.add,
-            cancel_callback=loop.cancel_callback,
-            status_handler=loop.status_handler,
-            **options,
-        )
-        sink.flush()
-        return _outcome(result, sink, loop.ended_by)
-    finally:
-        try:
-            sink.flush()
+            outcome = _play(run, private, marker, sink, loop, secret_values, credentials)
         finally:
-            # Its processes first: they would write on into the dir being removed.
-            run_processes_kill(marker, grace=1.0)
-            private.remove()
+            try:
+                sink.flush()
+            finally:
+                # Before the dir goes: they would write on into it.
+                run_processes_kill(marker, grace=1.0)
+        if ended is not None:
+            ended(outcome)
+        return outcome
+    finally:
+        private.remove()
+
+
+def _play(run, private, marker, sink, loop, secret_values, credentials) -> Outcome:
+    """Prepare the private dir and run ansible-playbook in it: how the run ended."""
+    try:
+        # Fetching and exporting the playbook may take minutes (a clone): the
+        # heartbeat must go on meanwhile, or a reaper would take the run for lost.
+        with _beating(loop.heartbeat):
+            _prepare(run, private, secret_values, credentials)
+    # InventoryPathError is a ValueError.
+    except (git.GitError, requirements.RequirementsError, ValueError) as exc:
+        return Outcome(RunStatus.FAILED, error=sink.masker.text(str(exc)))
+    if loop.cancel_requested():
+        # Canceled, or no longer running (a reaper ended it): Ansible never starts.
+        return Outcome(RunStatus.CANCELED)
+    options = _runner_options(run, private, marker, credentials)
+    sink.start(start_line(run), timezone.now())
+    result = ansible_runner.run(
+        private_data_dir=str(private.path),
+        playbook=run.playbook_path,
+        ident="run",
+        quiet=True,
+        suppress_env_files=True,
+        settings=dict(RUNNER_SETTINGS),
+        event_handler=sink.add,
+        cancel_callback=loop.cancel_callback,
+        status_handler=loop.status_handler,
+        **options,
+    )
+    sink.flush()
+    return _outcome(result, sink, loop.ended_by)
 
 
 class _RunnerLoop:

@@ -12,7 +12,7 @@ from apps.runs.events import START_EVENT
 from apps.runs.models import Run, RunEvent
 from tests.conftest import wait_for
 from tests.factories import ActionFactory
-from tests.runs.helpers import launch, wait_final
+from tests.runs.helpers import launch, wait_final, wait_private_dirs_removed
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -50,7 +50,7 @@ def test_it_deploys_the_demo_through_the_worker(celery_worker, demo):
         .values_list("verb", flat=True)
     )
     assert verbs == ["run.requested", "run.started", "run.finished"]
-    assert list(settings.RUNS_TMP_DIR.iterdir()) == [], "the private data dir was left behind"
+    wait_private_dirs_removed()
 
 
 def test_a_run_plays_the_approved_tree_even_when_its_cache_was_changed(
