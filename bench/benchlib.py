@@ -6,6 +6,7 @@ Each backend runs in a process of its own, because Django reads its settings
 
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -139,6 +140,22 @@ def worker_stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's children it waited for (user and system)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def tree_cpu(proc) -> float:
+    """CPU seconds of a worker (a psutil.Process) and its pool processes, with the
+    children they reaped (ansible-playbook and its forks)."""
+    total = 0.0
+    for p in [proc, *proc.children()]:
+        times = p.cpu_times()
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def median(values):

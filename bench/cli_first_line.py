@@ -7,13 +7,14 @@ comes. For each deploy it prints:
 
 - **launch → first line**: from starting the command to its first log line;
 - **run start → first line**: from the run's `started_at` (written by the worker when it
-  takes the run) to that line on the terminal. Target: **< 1 s**. Most of it is
-  ansible-playbook starting (the worker exports the playbook, ansible-runner starts
-  Python and Ansible), so it also prints:
-- **printed → terminal**: from the moment Ansible printed that line (its event's
-  `created`) to the line on the terminal: what the portal (events stored in batches, every
-  `RUN_EVENT_FLUSH_SECONDS`) and the command (it asks every 0.25 s while lines come)
-  add to it.
+  takes the run) to that line on the terminal. Target: **< 1 s**. That line is the
+  portal's own (what runs where, written as ansible-playbook is started), so it also
+  prints:
+- **printed → terminal**: from the moment that line was written (its event's `created`)
+  to the line on the terminal: what the portal and the command (it asks every 0.1 s
+  until the first line) add to it;
+- **start → Ansible's first line**: when Ansible itself printed (ansible-playbook
+  starting: Python, Ansible, the playbook), for comparison.
 
     .venv/bin/python bench/cli_first_line.py [--repeat 5] [--only sqlite|postgres]
                                              [--pg-broker redis://...|filesystem]
@@ -95,6 +96,7 @@ def backend_main(args) -> None:
     from apps.accounts.services import token_create
     from apps.environments.models import Environment
     from apps.runs.constants import ACTIVE_STATUSES, RunStatus
+    from apps.runs.events import START_EVENT
     from apps.runs.models import Run, RunEvent
     from apps.runs.services import run_end
 
@@ -120,14 +122,14 @@ def backend_main(args) -> None:
             started, first, run_id = deploy(env, f"9.{int(time.time())}.{rep}")
             run = Run.objects.get(pk=run_id)
             run_start = run.started_at.timestamp()
-            printed = (
-                RunEvent.objects.filter(run=run).exclude(stdout="").order_by("counter").first()
-            ).created.timestamp()
+            lines = RunEvent.objects.filter(run=run).exclude(stdout="").order_by("counter")
+            printed = lines.first().created.timestamp()
+            ansible = lines.exclude(event=START_EVENT).first().created.timestamp()
             reps.append(
                 {
                     "launch": first - started,
                     "after_start": first - run_start,
-                    "ansible": printed - run_start,
+                    "ansible": ansible - run_start,
                     "printed": first - printed,
                     "queued": run_start - run.created_at.timestamp(),
                     "load": load,
@@ -136,9 +138,10 @@ def backend_main(args) -> None:
             print(
                 f"[{backend}] rep {rep}: run #{run_id}, launch → first line "
                 f"{first - started:.2f} s, run start → first line {first - run_start:.2f} s "
-                f"(Ansible printed it {printed - run_start:.2f} s after the start; on the "
-                f"terminal {first - printed:.2f} s later; queued {reps[-1]['queued']:.2f} s); "
-                f"load {load:.1f}",
+                f"(written {printed - run_start:.2f} s after the start, on the terminal "
+                f"{first - printed:.2f} s later; Ansible's first line "
+                f"{ansible - run_start:.2f} s after the start; queued "
+                f"{reps[-1]['queued']:.2f} s); load {load:.1f}",
                 flush=True,
             )
     finally:
@@ -171,8 +174,8 @@ def main(args) -> int:
                 f"{benchlib.median([r['launch'] for r in reps]):.2f}",
                 f"{benchlib.median([r['after_start'] for r in reps]):.2f}",
                 f"{max(r['after_start'] for r in reps):.2f}",
-                f"{benchlib.median([r['ansible'] for r in reps]):.2f}",
                 f"{benchlib.median([r['printed'] for r in reps]):.2f}",
+                f"{benchlib.median([r['ansible'] for r in reps]):.2f}",
                 f"{benchlib.median([r['load'] for r in reps]):.1f}",
             ]
         )
@@ -182,7 +185,7 @@ def main(args) -> int:
     )
     headers = [
         "backend", "launch → line s", "run start → line s", "worst s",
-        "start → Ansible printed s", "printed → terminal s", "load",
+        "printed → terminal s", "start → Ansible's line s", "load",
     ]  # fmt: skip
     print(benchlib.table(headers, rows))
     return 0

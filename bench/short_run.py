@@ -11,7 +11,9 @@ the other:
   database (the queue, the export or copy of the tree, ansible-runner, the events).
 
 It prints each pair, then the medians and the overhead in seconds (target: +0.25 s),
-next to the ratio.
+next to the ratio; and the CPU seconds of each, which the machine's load changes less
+than wall time: ansible-playbook with its forks, and the worker's (its pool process,
+ansible-playbook and its forks, and its own polling of the queue meanwhile).
 
     .venv/bin/python bench/short_run.py [--seconds 4] [--repeat 7] [--only sqlite|postgres]
 """
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 
 import benchlib
+import psutil
 
 TARGET_OVERHEAD = 0.25
 PLAYBOOK = """\
@@ -100,8 +103,9 @@ def fixtures(seconds: float):
     return ops, service, action, environment
 
 
-def bare_run(playbook: str, workdir: Path) -> float:
-    """Wall seconds of `ansible-playbook` alone on the same playbook and inventory."""
+def bare_run(playbook: str, workdir: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of `ansible-playbook` alone on the same playbook and inventory
+    (CPU: with its forks)."""
     folder = Path(tempfile.mkdtemp(prefix="short-", dir=workdir))
     (folder / "short.yml").write_text(playbook)
     (folder / "hosts.json").write_text(json.dumps(inventory()))
@@ -116,21 +120,22 @@ def bare_run(playbook: str, workdir: Path) -> float:
         str(benchlib.BIN / "ansible-playbook"), "-i", "hosts.json", "short.yml",
         "-e", json.dumps(extravars),
     ]  # fmt: skip
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), benchlib.children_cpu()
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, benchlib.children_cpu() - cpu
     if done.returncode != 0:
         raise RuntimeError(f"ansible-playbook failed ({done.returncode}):\n{done.stdout}")
-    return elapsed
+    return elapsed, cpu
 
 
-def portal_run(*, ops, service, action, environment) -> tuple[float, object]:
-    """Wall seconds from run_launch until the final state is in the database."""
+def portal_run(*, worker, ops, service, action, environment) -> tuple[float, float, object]:
+    """Wall seconds from run_launch until the final state is in the database, and the CPU
+    seconds the worker spent on the run (with ansible-playbook and its forks)."""
     from apps.runs.constants import FINAL_STATUSES
     from apps.runs.models import Run
     from apps.runs.services import LaunchRequest, run_launch
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), benchlib.tree_cpu(worker)
     run = run_launch(
         LaunchRequest(user=ops, service=service, action=action, environment=environment)
     )
@@ -142,8 +147,10 @@ def portal_run(*, ops, service, action, environment) -> tuple[float, object]:
             raise RuntimeError(f"Run {run.pk} did not end in time.")
         time.sleep(0.01)
     elapsed = time.perf_counter() - started
+    # The worker's CPU once it is idle again (what it does after the final status counts).
+    time.sleep(0.5)
     run.refresh_from_db()
-    return elapsed, run
+    return elapsed, benchlib.tree_cpu(worker) - cpu, run
 
 
 def backend_main(args) -> None:
@@ -156,26 +163,35 @@ def backend_main(args) -> None:
     workdir = settings.VAR_DIR / "bench-short-bare"
     workdir.mkdir(parents=True, exist_ok=True)
     worker = benchlib.worker_start(settings.VAR_DIR / "bench-short-worker.log")
+    fixture = {"ops": ops, "service": service, "action": action, "environment": environment}
     reps = []
     try:
         # One run first, not counted: the worker's first task imports what it needs.
-        portal_run(ops=ops, service=service, action=action, environment=environment)
+        portal_run(worker=psutil.Process(worker.pid), **fixture)
         for rep in range(1, args.repeat + 1):
-            bare = bare_run(playbook, workdir)
-            portal, run = portal_run(
-                ops=ops, service=service, action=action, environment=environment
-            )
+            bare, bare_cpu = bare_run(playbook, workdir)
+            portal, portal_cpu, run = portal_run(worker=psutil.Process(worker.pid), **fixture)
             queued = (run.started_at - run.created_at).total_seconds()
             executing = (run.finished_at - run.started_at).total_seconds()
             print(
-                f"[{backend}] rep {rep}: ansible-playbook {bare:.2f} s, portal {portal:.2f} s "
-                f"(queued {queued:.2f} s, executing {executing:.2f} s, {run.status}): "
-                f"{portal - bare:+.2f} s; load {os.getloadavg()[0]:.1f}",
+                f"[{backend}] rep {rep}: ansible-playbook {bare:.2f} s (CPU {bare_cpu:.2f} s), "
+                f"portal {portal:.2f} s (CPU {portal_cpu:.2f} s; queued {queued:.2f} s, "
+                f"executing {executing:.2f} s, {run.status}): {portal - bare:+.2f} s; "
+                f"load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
             if run.status != "successful":
                 raise RuntimeError(f"Run {run.pk} ended {run.status}: {run.error}")
-            reps.append({"bare": bare, "portal": portal, "queued": queued, "executing": executing})
+            reps.append(
+                {
+                    "bare": bare,
+                    "portal": portal,
+                    "bare_cpu": bare_cpu,
+                    "portal_cpu": portal_cpu,
+                    "queued": queued,
+                    "load": os.getloadavg()[0],
+                }
+            )
     finally:
         benchlib.worker_stop(worker)
     Path(args.result).write_text(json.dumps({"backend": backend, "reps": reps}))
@@ -207,13 +223,20 @@ def main(args) -> int:
                 f"{overhead:+.2f}",
                 f"{portal / bare:.3f}",
                 "meets" if overhead <= TARGET_OVERHEAD else "MISSES",
+                f"{benchlib.median([r['bare_cpu'] for r in reps]):.2f}",
+                f"{benchlib.median([r['portal_cpu'] for r in reps]):.2f}",
+                f"{benchlib.median([r['portal_cpu'] - r['bare_cpu'] for r in reps]):+.2f}",
+                f"{benchlib.median([r['load'] for r in reps]):.1f}",
             ]
         )
     print(
         f"\nA {args.seconds}-second playbook, median of {args.repeat} pairs "
         f"(target: overhead <= +{TARGET_OVERHEAD:.2f} s)\n"
     )
-    headers = ["backend", "ansible-playbook s", "portal s", "queued s", "overhead s", "ratio", ""]
+    headers = [
+        "backend", "ansible-playbook s", "portal s", "queued s", "overhead s", "ratio", "",
+        "CPU alone s", "CPU portal s", "CPU overhead s", "load",
+    ]  # fmt: skip
     print(benchlib.table(headers, rows))
     return 0
 

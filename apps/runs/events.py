@@ -25,6 +25,8 @@ from apps.runs.progress import progress_add, progress_count
 
 log = logging.getLogger(__name__)
 
+# The portal's own event: the run's first line, saying what is run where (runner.py).
+START_EVENT = "pushbutton_start"
 # Pauses between tries to store a batch when the database connection dropped.
 FLUSH_RETRY_DELAYS = (0.1, 0.5, 1, 2, 4, 8)
 # event_data keys worth keeping for the pages (diffs, results, summary counts).
@@ -135,6 +137,8 @@ class EventSink:
         self.buffer: list[RunEvent] = []
         self.last_flush = time.monotonic()
         self.first_line_stored = False
+        # Ansible's counters and lines come after the portal's own (`start`), if any.
+        self.counter_shift = self.line_shift = 0
         self.no_hosts_matched = False
         self.host_summary: dict = {}
         self.artifact_data: dict = {}
@@ -153,15 +157,15 @@ class EventSink:
         self.buffer.append(
             RunEvent(
                 run_id=self.run_id,
-                counter=event.get("counter", 0),
+                counter=event.get("counter", 0) + self.counter_shift,
                 event=name[:64],
                 created=parse_datetime(created) if isinstance(created, str) else created,
                 # Ansible templates names: a task may be named after a secret variable.
                 host=self._text(data.get("host") or data.get("remote_addr"))[:200],
                 play=self._text(data.get("play"))[:500],
                 task=self._text(data.get("task"))[:500],
-                start_line=event.get("start_line", 0),
-                end_line=event.get("end_line", 0),
+                start_line=event.get("start_line", 0) + self.line_shift,
+                end_line=event.get("end_line", 0) + self.line_shift,
                 stdout=self._text(event.get("stdout")),
                 failed=name in ("runner_on_failed", "runner_on_unreachable")
                 and not data.get("ignore_errors"),
@@ -174,6 +178,24 @@ class EventSink:
         if len(self.buffer) >= self.batch_size or self._first_line():
             self.flush()
         return False
+
+    def start(self, text: str, created: datetime) -> None:
+        """The run's first line, written by the portal before Ansible prints anything
+        (what runs where: a person watching sees it at once, not after ansible-playbook
+        has started), and stored at once. Ansible's events are numbered after it."""
+        self.buffer.append(
+            RunEvent(
+                run_id=self.run_id,
+                counter=1,
+                event=START_EVENT,
+                created=created,
+                start_line=0,
+                end_line=1,
+                stdout=self._text(text),
+            )
+        )
+        self.counter_shift, self.line_shift = 1, 1
+        self.flush()
 
     def _first_line(self) -> bool:
         """Whether the event just taken is the run's first with a line of output: written

@@ -36,6 +36,7 @@ import psutil
 import yaml
 from django.conf import settings
 from django.db import connections
+from django.utils import timezone
 
 from apps.catalog import git, requirements, trees
 from apps.environments.constants import CredentialKind
@@ -64,6 +65,8 @@ PASSPHRASE_PROMPT = r"/ssh_key_data[^\n/]*:\s*$"  # noqa: S105 (a prompt, not a 
 # ansible-runner's own settings: its loop comes back every 0.25 s (events are stored and
 # cancels seen that often; its default is 5 s), and it keeps no copy of the output.
 RUNNER_SETTINGS = {"pexpect_timeout": 0.25, "suppress_output_file": True}
+# The run's first line names at most this many hosts of its inventory.
+START_LINE_HOSTS = 10
 
 
 class _Spawn(pexpect.spawn):
@@ -188,11 +191,14 @@ def execute(
     cancel_requested: Callable[[], bool],
     heartbeat: Callable[[], bool | None],
     masker: SecretMasker | None = None,
+    ended: Callable[[Outcome], None] | None = None,
 ) -> Outcome:
     """Run the pinned playbook of `run` and store its events; return how it ended.
 
     `cancel_requested` and `heartbeat` are called from the runner's loop and must
-    not raise; a heartbeat that returns False is tried again a second later.
+    not raise; a heartbeat that returns False is tried again a second later. `ended`
+    hears the outcome as soon as the run's processes are gone and its events stored,
+    before its private dir is removed (which no one waiting for the run need wait for).
     """
     private = private_dir_create(run.pk)
     marker = run.marker or f"{run.pk}-{uuid.uuid4().hex}"
@@ -202,38 +208,49 @@ def execute(
     loop = _RunnerLoop(run.timeout, marker, sink, cancel_requested, heartbeat)
     try:
         try:
-            # Fetching and exporting the playbook may take minutes (a clone): the
-            # heartbeat must go on meanwhile, or a reaper would take the run for lost.
-            with _beating(heartbeat):
-                _prepare(run, private, secret_values, credentials)
-        # InventoryPathError is a ValueError.
-        except (git.GitError, requirements.RequirementsError, ValueError) as exc:
-            return Outcome(RunStatus.FAILED, error=sink.masker.text(str(exc)))
-        if cancel_requested():
-            # Canceled, or no longer running (a reaper ended it): Ansible never starts.
-            return Outcome(RunStatus.CANCELED)
-        options = _runner_options(run, private, marker, credentials)
-        result = ansible_runner.run(
-            private_data_dir=str(private.path),
-            playbook=run.playbook_path,
-            ident="run",
-            quiet=True,
-            suppress_env_files=True,
-            settings=dict(RUNNER_SETTINGS),
-            event_handler=sink.add,
-            cancel_callback=loop.cancel_callback,
-            status_handler=loop.status_handler,
-            **options,
-        )
-        sink.flush()
-        return _outcome(result, sink, loop.ended_by)
-    finally:
-        try:
-            sink.flush()
+            outcome = _play(run, private, marker, sink, loop, secret_values, credentials)
         finally:
-            # Its processes first: they would write on into the dir being removed.
-            run_processes_kill(marker, grace=1.0)
-            private.remove()
+            try:
+                sink.flush()
+            finally:
+                # Before the dir goes: they would write on into it.
+                run_processes_kill(marker, grace=1.0)
+        if ended is not None:
+            ended(outcome)
+        return outcome
+    finally:
+        private.remove()
+
+
+def _play(run, private, marker, sink, loop, secret_values, credentials) -> Outcome:
+    """Prepare the private dir and run ansible-playbook in it: how the run ended."""
+    try:
+        # Fetching and exporting the playbook may take minutes (a clone): the
+        # heartbeat must go on meanwhile, or a reaper would take the run for lost.
+        with _beating(loop.heartbeat):
+            _prepare(run, private, secret_values, credentials)
+    # InventoryPathError is a ValueError.
+    except (git.GitError, requirements.RequirementsError, ValueError) as exc:
+        return Outcome(RunStatus.FAILED, error=sink.masker.text(str(exc)))
+    if loop.cancel_requested():
+        # Canceled, or no longer running (a reaper ended it): Ansible never starts.
+        return Outcome(RunStatus.CANCELED)
+    options = _runner_options(run, private, marker, credentials)
+    sink.start(start_line(run), timezone.now())
+    result = ansible_runner.run(
+        private_data_dir=str(private.path),
+        playbook=run.playbook_path,
+        ident="run",
+        quiet=True,
+        suppress_env_files=True,
+        settings=dict(RUNNER_SETTINGS),
+        event_handler=sink.add,
+        cancel_callback=loop.cancel_callback,
+        status_handler=loop.status_handler,
+        **options,
+    )
+    sink.flush()
+    return _outcome(result, sink, loop.ended_by)
 
 
 class _RunnerLoop:
@@ -353,6 +370,37 @@ def playbook_path_check(project: Path, path: str) -> None:
         raise ValueError(f"Refused playbook path {path!r}: it leads outside the checkout.")
     if not target.is_file():
         raise ValueError(f"No playbook {path!r} in the checkout.")
+
+
+def start_line(run) -> str:
+    """The run's first line, the portal's own: what it runs (the playbook at its commit,
+    the hosts, a dry run) and on which worker; written as Ansible starts."""
+    if run.inventory_path:
+        hosts = f"the hosts of {run.inventory_path} (in the repository)"
+    else:
+        names = inventory_host_names(run.inventory)
+        shown = ", ".join(names[:START_LINE_HOSTS]) or "no host"
+        more = len(names) - START_LINE_HOSTS
+        hosts = shown + (f" and {more} more" if more > 0 else "")
+    dry = " (dry run: --check --diff)" if run.check_mode else ""
+    return (
+        f"Pushbutton runs {run.playbook_path} at commit {run.playbook_commit[:12]}{dry} "
+        f"on {hosts}, from worker {run.worker or '?'}."
+    )
+
+
+def inventory_host_names(inventory: dict) -> list[str]:
+    """The hosts an inventory (Ansible's YAML/JSON shape) names, in order, once each."""
+    names: dict[str, None] = {}
+
+    def visit(group: dict) -> None:
+        names.update(dict.fromkeys(group.get("hosts") or {}))
+        for child in (group.get("children") or {}).values():
+            visit(child or {})
+
+    for group in (inventory or {}).values():
+        visit(group or {})
+    return list(names)
 
 
 def _requirements_env(private: PrivateDir) -> dict[str, str]:

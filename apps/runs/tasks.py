@@ -79,7 +79,7 @@ def run_execute(self, run_id: int) -> None:
             _finish(run, status=RunStatus.FAILED, error=f"Its secrets cannot be read: {exc}")
             return
         masker = SecretMasker(runner.run_secrets(secret_values, credentials))
-        outcome = runner.execute(
+        runner.execute(
             run,
             secret_values=secret_values,
             credentials=credentials,
@@ -88,12 +88,20 @@ def run_execute(self, run_id: int) -> None:
             ),
             heartbeat=lambda: _quietly(lambda: services.run_heartbeat(run_id=run_id), False),
             masker=masker,
+            # The final status as soon as it is known: the private dir is removed after.
+            ended=lambda outcome: _finish(
+                run,
+                status=outcome.status,
+                rc=outcome.rc,
+                host_summary=outcome.host_summary,
+                error=masker.text(outcome.error),
+                version=outcome.version,
+            ),
         )
     except SoftTimeLimitExceeded:
         # Celery's limit is above the run's own timeout: the runner did not stop it.
         runner.run_processes_kill(run.marker)
         _finish(run, status=RunStatus.TIMED_OUT, error="Stopped by the worker's time limit.")
-        return
     except Exception as exc:
         # Logged masked, and not raised again: Celery would log it as it is.
         log.error(
@@ -106,15 +114,6 @@ def run_execute(self, run_id: int) -> None:
             status=RunStatus.FAILED,
             error=f"Internal error: {type(exc).__name__}: {masker.text(str(exc))}"[:2000],
         )
-        return
-    _finish(
-        run,
-        status=outcome.status,
-        rc=outcome.rc,
-        host_summary=outcome.host_summary,
-        error=masker.text(outcome.error),
-        version=outcome.version,
-    )
 
 
 @shared_task(name=TASK_FOLLOW_UPS, acks_late=True, ignore_result=True)

@@ -100,6 +100,8 @@ def test_a_deploy_that_succeeds_exits_0_after_its_log(pipeline):
 
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
+    # The log opens with the portal's own line, before Ansible's.
+    assert lines[1].startswith("Pushbutton runs ") and "from worker " in lines[1]
     assert "TASK [Show the parameters]" in done.stdout
     assert lines[-2].startswith("Run #") and "succeeded (rc 0)" in lines[-2]
     assert lines.index(next(x for x in lines if "TASK [Show" in x)) < len(lines) - 2

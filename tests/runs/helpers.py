@@ -11,6 +11,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
 
+from django.conf import settings
+
 from apps.audit.constants import Via
 from apps.environments.constants import CredentialKind
 from apps.environments.services import credential_create
@@ -50,6 +52,16 @@ def wait_final(run: Run, timeout: float = 120) -> Run:
 
     wait_for(done, timeout=timeout, message=f"run {run.pk} stayed {run.status}")
     return run
+
+
+def wait_private_dirs_removed(timeout: float = 30) -> None:
+    """Until no run's private dir is left: the worker removes a run's right after it
+    wrote the final status."""
+    wait_for(
+        lambda: not list(settings.RUNS_TMP_DIR.iterdir()),
+        timeout=timeout,
+        message="a private data dir was left behind",
+    )
 
 
 # --- a run's output ---------------------------------------------------------------------

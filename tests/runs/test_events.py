@@ -8,10 +8,12 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.runs import services
 from apps.runs.constants import RunStatus
-from apps.runs.events import MASK, EventSink
+from apps.runs.events import MASK, START_EVENT, EventSink
 from apps.runs.models import Run, RunEvent
 from apps.runs.runner import _outcome
+from apps.runs.selectors.log import run_log_tail
 from tests.factories import RunFactory
+from tests.runs.helpers import T0
 
 
 def _event(counter, name="runner_on_ok", stdout="ok: [web1]", **data):
@@ -63,6 +65,33 @@ def test_the_first_line_is_stored_at_once_and_later_ones_in_batches(run):
     assert stored() == [1, 2]  # then in batches
     sink.flush()
     assert stored() == [1, 2, 3, 4]
+
+
+def test_the_portals_first_line_is_stored_at_once_and_ansibles_are_numbered_after_it(run):
+    sink = EventSink(run.pk, secrets=["hunter22"], batch_size=500, flush_seconds=3600)
+    sink.start("Pushbutton runs deploy.yml on web1 (hunter22)", T0)
+    first = RunEvent.objects.get(run=run)
+    assert (first.counter, first.event, first.start_line, first.end_line) == (
+        1, START_EVENT, 0, 1,
+    )  # fmt: skip
+    assert first.stdout == f"Pushbutton runs deploy.yml on web1 ({MASK})"
+    assert first.created == T0
+
+    sink.add(_event(1, "playbook_on_start", stdout=""))
+    sink.add(_event(2, "playbook_on_play_start", stdout="PLAY [Deploy] ****"))
+    sink.add(_event(3))
+    sink.flush()
+
+    rows = RunEvent.objects.filter(run=run).order_by("counter")
+    assert [(e.counter, e.start_line, e.end_line) for e in rows] == [
+        (1, 0, 1), (2, 1, 2), (3, 2, 3), (4, 3, 4),
+    ]  # fmt: skip
+    run.refresh_from_db()
+    assert (run.event_count, run.line_count) == (4, 4)
+    lines = run_log_tail(run=run)[0]
+    assert [line.number for line in lines] == [1, 2, 3, 4]
+    assert "Pushbutton runs deploy.yml" in lines[0].html
+    assert "PLAY [Deploy]" in lines[2].html
 
 
 def test_it_masks_every_secret_in_stdout_and_data(run):

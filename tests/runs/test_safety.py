@@ -26,7 +26,7 @@ from apps.runs.models import Run, RunEvent
 from tests.clients import api_client, api_launch
 from tests.conftest import git_repo, wait_for
 from tests.factories import ActionFactory
-from tests.runs.helpers import launch, ssh_credentials, wait_final
+from tests.runs.helpers import launch, ssh_credentials, wait_final, wait_private_dirs_removed
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -183,7 +183,7 @@ def test_no_secret_of_a_run_is_left_anywhere(
 
     output = "".join(RunEvent.objects.values_list("stdout", flat=True))
     assert MASK in output
-    assert list(settings.RUNS_TMP_DIR.iterdir()) == []
+    wait_private_dirs_removed()
     hits = (
         _database_hits(needles)
         + _file_hits(settings.VAR_DIR, needles)
@@ -309,7 +309,7 @@ def test_a_forged_version_with_a_symlink_out_is_refused_at_export(
 
     assert run.status == RunStatus.FAILED
     assert "Refused to export" in run.error
-    assert list(settings.RUNS_TMP_DIR.iterdir()) == []
+    wait_private_dirs_removed()
 
 
 def _head(repo: Path) -> str:

@@ -8,10 +8,11 @@ from apps.audit.constants import Via
 from apps.audit.models import AuditEvent
 from apps.runs import services
 from apps.runs.constants import RunStatus
+from apps.runs.events import START_EVENT
 from apps.runs.models import Run, RunEvent
 from tests.conftest import wait_for
 from tests.factories import ActionFactory
-from tests.runs.helpers import launch, wait_final
+from tests.runs.helpers import launch, wait_final, wait_private_dirs_removed
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -34,6 +35,12 @@ def test_it_deploys_the_demo_through_the_worker(celery_worker, demo):
     assert "hello-web 1.0.0" in (current / "index.html").read_text()
     events = list(RunEvent.objects.filter(run=run).order_by("counter"))
     assert [e.counter for e in events] == list(range(1, len(events) + 1))
+    # The portal's own first line: what runs, where.
+    assert events[0].event == START_EVENT
+    assert events[0].stdout == (
+        f"Pushbutton runs {run.playbook_path} at commit {run.playbook_commit[:12]} "
+        f"on localhost, from worker {run.worker}."
+    )
     assert events[-1].event == "playbook_on_stats"
     assert any("TASK [Switch current to the new release atomically]" in e.stdout for e in events)
     assert run.started_at and run.finished_at and run.worker
@@ -43,7 +50,7 @@ def test_it_deploys_the_demo_through_the_worker(celery_worker, demo):
         .values_list("verb", flat=True)
     )
     assert verbs == ["run.requested", "run.started", "run.finished"]
-    assert list(settings.RUNS_TMP_DIR.iterdir()) == [], "the private data dir was left behind"
+    wait_private_dirs_removed()
 
 
 def test_a_run_plays_the_approved_tree_even_when_its_cache_was_changed(

@@ -14,6 +14,10 @@ from pushbutton_cli.exits import FINAL_STATUSES
 from pushbutton_cli.portal import Portal
 
 PAGE = 1000
+# Until the first line of a run that is queued for a worker or running (the portal writes
+# one as Ansible starts: it comes within a second of the start), for QUIET_AFTER seconds
+# at most; asked for this often, it shows soon after.
+POLL_STARTING = 0.1
 POLL_LIVELY = 0.25  # seconds between asks while lines keep coming (or none came yet)
 POLL_QUIET = 1.0  # after QUIET_AFTER seconds without a new line
 QUIET_AFTER = 10.0
@@ -75,7 +79,7 @@ def follow(
     last printed it). WaitTimeout when `deadline` (the clock's
     monotonic time) passes first."""
     clock = portal.clock
-    after, last_line = 0, clock.monotonic()
+    after, last_line, started = 0, clock.monotonic(), False
     seen = _state(shown) if shown else None
     while True:
         page = portal.get(f"/api/v1/runs/{run_id}/events/", {"after": after, "limit": PAGE})
@@ -85,15 +89,23 @@ def follow(
         _show(events, print_line, on_event)
         now = clock.monotonic()
         if events:
-            after, last_line = events[-1]["counter"], now
+            after, last_line, started = events[-1]["counter"], now, True
         if len(events) >= PAGE:
             continue
         if page["status"] in FINAL_STATUSES:
             return portal.get(f"/api/v1/runs/{run_id}/")
         if deadline is not None and now >= deadline:
             raise WaitTimeout(portal.get(f"/api/v1/runs/{run_id}/"))
-        pause = POLL_LIVELY if now - last_line < QUIET_AFTER else POLL_QUIET
+        pause = _pause(page["status"], started, now - last_line)
         clock.sleep(pause if deadline is None else max(0.0, min(pause, deadline - now)))
+
+
+def _pause(status: str, started: bool, silent_for: float) -> float:
+    """Seconds until the next ask: often until a queued or running run printed its first
+    line, then as lines come; less often once they stopped, or while it waits its turn."""
+    if status in ("queued", "running") and not started and silent_for < QUIET_AFTER:
+        return POLL_STARTING
+    return POLL_LIVELY if silent_for < QUIET_AFTER else POLL_QUIET
 
 
 def _state(run: dict) -> tuple:

@@ -214,6 +214,26 @@ def test_a_lost_connection_at_launch_is_retried_with_the_same_key(pushbutton, po
     assert len(portal.runs) == 1
 
 
+@pytest.mark.parametrize(
+    ("lines", "pauses"),
+    [
+        # Queued, then running, silent: asked often, for the line the portal writes as
+        # Ansible starts.
+        ([], [0.1, 0.1, 0.1]),
+        # Once lines come, as often as they do.
+        (["PLAY [Deploy]", "TASK [copy]"], [0.1, 0.25, 0.25]),
+    ],
+)
+def test_following_asks_often_until_the_run_printed(pushbutton, portal, clock, lines, pauses):
+    portal.statuses = ["queued", "running", "running", "successful"]
+    portal.lines = lines
+
+    result = pushbutton(*DEPLOY, "--wait")
+
+    assert result.exit_code == 0, result.output
+    assert clock.slept == pauses
+
+
 def test_waiting_for_a_run_that_ended_answers_at_once(pushbutton, portal, clock):
     portal.statuses = ["failed"]
     pushbutton(*DEPLOY)
