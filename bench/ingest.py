@@ -23,7 +23,6 @@ Targets: portal / bare <= 1.10 (median of the repeats), replay >= 5,000 events/s
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -138,21 +137,6 @@ def fixtures(events: int):
     return ops, service, action, environment
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _tree_cpu(proc) -> float:
-    """CPU seconds of a worker and its pool processes, with the children they reaped
-    (ansible-playbook and its forks)."""
-    total = 0.0
-    for p in [proc, *proc.children()]:
-        times = p.cpu_times()
-        total += times.user + times.system + times.children_user + times.children_system
-    return total
-
-
 def bare_run(playbook: str, workdir: Path) -> tuple[float, float, list[dict]]:
     """Time `ansible-runner run` in a fresh private data dir; return its wall and CPU
     seconds (with all its descendants) and its raw events."""
@@ -181,11 +165,11 @@ def bare_run(playbook: str, workdir: Path) -> tuple[float, float, list[dict]]:
             str(benchlib.BIN / "ansible-runner"), "run", str(private),
             "-p", "ingest.yml", "-i", "bare", "-q",
         ]  # fmt: skip
-        cpu = _children_cpu()
+        cpu = benchlib.children_cpu()
         started = time.perf_counter()
         result = subprocess.run(command, cwd=private, capture_output=True, text=True)
         elapsed = time.perf_counter() - started
-        cpu = _children_cpu() - cpu
+        cpu = benchlib.children_cpu() - cpu
         if result.returncode != 0:
             raise RuntimeError(f"ansible-runner failed ({result.returncode}):\n{result.stderr}")
         events = [
@@ -206,7 +190,7 @@ def portal_run(*, worker, ops, service, action, environment) -> dict:
     from apps.runs.models import Run, RunEvent
     from apps.runs.services import LaunchRequest, run_launch
 
-    cpu = _tree_cpu(worker)
+    cpu = benchlib.tree_cpu(worker)
     started = time.perf_counter()
     run = run_launch(
         LaunchRequest(
@@ -225,7 +209,7 @@ def portal_run(*, worker, ops, service, action, environment) -> dict:
             raise RuntimeError(f"Run {run.pk} did not end in time.")
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
-    cpu = _tree_cpu(worker) - cpu
+    cpu = benchlib.tree_cpu(worker) - cpu
     run.refresh_from_db()
     return {
         "run": run,
