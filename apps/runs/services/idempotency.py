@@ -12,7 +12,7 @@ import json
 import logging
 from datetime import timedelta
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -121,12 +121,12 @@ def launch_key_release(*, run: Run) -> None:
 
 def launch_keys_forget_expired() -> int:
     """Forget keys past their lifetime, some at a time (called after each launch with a
-    key). Another process forgetting the same rows at once is harmless: left to the next."""
+    key). Another process forgetting the same rows at once is harmless: left to the next.
+    One statement (DELETE ... WHERE id IN (SELECT ... LIMIT)): no transaction of its own
+    to open on every launch."""
+    expired = LaunchKey.objects.filter(expires_at__lte=timezone.now()).values("pk")
     try:
-        with transaction.atomic():
-            expired = LaunchKey.objects.filter(expires_at__lte=timezone.now())
-            ids = list(expired.values_list("pk", flat=True)[:FORGET_AT_ONCE])
-            return LaunchKey.objects.filter(pk__in=ids).delete()[0] if ids else 0
+        return LaunchKey.objects.filter(pk__in=expired[:FORGET_AT_ONCE]).delete()[0]
     except DatabaseError:
         log.warning("Expired idempotency keys not forgotten this time", exc_info=True)
         return 0
