@@ -261,7 +261,7 @@ def run_launch(req: LaunchRequest) -> Run:
         _refusal_audit(refused, req)
         raise refused from None
     if req.idempotency_key:
-        idempotency.launch_keys_forget_expired()
+        idempotency.launch_keys_forget_expired_now_and_then()
     if enqueued == [False]:
         if req.idempotency_key:
             idempotency.launch_key_release(run=run)
