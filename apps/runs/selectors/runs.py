@@ -58,10 +58,9 @@ def run_get(*, user, run_id: int) -> Run | None:
     the user may not see it."""
     run = (
         Run.objects.select_related(
-            # What its pages and the API show of it too: where it was promoted from, the
-            # schedule that launched it (a reverse relation: none read as none, no query).
-            "service", "environment", "playbook_version__source", "promoted_from",
-            "firing__schedule",
+            # What its pages and the API show of it too: the schedule that launched it (a
+            # reverse relation: none read as none, without a query of its own).
+            "service", "environment", "playbook_version__source", "firing__schedule",
         )
         .filter(pk=run_id)
         .first()
