@@ -1,10 +1,11 @@
 """Launches per second the API accepts, and how fast it reads a run back.
 
 On PostgreSQL with the Redis broker (the production shape), in a process of its own,
-this script starts the portal under gunicorn (`--workers`, default 4: two per core on
-the 2-core machine; sync workers) and drives it from this process with asyncio and
-httpx (at most `--clients` connections at once), each launch with an API token of a CI
-user (one token per client) and an Idempotency-Key, as `pushbutton deploy` sends them:
+this script starts the portal under gunicorn as deploy/pushbutton-web.service does
+(`--workers` 4, two per core on the 2-core machine, each with `--threads` 4) and drives
+it from this process with asyncio and httpx (at most `--clients` connections at once),
+each launch with an API token of a CI user (one token per client) and an
+Idempotency-Key, as `pushbutton deploy` sends them:
 
 - **launch**: `POST /api/v1/runs/` of the deploy action of 200 services (`--services`)
   on one environment, `--clients` (default 50) at once. A service's second deploy would
@@ -20,18 +21,20 @@ user (one token per client) and an Idempotency-Key, as `pushbutton deploy` sends
 
 Each phase prints the load average it ran under and the CPU this process (the load
 generator), the gunicorn workers and PostgreSQL's server processes (when they outlive a
-request: `--conn-max-age`) took, per request. Then, in-process (Django's test client):
-the queries of one launch and one read, the broker check's time, one launch at a time.
+request: `DB_CONN_MAX_AGE`, 60 s unless `--conn-max-age` says) took, per request. Then,
+in-process (Django's test client): the queries of one launch and one read, the broker
+check's time, one launch at a time.
 `--profile` adds a pyinstrument (or cProfile) profile of in-process launches.
 
     .venv/bin/python bench/launch.py [--repeat 3] [--rounds 3] [--clients 50]
-        [--workers 4] [--conn-max-age 60] [--mode rounds|queue]
+        [--workers 4] [--threads 4] [--conn-max-age 0] [--mode rounds|queue]
         [--broker redis://127.0.0.1:6379/0]
         [--database postgres://postgres@127.0.0.1:5432/pushbutton_bench_launch]
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -41,6 +44,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -150,14 +154,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def portal_start(port: int, workers: int, log_path: Path) -> subprocess.Popen:
-    """gunicorn (sync workers) on 127.0.0.1:`port`, once it answers."""
+def portal_start(port: int, workers: int, threads: int, log_path: Path) -> subprocess.Popen:
+    """gunicorn on 127.0.0.1:`port` (threaded workers unless `threads` is 1, as in
+    deploy/pushbutton-web.service), once it answers."""
     from django.conf import settings
 
     log = open(log_path, "w")  # noqa: SIM115 (gunicorn writes it for its whole life)
     proc = subprocess.Popen(
         [str(benchlib.BIN / "gunicorn"), "portal.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--backlog", "2048", "--chdir", str(benchlib.BASE)],
+         "--workers", str(workers), "--threads", str(threads), "--backlog", "2048",
+         "--chdir", str(benchlib.BASE)],
         cwd=settings.VAR_DIR, env=benchlib.python_path_env(), stdout=log,
         stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
@@ -270,7 +276,7 @@ def launch_body(slug: str, queue: bool) -> dict:
 def worker_stand_in() -> None:
     """No worker takes the runs, but a launch to a queue no live worker consumes is
     refused (503): a heartbeat row, as a worker writes it, stands for one (written again
-    before each round, so it stays live)."""
+    while the launches run: worker_beating)."""
     from django.conf import settings
     from django.utils import timezone
 
@@ -289,6 +295,31 @@ def worker_stand_in() -> None:
     )
 
 
+@contextlib.contextmanager
+def worker_beating():
+    """The stand-in's heartbeat written again every WORKER_HEARTBEAT_SECONDS while the
+    block runs, as a live worker does: a round slower than the silence allowed (a loaded
+    machine) is not refused for want of a worker."""
+    from django.conf import settings
+    from django.db import connection
+
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(settings.WORKER_HEARTBEAT_SECONDS):
+            worker_stand_in()
+        connection.close()  # this thread's own
+
+    worker_stand_in()
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def launch_phase(url, keys, slugs, args, environment) -> dict:
     """`args.rounds` rounds of one launch per service (the runs ended between rounds), or
     with `--mode queue` as many launches in one go, every service `args.rounds` times."""
@@ -296,10 +327,10 @@ def launch_phase(url, keys, slugs, args, environment) -> dict:
     rounds, per_round = (1, args.rounds) if queue else (args.rounds, 1)
     total = {"latencies": [], "statuses": Counter(), "created": [], "wall": 0.0}
     for _ in range(rounds):
-        worker_stand_in()
         order = [slug for _ in range(per_round) for slug in random.sample(slugs, len(slugs))]
         pending = iter([("POST", "/api/v1/runs/", launch_body(slug, queue)) for slug in order])
-        done = asyncio.run(drive(url, lambda p=pending: next(p, None), keys, args.clients))
+        with worker_beating():
+            done = asyncio.run(drive(url, lambda p=pending: next(p, None), keys, args.clients))
         for name in ("latencies", "created"):
             total[name] += done[name]
         total["statuses"] += done["statuses"]
@@ -342,7 +373,6 @@ def in_process(key: str, slugs: list[str], args, environment) -> dict:
             HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
         )
 
-    worker_stand_in()
     launch(slugs[0])  # warm: imports, caches
     # Read at once: each request empties the connection's query log.
     with CaptureQueriesContext(connection) as captured:
@@ -470,7 +500,8 @@ def backend_main(args) -> None:
     runs_end(environment)
     keys = tokens(user, max(args.clients, args.readers))
     port = free_port()
-    web = portal_start(port, args.workers, settings.VAR_DIR / "bench-launch-gunicorn.log")
+    log = settings.VAR_DIR / "bench-launch-gunicorn.log"
+    web = portal_start(port, args.workers, args.threads, log)
     url = f"http://127.0.0.1:{port}"
     reps = []
     try:
@@ -490,7 +521,8 @@ def backend_main(args) -> None:
                     + (f"; runs {r['run_statuses']}" if phase == "launch" else "")
                 )
         runs_end(environment)
-        queries = in_process(keys[0], slugs, args, environment)
+        with worker_beating():
+            queries = in_process(keys[0], slugs, args, environment)
         runs_end(environment)
     finally:
         benchlib.worker_stop(web)
@@ -523,7 +555,7 @@ def report(result: dict, args) -> None:
     reps, queries = result["reps"], result["queries"]
     conn_max_age = args.conn_max_age
     if conn_max_age is None:
-        conn_max_age = os.environ.get("DB_CONN_MAX_AGE", "0")
+        conn_max_age = os.environ.get("DB_CONN_MAX_AGE", "60")
     how = (
         f"each of {args.services} services launched once per round, {args.rounds} rounds "
         "(the runs ended between rounds)"
@@ -531,8 +563,8 @@ def report(result: dict, args) -> None:
         else f'{args.services} services x {args.rounds} launches, "when_locked": "queue"'
     )
     say(
-        f"\nPostgreSQL (DB_CONN_MAX_AGE {conn_max_age}), gunicorn {args.workers} sync "
-        f"workers, broker {args.broker}.\nlaunch: {args.clients} clients, {how}.\n"
+        f"\nPostgreSQL (DB_CONN_MAX_AGE {conn_max_age}), gunicorn {args.workers} workers x "
+        f"{args.threads} threads, broker {args.broker}.\nlaunch: {args.clients} clients, {how}.\n"
         f"read: {args.readers} clients for {args.read_seconds:.0f} s, back to back, then "
         f"each pausing {args.read_pause:g} s after each answer (as `pushbutton wait`).\n"
     )
@@ -598,7 +630,7 @@ def main(args) -> int:
         options = ["--result", out.name]
         for name in (
             "repeat", "rounds", "services", "clients", "readers", "read_seconds", "read_pause",
-            "workers",
+            "workers", "threads",
             "mode", "profile_launches", "sequential",
         ):  # fmt: skip
             options += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
@@ -625,11 +657,14 @@ if __name__ == "__main__":
     )
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument(
+        "--threads", type=int, default=4, help="threads per gunicorn worker (1: sync workers)"
+    )
+    parser.add_argument(
         "--conn-max-age",
         type=int,
         default=None,
-        help="the portal's DB_CONN_MAX_AGE (default: the environment's, else the portal's 0: "
-        "a new database connection per request)",
+        help="the portal's DB_CONN_MAX_AGE (default: the environment's, else the portal's 60; "
+        "0: a new database connection per request)",
     )
     parser.add_argument("--mode", choices=["rounds", "queue"], default="rounds")
     parser.add_argument("--broker", default=benchlib.REDIS_URL)

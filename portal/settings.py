@@ -117,10 +117,15 @@ TEMPLATES = [
 ]
 
 # --- Database --------------------------------------------------------------
+# A web process keeps its database connection for DB_CONN_MAX_AGE seconds: a new one per
+# request costs a PostgreSQL server process and its authentication, more CPU than most
+# API requests take. The health check finds a connection the server dropped (a restart)
+# before a request uses it.
 DATABASES = {
     "default": dj_database_url.parse(
         os.getenv("DATABASE_URL", f"sqlite:///{VAR_DIR / 'pushbutton.sqlite3'}"),
-        conn_max_age=envint("DB_CONN_MAX_AGE", "0"),
+        conn_max_age=envint("DB_CONN_MAX_AGE", "60"),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -168,7 +168,13 @@ def test_a_launch_reads_its_service_once(api, demo):
         response = api_launch(api, version="1.2.3")
 
     assert response.status_code == 201, response.content
-    reads = [q["sql"] for q in queries if ' FROM "catalog_service" WHERE ' in q["sql"]]
+    # Once: joined to the action the launch reads with it, never on its own as well.
+    reads = [
+        q["sql"]
+        for q in queries
+        if ' FROM "catalog_service" WHERE ' in q["sql"]
+        or (q["sql"].startswith('SELECT "catalog_action"') and 'JOIN "catalog_service"' in q["sql"])
+    ]
     assert len(reads) == 1, reads
 
 

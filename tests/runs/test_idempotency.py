@@ -14,6 +14,7 @@ from django.utils import timezone
 from apps.audit.models import AuditEvent
 from apps.runs.constants import RunStatus
 from apps.runs.models import LaunchKey, Run
+from apps.runs.services import idempotency
 from apps.runs.services import launch as launch_module
 from tests.clients import api_client
 from tests.runs.helpers import queue_held
@@ -123,16 +124,28 @@ def test_an_expired_key_launches_anew(api, demo):
     assert key.expires_at - key.created_at == timedelta(hours=24)
 
 
-def test_keys_past_their_lifetime_are_forgotten(api, demo):
+def test_keys_past_their_lifetime_are_forgotten(api, demo, monkeypatch):
     with queue_held():
         _launch(api, key="old-1", check=True)
         _launch(api, key="old-2", check=True)
         LaunchKey.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+        # This process's last pass over expired keys was long ago.
+        monkeypatch.setattr(idempotency, "_forgotten_at", [float("-inf")])
         _launch(api, key="new", check=True)
 
     assert list(LaunchKey.objects.values_list("key_hash", flat=True)) == [
         hashlib.sha256(b"new").hexdigest()
     ]
+
+
+def test_expired_keys_are_forgotten_once_in_a_while_not_after_every_launch(api, demo, monkeypatch):
+    monkeypatch.setattr(idempotency, "_forgotten_at", [float("-inf")])
+    with queue_held():
+        _launch(api, key="old", check=True)  # a pass (nothing expired yet)
+        LaunchKey.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+        _launch(api, key="new", check=True)  # within FORGET_EVERY_SECONDS: no pass
+
+    assert LaunchKey.objects.count() == 2
 
 
 def test_only_the_hash_of_a_key_is_kept(api, demo):

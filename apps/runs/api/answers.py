@@ -22,7 +22,9 @@ def run_answer(run) -> Response:
     """201 with a new run; 200 with the run a launch asked again had created."""
     if run.replayed:
         return Response(RunSerializer(run).data, headers={REPLAYED_HEADER: "true"})
-    return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+    # Created by this request: the serializer need not ask what followed it up.
+    data = RunSerializer(run, context={"created": True}).data
+    return Response(data, status=status.HTTP_201_CREATED)
 
 
 def refused_answer(exc: LaunchRefused) -> Response:

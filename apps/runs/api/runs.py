@@ -58,16 +58,17 @@ def _promoted_from(values: dict, environment) -> Environment | Response | None:
 def _launch_request(request, values: dict) -> LaunchRequest | Response:
     """The launch the body asks for, or a 400 naming what it names that does not exist.
     A run the user may not see is named as one that does not exist."""
-    service = Service.objects.filter(slug=values["service"]).first()
-    if service is None:
-        return _not_found("service", values["service"])
+    # The action with its service in one query; which of the two is missing, only then.
     action = (
         Action.objects.select_related("playbook_version", "service")
-        .filter(service=service, slug=values["action"])
+        .filter(service__slug=values["service"], slug=values["action"])
         .first()
     )
     if action is None:
+        if not Service.objects.filter(slug=values["service"]).exists():
+            return _not_found("service", values["service"])
         return _not_found("action", values["action"])
+    service = action.service
     environment = Environment.objects.filter(slug=values["environment"]).first()
     if environment is None:
         return _not_found("environment", values["environment"])

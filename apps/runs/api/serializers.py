@@ -150,11 +150,15 @@ class RunSerializer(serializers.Serializer):
 
     @extend_schema_field(FollowUpSerializer(many=True))
     def get_follow_ups(self, run) -> list:
+        if self.context.get("created"):
+            return []  # launched by this request: nothing followed it up yet
         triggered = sorted(run.triggered.all(), key=lambda child: child.pk)
         return FollowUpSerializer(triggered, many=True).data
 
     @extend_schema_field(ScheduledBySerializer(allow_null=True))
     def get_scheduled_by(self, run) -> dict | None:
+        if self.context.get("created"):
+            return None  # launched by this request, not by a schedule
         # The schedules app's Firing points at the run (a reverse relation, no import).
         try:
             firing = run.firing

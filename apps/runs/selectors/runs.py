@@ -57,10 +57,14 @@ def run_get(*, user, run_id: int) -> Run | None:
     """The run, or None when there is none; PermissionDenied (with the reason) when
     the user may not see it."""
     run = (
-        Run.objects.select_related("service", "environment", "playbook_version__source")
+        Run.objects.select_related(
+            # What its pages and the API show of it too: the schedule that launched it (a
+            # reverse relation: none read as none, without a query of its own).
+            "service", "environment", "playbook_version__source", "firing__schedule",
+        )
         .filter(pk=run_id)
         .first()
-    )
+    )  # fmt: skip
     if run is not None and (reason := run_view_refusal(user, run)):
         raise PermissionDenied(reason)
     return run

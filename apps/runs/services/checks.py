@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db.models import Q
 from django.urls import reverse
 
 from apps.accounts.permissions import (
@@ -139,6 +140,11 @@ def _deploy_lock(req: "LaunchRequest") -> bool:
     Runs waiting in line keep their turn: a new request goes behind them even in the
     moment the lock is free between two runs. What the system starts for a run that
     just ended (its verification) is part of that run and does not queue behind."""
+    busy = Q(status__in=ACTIVE_STATUSES, check_mode=False)
+    if req.triggered_by is None:
+        busy |= Q(status=RunStatus.WAITING)
+    if not Run.objects.filter(busy, service=req.service, environment=req.environment).exists():
+        return False  # the lock free and nobody in line, the common case: one query
     holder = lock_holder(req.service, req.environment)
     ahead = (
         0 if req.triggered_by is not None else waiting_line(req.service, req.environment).count()

@@ -10,9 +10,10 @@ what makes two identical launches at once create one run.
 import hashlib
 import json
 import logging
+import time
 from datetime import timedelta
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -27,6 +28,8 @@ HEADER = "Idempotency-Key"
 KEY_LIFETIME = timedelta(hours=24)
 KEY_MAX_CHARS = 255
 FORGET_AT_ONCE = 1000
+FORGET_EVERY_SECONDS = 10.0  # in one process, between two passes over expired keys
+_forgotten_at = [float("-inf")]  # time.monotonic() of this process's last pass
 
 
 def key_problem(key: str) -> str | None:
@@ -119,14 +122,24 @@ def launch_key_release(*, run: Run) -> None:
     LaunchKey.objects.filter(run=run).delete()
 
 
+def launch_keys_forget_expired_now_and_then() -> int:
+    """launch_keys_forget_expired, at most every FORGET_EVERY_SECONDS in this process
+    (called after each launch with a key). A key past its lifetime answers nothing
+    already (launch_key_replay skips it, launch_key_take drops the one it meets):
+    forgetting it is housekeeping, not worth statements on every launch."""
+    now = time.monotonic()
+    if now - _forgotten_at[0] < FORGET_EVERY_SECONDS:
+        return 0
+    _forgotten_at[0] = now
+    return launch_keys_forget_expired()
+
+
 def launch_keys_forget_expired() -> int:
-    """Forget keys past their lifetime, some at a time (called after each launch with a
-    key). Another process forgetting the same rows at once is harmless: left to the next."""
+    """Forget keys past their lifetime, some at a time. Another process forgetting the
+    same rows at once is harmless: left to the next."""
+    expired = LaunchKey.objects.filter(expires_at__lte=timezone.now()).values("pk")
     try:
-        with transaction.atomic():
-            expired = LaunchKey.objects.filter(expires_at__lte=timezone.now())
-            ids = list(expired.values_list("pk", flat=True)[:FORGET_AT_ONCE])
-            return LaunchKey.objects.filter(pk__in=ids).delete()[0] if ids else 0
+        return LaunchKey.objects.filter(pk__in=expired[:FORGET_AT_ONCE]).delete()[0]
     except DatabaseError:
         log.warning("Expired idempotency keys not forgotten this time", exc_info=True)
         return 0

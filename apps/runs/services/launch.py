@@ -235,11 +235,12 @@ def run_launch(req: LaunchRequest) -> Run:
     With an idempotency key, the same key from the same user within a day answers with
     the run the first launch created (its `replayed` True), also when both were asked at
     once; the key with another request is refused (422). The key is held in the
-    transaction that creates the run.
+    transaction that creates the run. The caller asks idempotency.launch_key_replay
+    first (the API does, before it looks anything up): here the key is looked up only
+    when it explains a refusal or a failed insert, so a key asked again answers with
+    its run whichever way the checks go.
 
     Raises LaunchRefused or ParameterError, each recorded in the audit log."""
-    if req.idempotency_key and (run := _replayed(req)) is not None:
-        return run
     plan = _planned(req)
     if isinstance(plan, Run):
         return plan
@@ -260,7 +261,7 @@ def run_launch(req: LaunchRequest) -> Run:
         _refusal_audit(refused, req)
         raise refused from None
     if req.idempotency_key:
-        idempotency.launch_keys_forget_expired()
+        idempotency.launch_keys_forget_expired_now_and_then()
     if enqueued == [False]:
         if req.idempotency_key:
             idempotency.launch_key_release(run=run)
