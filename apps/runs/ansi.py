@@ -97,6 +97,40 @@ def plain_lines(stdout: str, count: int) -> list[str]:
     return event_lines(stdout, count)
 
 
+def plain_lines_of(outputs: list[tuple[str, int]]) -> list[str]:
+    """plain_lines of each (stdout, count), one list for them all. Done in a few passes
+    over their text joined (the download's cost per line), which gives the same when all
+    it holds is printable text, tabs, line breaks and colours (SGR); each output alone
+    otherwise."""
+    texts = []
+    for stdout, count in outputs:
+        if count <= 0:
+            continue
+        breaks = stdout.count("\n")
+        if breaks >= count:
+            return _each_plain(outputs)  # more lines than numbers: some are joined
+        texts.append(stdout + "\n" * (count - 1 - breaks))  # the blank lines numbered
+    if not texts:
+        return []
+    text = "\n".join(texts)
+    # "\r\n" first: a "\r" left by it is one split_lines keeps (a bare "\r", or one
+    # before a colour code), and the check below sends it to plain_lines.
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    if "\x1b" in text:
+        text = SGR.sub("", text)
+    # Any other escape, "\r" or control character (what plain_text would remove or make
+    # visible) is not printable, nor are a few harmless characters (which only cost
+    # the slower way).
+    if not text.replace("\n", "").replace("\t", "").isprintable():
+        return _each_plain(outputs)
+    return text.split("\n")
+
+
+def _each_plain(outputs: list[tuple[str, int]]) -> list[str]:
+    return [line for stdout, count in outputs for line in plain_lines(stdout, count)]
+
+
 def ansi_to_html(text: str) -> SafeString:
     """The text as HTML: plain_text, escaped, its colours (SGR) as spans."""
     out: list[str] = []

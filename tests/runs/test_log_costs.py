@@ -2,18 +2,21 @@
 is kept on the run as batches are stored, a poll with nothing new reads no event."""
 
 import random
+import zoneinfo
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from apps.accounts.models import Right
 from apps.runs import selectors
-from apps.runs.ansi import event_lines, plain_lines, plain_text
+from apps.runs.ansi import event_lines, plain_lines, plain_lines_of, plain_text
 from apps.runs.constants import RunStatus
-from apps.runs.events import EventSink
-from apps.runs.models import Run
+from apps.runs.events import EventSink, events_store
+from apps.runs.models import Run, RunEvent
 from apps.runs.progress import progress_count
 from tests.factories import EnvironmentFactory, GrantFactory, RunFactory, TeamFactory, UserFactory
 from tests.runs.helpers import Log
@@ -195,6 +198,67 @@ def test_the_download_shows_each_line_as_plain_text_of_that_line_alone():
         count = rng.randrange(0, 5)
         expected = [plain_text(line) for line in event_lines(stdout, count)]
         assert plain_lines(stdout, count) == expected, (stdout, count)
+
+
+def test_many_outputs_at_once_are_plain_lines_of_each():
+    rng = random.Random(1919)
+    coloured = ('\x1b[0;32mok: [web1]\x1b[0m\r\n\x1b[0;32m\t"msg": "é"\x1b[0m', 2)
+    for _ in range(3000):
+        outputs = [coloured] * rng.randrange(0, 3)
+        for _ in range(rng.randrange(0, 4)):
+            stdout = "".join(rng.choice(PIECES) for _ in range(rng.randrange(0, 8)))
+            outputs.append((stdout, rng.randrange(-1, 5)))
+        expected = [line for stdout, count in outputs for line in plain_lines(stdout, count)]
+        assert plain_lines_of(outputs) == expected, outputs
+
+
+def _download_as_written(run) -> str:
+    """The download rendered the straightforward way: each event, each of its lines."""
+    out = []
+    for event in run.events.order_by("counter"):
+        stamp = ""
+        if event.created:
+            local = timezone.localtime(event.created)
+            stamp = local.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        lines = event_lines(event.stdout, event.end_line - event.start_line)
+        for number, text in enumerate(lines, event.start_line + 1):
+            out.append(f"{number}\t{stamp}\t{plain_text(text)}\n")
+    return "".join(out)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kathmandu", "America/St_Johns"])
+def test_the_download_is_each_line_rendered_on_its_own(run_with_log, zone, monkeypatch):
+    run, log = run_with_log
+    rng = random.Random(zone)
+    rows = []
+    for _ in range(300):
+        stdout = "".join(rng.choice(PIECES) for _ in range(rng.randrange(0, 10)))
+        # Lines as ansible-runner numbers them, whatever the output holds: also more or
+        # fewer than its line breaks.
+        rows.append((stdout, stdout.count("\n") + rng.choice([1, 1, 1, 0, 2, -1])))
+    at = datetime(2026, 3, 8, 5, 59, 58, tzinfo=UTC)
+    events = []
+    for n, (stdout, lines) in enumerate(rows, log.counter + 1):
+        micro = rng.choice([0, 999, 1000, 999_999, 123_456])
+        created = None if n % 50 == 7 else at + timedelta(seconds=n // 3, microseconds=micro)
+        events.append(
+            RunEvent(
+                run=run,
+                counter=n,
+                event="verbose",
+                stdout=stdout,
+                created=created,
+                start_line=log.line,
+                end_line=log.line + max(lines, 0),
+            )
+        )
+        log.line += max(lines, 0)
+    events_store(run.pk, events)
+    monkeypatch.setattr(selectors.log, "DOWNLOAD_EVENTS", 7)  # many pieces
+    run.refresh_from_db()
+
+    with timezone.override(zoneinfo.ZoneInfo(zone)):
+        assert "".join(selectors.run_log_text(run=run)) == _download_as_written(run)
 
 
 def test_the_download_holds_every_line_once_in_order(run_with_log):
