@@ -8,9 +8,10 @@ the screen, or overwrite a line with a carriage return or backspaces. The downlo
 read with `cat` and the page is copied into terminals, so neither holds any of them.
 """
 
+import html
 import re
+from functools import lru_cache
 
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 # One terminal sequence: a CSI (7- or 8-bit) up to its final byte; an OSC, DCS, SOS, PM
@@ -131,30 +132,48 @@ def _each_plain(outputs: list[tuple[str, int]]) -> list[str]:
     return [line for stdout, count in outputs for line in plain_lines(stdout, count)]
 
 
+def _visible(text: str) -> str:
+    # Printable text has nothing VISIBLE maps: the translation is skipped (most lines).
+    return text if text.isprintable() else text.translate(VISIBLE)
+
+
+@lru_cache(maxsize=256)
+def _colour_classes(sequence: str) -> str | None:
+    """The classes of a colour sequence (SGR): "" for one that resets or sets no colour
+    or bold; None for any other terminal sequence. A log uses a handful of them."""
+    sgr = SGR.fullmatch(sequence)
+    if sgr is None:
+        return None
+    classes = []
+    for code in (sgr.group(1) or "0").split(";"):
+        if code in COLOURS:
+            classes.append(COLOURS[code])
+        elif code == "1":
+            classes.append("bold")
+    return " ".join(classes)
+
+
 def ansi_to_html(text: str) -> SafeString:
-    """The text as HTML: plain_text, escaped, its colours (SGR) as spans."""
+    """The text as HTML: plain_text, escaped, its colours (SGR) as spans. (The standard
+    library's html.escape, which Django's escape calls: a page holds thousands of lines.)"""
+    if text.isprintable():  # no terminal sequence, no control character
+        return mark_safe(html.escape(text))  # noqa: S308 - escaped
     out: list[str] = []
     open_span = False
     pos = 0
     for match in SEQUENCE.finditer(text):
-        out.append(escape(text[pos : match.start()].translate(VISIBLE)))
+        out.append(html.escape(_visible(text[pos : match.start()])))
         pos = match.end()
-        sgr = SGR.fullmatch(match.group())
-        if sgr is None:
+        classes = _colour_classes(match.group())
+        if classes is None:
             continue
-        classes = []
-        for code in (sgr.group(1) or "0").split(";"):
-            if code in COLOURS:
-                classes.append(COLOURS[code])
-            elif code == "1":
-                classes.append("bold")
         if open_span:
             out.append("</span>")
             open_span = False
         if classes:
-            out.append(f'<span class="{" ".join(classes)}">')
+            out.append(f'<span class="{classes}">')
             open_span = True
-    out.append(escape(text[pos:].translate(VISIBLE)))
+    out.append(html.escape(_visible(text[pos:])))
     if open_span:
         out.append("</span>")
     return mark_safe("".join(out))  # noqa: S308 - every piece of text was escaped above

@@ -7,19 +7,32 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.template import Context, Template
+from django.template.loader import render_to_string
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.html import escape
 
 from apps.accounts.models import Right
 from apps.runs import selectors
-from apps.runs.ansi import event_lines, plain_lines, plain_lines_of, plain_text
+from apps.runs.ansi import (
+    COLOURS,
+    SEQUENCE,
+    SGR,
+    VISIBLE,
+    ansi_to_html,
+    event_lines,
+    plain_lines,
+    plain_lines_of,
+    plain_text,
+)
 from apps.runs.constants import RunStatus
 from apps.runs.events import EventSink, events_store
 from apps.runs.models import Run, RunEvent
 from apps.runs.progress import progress_count
 from tests.factories import EnvironmentFactory, GrantFactory, RunFactory, TeamFactory, UserFactory
-from tests.runs.helpers import Log
+from tests.runs.helpers import RED, RESET, Log
 
 EVENT_TABLE = "runs_runevent"
 
@@ -293,3 +306,67 @@ def test_a_poll_sends_only_the_lines_its_progress_counts():
     lines, last, _ = run_log_after(run=fresh, counter=last)
     assert [line.section for line in lines if line.section] == ["task"]
     assert last == 2 and run_progress(run=fresh).tasks_seen == 1
+
+
+# --- the lines' HTML ----------------------------------------------------------------------
+LINES_TEMPLATE = (
+    '{% for line in lines %}<div class="line{% if line.failed %} failed{% endif %}'
+    '{% if line.section %} head {{ line.section }}{% endif %}" id="L{{ line.number }}">'
+    '<a class="ln" href="#L{{ line.number }}">{{ line.number }}</a>{% if line.stamp %}'
+    '<time class="ts" datetime="{{ line.stamp }}" title="{{ line.stamp }}">{{ line.clock }}'
+    '</time>{% else %}<span class="ts"></span>{% endif %}{% if line.section == "play" or '
+    'line.section == "task" %}<button type="button" class="fold" aria-expanded="true" '
+    'aria-label="Fold this {{ line.section }}"></button>{% endif %}<span class="txt">'
+    '{{ line.html }}</span>{% if line.section %}<span class="dur"></span>{% endif %}</div>\n'
+    "{% endfor %}\n"
+)
+
+
+def test_the_lines_html_is_what_the_template_loop_wrote(run_with_log):
+    """The lines are written in Python (run_tags.log_lines): as the template loop over
+    them, which took most of a poll's time, wrote them."""
+    run, log = run_with_log
+    log.add("playbook_on_play_start", "\r\nPLAY [Deploy <web>] ***", play="Deploy")
+    log.add("playbook_on_task_start", "TASK [a & b] ***", task="a & b")
+    log.add("runner_on_failed", f"{RED}fatal: [web2] \"x\" 'y'{RESET}", failed=True)
+    log.add("playbook_on_stats", "PLAY RECAP ***")
+    RunEvent.objects.filter(run=run, counter=log.counter).update(created=None)
+    run.refresh_from_db()
+    lines, _ = selectors.run_log_tail(run=run, lines=30)
+
+    expected = Template(LINES_TEMPLATE).render(Context({"lines": lines}))
+    assert render_to_string("runs/_lines.html", {"lines": lines}) == expected
+    assert {"play", "task", "recap", ""} <= {line.section for line in lines}
+    assert any(line.failed for line in lines) and any(not line.stamp for line in lines)
+    assert render_to_string("runs/_lines.html", {"lines": []}) == "\n"
+
+
+def _html_as_before(text: str) -> str:
+    """ansi_to_html as it was written before it skipped work for printable text."""
+    out, open_span, pos = [], False, 0
+    for match in SEQUENCE.finditer(text):
+        out.append(escape(text[pos : match.start()].translate(VISIBLE)))
+        pos = match.end()
+        sgr = SGR.fullmatch(match.group())
+        if sgr is None:
+            continue
+        codes = (sgr.group(1) or "0").split(";")
+        classes = [COLOURS.get(c, "bold") for c in codes if c in COLOURS or c == "1"]
+        if open_span:
+            out.append("</span>")
+            open_span = False
+        if classes:
+            out.append(f'<span class="{" ".join(classes)}">')
+            open_span = True
+    out.append(escape(text[pos:].translate(VISIBLE)))
+    return "".join(out) + ("</span>" if open_span else "")
+
+
+def test_a_lines_html_is_as_before():
+    rng = random.Random(2026)
+    for _ in range(20_000):
+        text = "".join(
+            rng.choice([*PIECES, "<", "&", '"', "'", "\x1b[1;32;91m", "x"])
+            for _ in range(rng.randrange(0, 10))
+        )
+        assert ansi_to_html(text) == _html_as_before(text), text
