@@ -225,7 +225,7 @@ def run_log_text(*, run: Run) -> Iterator[str]:
     """The whole log as plain text, one line at a time: number, timestamp, text, as the
     page shows them, without colour codes. Read as tuples in the events' order (the
     (run, counter) index), sent in pieces of DOWNLOAD_EVENTS events."""
-    rows = iter(
+    rows = (
         RunEvent.objects.filter(run=run)
         .order_by("counter")
         .values_list("stdout", "start_line", "end_line", UTCText("created"))
