@@ -9,8 +9,11 @@ read with `cat` and the page is copied into terminals, so neither holds any of t
 """
 
 import html
+import operator
 import re
+from collections.abc import Sequence
 from functools import lru_cache
+from itertools import repeat
 
 from django.utils.safestring import SafeString, mark_safe
 
@@ -98,19 +101,22 @@ def plain_lines(stdout: str, count: int) -> list[str]:
     return event_lines(stdout, count)
 
 
-def plain_lines_of(outputs: list[tuple[str, int]]) -> list[str]:
-    """plain_lines of each (stdout, count), one list for them all. Done in a few passes
-    over their text joined (the download's cost per line), which gives the same when all
-    it holds is printable text, tabs, line breaks and colours (SGR); each output alone
-    otherwise."""
-    texts = []
-    for stdout, count in outputs:
-        if count <= 0:
-            continue
-        breaks = stdout.count("\n")
-        if breaks >= count:
-            return _each_plain(outputs)  # more lines than numbers: some are joined
-        texts.append(stdout + "\n" * (count - 1 - breaks))  # the blank lines numbered
+def plain_lines_of(stdouts: Sequence[str], counts: Sequence[int]) -> list[str]:
+    """plain_lines of each stdout and its count, one list for them all. Done in a few
+    passes over their text joined (the download's cost per line), which gives the same
+    when all it holds is printable text, tabs, line breaks and colours (SGR); each
+    output alone otherwise."""
+    breaks = list(map(str.count, stdouts, repeat("\n")))
+    if all(map(operator.eq, map(operator.sub, counts, breaks), repeat(1))):
+        texts = stdouts  # as ansible-runner writes them: a line per number
+    else:
+        texts = []
+        for stdout, count, stdout_breaks in zip(stdouts, counts, breaks, strict=True):
+            if count <= 0:
+                continue
+            if stdout_breaks >= count:
+                return _each_plain(stdouts, counts)  # more lines than numbers: some joined
+            texts.append(stdout + "\n" * (count - 1 - stdout_breaks))  # blank lines numbered
     if not texts:
         return []
     text = "\n".join(texts)
@@ -119,17 +125,35 @@ def plain_lines_of(outputs: list[tuple[str, int]]) -> list[str]:
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     if "\x1b" in text:
-        text = SGR.sub("", text)
+        text = _without_colours(text)
     # Any other escape, "\r" or control character (what plain_text would remove or make
     # visible) is not printable, nor are a few harmless characters (which only cost
     # the slower way).
     if not text.replace("\n", "").replace("\t", "").isprintable():
-        return _each_plain(outputs)
+        return _each_plain(stdouts, counts)
     return text.split("\n")
 
 
-def _each_plain(outputs: list[tuple[str, int]]) -> list[str]:
-    return [line for stdout, count in outputs for line in plain_lines(stdout, count)]
+def _without_colours(text: str) -> str:
+    """SGR.sub("", text), in one pass per colour the text uses (a log uses a handful)
+    rather than a call per sequence. Only when every escape starts a colour code,
+    counted before any is removed (a removal can join what is left into a new one)."""
+    escapes, found, left = text.count("\x1b"), 0, text
+    while (start := left.find("\x1b")) >= 0:
+        colour = SGR.match(left, start)
+        if colour is None:
+            break
+        found += text.count(colour.group())
+        left = left.replace(colour.group(), "")
+    return left if found == escapes and "\x1b" not in left else SGR.sub("", text)
+
+
+def _each_plain(stdouts: Sequence[str], counts: Sequence[int]) -> list[str]:
+    return [
+        line
+        for stdout, count in zip(stdouts, counts, strict=True)
+        for line in plain_lines(stdout, count)
+    ]
 
 
 def _visible(text: str) -> str:

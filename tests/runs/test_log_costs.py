@@ -222,7 +222,8 @@ def test_many_outputs_at_once_are_plain_lines_of_each():
             stdout = "".join(rng.choice(PIECES) for _ in range(rng.randrange(0, 8)))
             outputs.append((stdout, rng.randrange(-1, 5)))
         expected = [line for stdout, count in outputs for line in plain_lines(stdout, count)]
-        assert plain_lines_of(outputs) == expected, outputs
+        stdouts, counts = zip(*outputs, strict=True) if outputs else ((), ())
+        assert plain_lines_of(stdouts, counts) == expected, outputs
 
 
 def _download_as_written(run) -> str:

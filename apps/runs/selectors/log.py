@@ -1,10 +1,11 @@
 """A run's log as the pages read it: lines with their numbers and times, the tail,
 windows, the download, progress and a dry run's diffs."""
 
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice, repeat
+from itertools import chain, islice, repeat
 
 from django.db.models import Func, TextField
 from django.utils import timezone
@@ -205,17 +206,22 @@ class _Stamps:
 
 def _download_text(rows: list[tuple], stamps: _Stamps) -> str:
     """The download's lines of these events, tab-separated number, timestamp and text.
-    Assembled from lists a whole piece at a time, not line by line."""
-    texts = plain_lines_of([(stdout, end - start) for stdout, start, end, _ in rows])
-    numbers: list[int] = []
-    columns: list[str] = []
-    for _, start, end, utc in rows:
-        if end > start:
-            numbers.extend(range(start + 1, end + 1))
-            columns.extend(repeat(f"\t{stamps(utc)}\t", end - start))
+    Assembled from whole columns (texts, numbers, stamps) of the piece, not line by line:
+    the work left per line is done inside str and list methods."""
+    stdouts, starts, ends, utcs = zip(*rows, strict=True)
+    counts = list(map(operator.sub, ends, starts))
+    texts = plain_lines_of(stdouts, counts)
+    if starts[1:] == ends[:-1] and ends[-1] - starts[0] == len(texts):
+        numbers = range(starts[0] + 1, ends[-1] + 1)  # each event goes on from the last
+    else:
+        numbers = [
+            n for start, end in zip(starts, ends, strict=True) for n in range(start + 1, end + 1)
+        ]
+    # Each time once (events printed in the same millisecond share it).
+    stamp = {utc: f"\t{stamps(utc)}\t" for utc in set(utcs)}
     parts = [""] * (4 * len(texts))
     parts[0::4] = map(str, numbers)
-    parts[1::4] = columns
+    parts[1::4] = chain.from_iterable(map(repeat, map(stamp.__getitem__, utcs), counts))
     parts[2::4] = texts
     parts[3::4] = repeat("\n", len(texts))
     return "".join(parts)
