@@ -128,10 +128,14 @@ def plain_lines_of(stdouts: Sequence[str], counts: Sequence[int]) -> list[str]:
         text = _without_colours(text)
     # Any other escape, "\r" or control character (what plain_text would remove or make
     # visible) is not printable, nor are a few harmless characters (which only cost
-    # the slower way).
-    if not text.replace("\n", "").replace("\t", "").isprintable():
+    # the slower way). Tabs are not either: lines with one are looked at again.
+    lines = text.split("\n")
+    if (
+        not all(map(str.isprintable, lines))
+        and not text.replace("\n", "").replace("\t", "").isprintable()
+    ):
         return _each_plain(stdouts, counts)
-    return text.split("\n")
+    return lines
 
 
 def _without_colours(text: str) -> str:

@@ -208,7 +208,7 @@ def _download_text(rows: list[tuple], stamps: _Stamps) -> str:
     """The download's lines of these events, tab-separated number, timestamp and text.
     Assembled from whole columns (texts, numbers, stamps) of the piece, not line by line:
     the work left per line is done inside str and list methods."""
-    stdouts, starts, ends, utcs = zip(*rows, strict=True)
+    stdouts, starts, ends, utcs = ([row[n] for row in rows] for n in range(4))
     counts = list(map(operator.sub, ends, starts))
     texts = plain_lines_of(stdouts, counts)
     if starts[1:] == ends[:-1] and ends[-1] - starts[0] == len(texts):
