@@ -29,6 +29,7 @@ the log side by side, with the SQL queries of each request.
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -149,19 +150,22 @@ def fixtures(lines: int, *, fresh: bool):
 
 
 def timed_get(client, url: str, repeat: int) -> dict:
-    """The first (cold) and median server times of GET `url`, its size and line elements."""
-    times = []
+    """The first (cold) and median server times of GET `url` (wall and this process's
+    CPU: Python's and SQLite's work, not PostgreSQL's), its size and line elements."""
+    times, cpus = [], []
     for _ in range(repeat + 1):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         response = client.get(url)
         body = b"".join(response.streaming_content) if response.streaming else response.content
         times.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu)
         if response.status_code != 200:
             raise RuntimeError(f"GET {url} answered {response.status_code}")
     return {
         "url": url,
         "cold": times[0],
         "median": statistics.median(times[1:]),
+        "cpu": statistics.median(cpus[1:]),
         "bytes": len(body),
         "line_elements": len(LINE_ELEMENT.findall(body)),
         "body": body,
@@ -233,6 +237,11 @@ def measure(lines: int, args) -> dict:
         ("search count, 1 line in 4", f"/runs/{run.pk}/log/search/count/?q=changed"),
         ("log download (all lines)", f"/runs/{run.pk}/log/download/"),
     ]
+    if args.only:
+        wanted = [word.strip() for word in args.only.split(",")]
+        endpoints = [
+            e for e in endpoints if e[0] == endpoints[0][0] or any(w in e[0] for w in wanted)
+        ]
     rows = []
     for label, target in endpoints:
         result = target if isinstance(target, dict) else timed_get(client, target, args.repeat)
@@ -251,6 +260,7 @@ def measure(lines: int, args) -> dict:
         rows.append({"label": label, **result})
     return {
         "backend": backend,
+        "load": os.getloadavg(),
         "run": run.pk,
         "lines": run.line_count,
         "events": run.event_count,
@@ -274,6 +284,7 @@ def main(args) -> int:
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
             options = ["--result", out.name, "--lines", args.lines]
             options += ["--repeat", str(args.repeat)] + (["--fresh"] if args.fresh else [])
+            options += ["--only", args.only] if args.only else []
             done = benchlib.backend_run(str(Path(__file__).resolve()), backend, env, options)
             if done.returncode != 0:
                 print(f"{backend}: the bench process failed ({done.returncode}).", file=sys.stderr)
@@ -293,11 +304,12 @@ def main(args) -> int:
         )
         print(
             benchlib.table(
-                ["endpoint", "median ms", "cold ms", "KB", "lines", "queries"],
+                ["endpoint", "median ms", "CPU ms", "cold ms", "KB", "lines", "queries"],
                 [
                     [
                         row["label"],
                         f"{row['median'] * 1000:.1f}",
+                        f"{row['cpu'] * 1000:.1f}",
                         f"{row['cold'] * 1000:.1f}",
                         f"{row['bytes'] / 1024:,.1f}",
                         f"{row['line_elements']:,}",
@@ -324,20 +336,37 @@ SCALING_ROWS = {
 
 def scaling(results: list[dict]) -> None:
     """The figures that must not grow with the log, side by side for each size: median
-    ms (queries); the download as lines/s."""
+    ms (queries, CPU ms of this process); the download as lines/s, wall and per CPU
+    second; the load average when each size was measured."""
     for backend in dict.fromkeys(r["backend"] for r in results):
         runs = [r for r in results if r["backend"] == backend]
         rows = []
         for label, name in SCALING_ROWS.items():
             cells = [name]
             for r in runs:
-                row = next(row for row in r["rows"] if row["label"] == label)
+                row = next((row for row in r["rows"] if row["label"] == label), None)
+                if row is None:  # left out by --only
+                    continue
                 if label.startswith("log download"):
-                    cells.append(f"{r['lines'] / row['median']:,.0f} lines/s")
+                    cells.append(
+                        f"{r['lines'] / row['median']:,.0f} lines/s "
+                        f"({r['lines'] / row['cpu']:,.0f} per CPU s)"
+                    )
                 else:
-                    cells.append(f"{row['median'] * 1000:,.1f} ms ({row['queries']} q)")
-            rows.append(cells)
-        print(f"\n{backend}: scaling (median of each request; q = SQL queries it ran)")
+                    cells.append(
+                        f"{row['median'] * 1000:,.1f} ms ({row['queries']} q, "
+                        f"{row['cpu'] * 1000:,.1f} CPU)"
+                    )
+            if len(cells) > 1:
+                rows.append(cells)
+        rows.append(
+            ["load average (1, 5, 15 min)"]
+            + [" ".join(f"{n:.1f}" for n in r["load"]) for r in runs]
+        )
+        print(
+            f"\n{backend}: scaling (median of each request; q = SQL queries it ran; CPU ms of "
+            "the bench process, PostgreSQL's own not in it)"
+        )
         print(benchlib.table(["figure", *[f"{r['lines']:,} lines" for r in runs]], rows))
 
 
@@ -347,6 +376,11 @@ if __name__ == "__main__":
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL too")
     parser.add_argument("--repeat", type=int, default=5, help="timed requests per endpoint")
     parser.add_argument("--fresh", action="store_true", help="insert a new run even if one exists")
+    parser.add_argument(
+        "--only",
+        help="the requests whose label holds one of these words, comma-separated (and the "
+        "run page): e.g. poll,download",
+    )
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()

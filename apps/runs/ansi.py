@@ -8,9 +8,13 @@ the screen, or overwrite a line with a carriage return or backspaces. The downlo
 read with `cat` and the page is copied into terminals, so neither holds any of them.
 """
 
+import html
+import operator
 import re
+from collections.abc import Sequence
+from functools import lru_cache
+from itertools import repeat
 
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 # One terminal sequence: a CSI (7- or 8-bit) up to its final byte; an OSC, DCS, SOS, PM
@@ -97,30 +101,107 @@ def plain_lines(stdout: str, count: int) -> list[str]:
     return event_lines(stdout, count)
 
 
+def plain_lines_of(stdouts: Sequence[str], counts: Sequence[int]) -> list[str]:
+    """plain_lines of each stdout and its count, one list for them all. Done in a few
+    passes over their text joined (the download's cost per line), which gives the same
+    when all it holds is printable text, tabs, line breaks and colours (SGR); each
+    output alone otherwise."""
+    breaks = list(map(str.count, stdouts, repeat("\n")))
+    if all(map(operator.eq, map(operator.sub, counts, breaks), repeat(1))):
+        texts = stdouts  # as ansible-runner writes them: a line per number
+    else:
+        texts = []
+        for stdout, count, stdout_breaks in zip(stdouts, counts, breaks, strict=True):
+            if count <= 0:
+                continue
+            if stdout_breaks >= count:
+                return _each_plain(stdouts, counts)  # more lines than numbers: some joined
+            texts.append(stdout + "\n" * (count - 1 - stdout_breaks))  # blank lines numbered
+    if not texts:
+        return []
+    text = "\n".join(texts)
+    # "\r\n" first: a "\r" left by it is one split_lines keeps (a bare "\r", or one
+    # before a colour code), and the check below sends it to plain_lines.
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    if "\x1b" in text:
+        text = _without_colours(text)
+    # Any other escape, "\r" or control character (what plain_text would remove or make
+    # visible) is not printable, nor are a few harmless characters (which only cost
+    # the slower way). Tabs are not either: lines with one are looked at again.
+    lines = text.split("\n")
+    if (
+        not all(map(str.isprintable, lines))
+        and not text.replace("\n", "").replace("\t", "").isprintable()
+    ):
+        return _each_plain(stdouts, counts)
+    return lines
+
+
+def _without_colours(text: str) -> str:
+    """SGR.sub("", text), in one pass per colour the text uses (a log uses a handful)
+    rather than a call per sequence. Only when every escape starts a colour code,
+    counted before any is removed (a removal can join what is left into a new one)."""
+    escapes, found, left = text.count("\x1b"), 0, text
+    while (start := left.find("\x1b")) >= 0:
+        colour = SGR.match(left, start)
+        if colour is None:
+            break
+        found += text.count(colour.group())
+        left = left.replace(colour.group(), "")
+    return left if found == escapes and "\x1b" not in left else SGR.sub("", text)
+
+
+def _each_plain(stdouts: Sequence[str], counts: Sequence[int]) -> list[str]:
+    return [
+        line
+        for stdout, count in zip(stdouts, counts, strict=True)
+        for line in plain_lines(stdout, count)
+    ]
+
+
+def _visible(text: str) -> str:
+    # Printable text has nothing VISIBLE maps: the translation is skipped (most lines).
+    return text if text.isprintable() else text.translate(VISIBLE)
+
+
+@lru_cache(maxsize=256)
+def _colour_classes(sequence: str) -> str | None:
+    """The classes of a colour sequence (SGR): "" for one that resets or sets no colour
+    or bold; None for any other terminal sequence. A log uses a handful of them."""
+    sgr = SGR.fullmatch(sequence)
+    if sgr is None:
+        return None
+    classes = []
+    for code in (sgr.group(1) or "0").split(";"):
+        if code in COLOURS:
+            classes.append(COLOURS[code])
+        elif code == "1":
+            classes.append("bold")
+    return " ".join(classes)
+
+
 def ansi_to_html(text: str) -> SafeString:
-    """The text as HTML: plain_text, escaped, its colours (SGR) as spans."""
+    """The text as HTML: plain_text, escaped, its colours (SGR) as spans. (The standard
+    library's html.escape, which Django's escape calls: a page holds thousands of lines.)"""
+    if text.isprintable():  # no terminal sequence, no control character
+        return mark_safe(html.escape(text))  # noqa: S308 - escaped
     out: list[str] = []
     open_span = False
     pos = 0
     for match in SEQUENCE.finditer(text):
-        out.append(escape(text[pos : match.start()].translate(VISIBLE)))
+        out.append(html.escape(_visible(text[pos : match.start()])))
         pos = match.end()
-        sgr = SGR.fullmatch(match.group())
-        if sgr is None:
+        classes = _colour_classes(match.group())
+        if classes is None:
             continue
-        classes = []
-        for code in (sgr.group(1) or "0").split(";"):
-            if code in COLOURS:
-                classes.append(COLOURS[code])
-            elif code == "1":
-                classes.append("bold")
         if open_span:
             out.append("</span>")
             open_span = False
         if classes:
-            out.append(f'<span class="{" ".join(classes)}">')
+            out.append(f'<span class="{classes}">')
             open_span = True
-    out.append(escape(text[pos:].translate(VISIBLE)))
+    out.append(html.escape(_visible(text[pos:])))
     if open_span:
         out.append("</span>")
     return mark_safe("".join(out))  # noqa: S308 - every piece of text was escaped above

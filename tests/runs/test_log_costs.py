@@ -2,21 +2,37 @@
 is kept on the run as batches are stored, a poll with nothing new reads no event."""
 
 import random
+import zoneinfo
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.template import Context, Template
+from django.template.loader import render_to_string
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django.utils.html import escape
 
 from apps.accounts.models import Right
 from apps.runs import selectors
-from apps.runs.ansi import event_lines, plain_lines, plain_text
+from apps.runs.ansi import (
+    COLOURS,
+    SEQUENCE,
+    SGR,
+    VISIBLE,
+    ansi_to_html,
+    event_lines,
+    plain_lines,
+    plain_lines_of,
+    plain_text,
+)
 from apps.runs.constants import RunStatus
-from apps.runs.events import EventSink
-from apps.runs.models import Run
+from apps.runs.events import EventSink, events_store
+from apps.runs.models import Run, RunEvent
 from apps.runs.progress import progress_count
 from tests.factories import EnvironmentFactory, GrantFactory, RunFactory, TeamFactory, UserFactory
-from tests.runs.helpers import Log
+from tests.runs.helpers import RED, RESET, Log
 
 EVENT_TABLE = "runs_runevent"
 
@@ -197,6 +213,69 @@ def test_the_download_shows_each_line_as_plain_text_of_that_line_alone():
         assert plain_lines(stdout, count) == expected, (stdout, count)
 
 
+def test_many_outputs_at_once_are_plain_lines_of_each():
+    rng = random.Random(1919)
+    coloured = ('\x1b[0;32mok: [web1]\x1b[0m\r\n\x1b[0;32m\t"msg": "é"\x1b[0m', 2)
+    for _ in range(3000):
+        outputs = [coloured] * rng.randrange(0, 3)
+        for _ in range(rng.randrange(0, 4)):
+            stdout = "".join(rng.choice(PIECES) for _ in range(rng.randrange(0, 8)))
+            outputs.append((stdout, rng.randrange(-1, 5)))
+        expected = [line for stdout, count in outputs for line in plain_lines(stdout, count)]
+        stdouts, counts = zip(*outputs, strict=True) if outputs else ((), ())
+        assert plain_lines_of(stdouts, counts) == expected, outputs
+
+
+def _download_as_written(run) -> str:
+    """The download rendered the straightforward way: each event, each of its lines."""
+    out = []
+    for event in run.events.order_by("counter"):
+        stamp = ""
+        if event.created:
+            local = timezone.localtime(event.created)
+            stamp = local.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        lines = event_lines(event.stdout, event.end_line - event.start_line)
+        for number, text in enumerate(lines, event.start_line + 1):
+            out.append(f"{number}\t{stamp}\t{plain_text(text)}\n")
+    return "".join(out)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kathmandu", "America/St_Johns"])
+def test_the_download_is_each_line_rendered_on_its_own(run_with_log, zone, monkeypatch):
+    run, log = run_with_log
+    rng = random.Random(zone)
+    stored = [piece for piece in PIECES if piece != "\x00"]  # PostgreSQL stores no NUL
+    rows = []
+    for _ in range(300):
+        stdout = "".join(rng.choice(stored) for _ in range(rng.randrange(0, 10)))
+        # Lines as ansible-runner numbers them, whatever the output holds: also more or
+        # fewer than its line breaks.
+        rows.append((stdout, stdout.count("\n") + rng.choice([1, 1, 1, 0, 2, -1])))
+    at = datetime(2026, 3, 8, 5, 59, 58, tzinfo=UTC)
+    events = []
+    for n, (stdout, lines) in enumerate(rows, log.counter + 1):
+        micro = rng.choice([0, 999, 1000, 999_999, 123_456])
+        created = None if n % 50 == 7 else at + timedelta(seconds=n // 3, microseconds=micro)
+        events.append(
+            RunEvent(
+                run=run,
+                counter=n,
+                event="verbose",
+                stdout=stdout,
+                created=created,
+                start_line=log.line,
+                end_line=log.line + max(lines, 0),
+            )
+        )
+        log.line += max(lines, 0)
+    events_store(run.pk, events)
+    monkeypatch.setattr(selectors.log, "DOWNLOAD_EVENTS", 7)  # many pieces
+    run.refresh_from_db()
+
+    with timezone.override(zoneinfo.ZoneInfo(zone)):
+        assert "".join(selectors.run_log_text(run=run)) == _download_as_written(run)
+
+
 def test_the_download_holds_every_line_once_in_order(run_with_log):
     run, _ = run_with_log
     text = "".join(selectors.run_log_text(run=run)).splitlines()
@@ -229,3 +308,67 @@ def test_a_poll_sends_only_the_lines_its_progress_counts():
     lines, last, _ = run_log_after(run=fresh, counter=last)
     assert [line.section for line in lines if line.section] == ["task"]
     assert last == 2 and run_progress(run=fresh).tasks_seen == 1
+
+
+# --- the lines' HTML ----------------------------------------------------------------------
+LINES_TEMPLATE = (
+    '{% for line in lines %}<div class="line{% if line.failed %} failed{% endif %}'
+    '{% if line.section %} head {{ line.section }}{% endif %}" id="L{{ line.number }}">'
+    '<a class="ln" href="#L{{ line.number }}">{{ line.number }}</a>{% if line.stamp %}'
+    '<time class="ts" datetime="{{ line.stamp }}" title="{{ line.stamp }}">{{ line.clock }}'
+    '</time>{% else %}<span class="ts"></span>{% endif %}{% if line.section == "play" or '
+    'line.section == "task" %}<button type="button" class="fold" aria-expanded="true" '
+    'aria-label="Fold this {{ line.section }}"></button>{% endif %}<span class="txt">'
+    '{{ line.html }}</span>{% if line.section %}<span class="dur"></span>{% endif %}</div>\n'
+    "{% endfor %}\n"
+)
+
+
+def test_the_lines_html_is_what_the_template_loop_wrote(run_with_log):
+    """The lines are written in Python (run_tags.log_lines): as the template loop over
+    them, which took most of a poll's time, wrote them."""
+    run, log = run_with_log
+    log.add("playbook_on_play_start", "\r\nPLAY [Deploy <web>] ***", play="Deploy")
+    log.add("playbook_on_task_start", "TASK [a & b] ***", task="a & b")
+    log.add("runner_on_failed", f"{RED}fatal: [web2] \"x\" 'y'{RESET}", failed=True)
+    log.add("playbook_on_stats", "PLAY RECAP ***")
+    RunEvent.objects.filter(run=run, counter=log.counter).update(created=None)
+    run.refresh_from_db()
+    lines, _ = selectors.run_log_tail(run=run, lines=30)
+
+    expected = Template(LINES_TEMPLATE).render(Context({"lines": lines}))
+    assert render_to_string("runs/_lines.html", {"lines": lines}) == expected
+    assert {"play", "task", "recap", ""} <= {line.section for line in lines}
+    assert any(line.failed for line in lines) and any(not line.stamp for line in lines)
+    assert render_to_string("runs/_lines.html", {"lines": []}) == "\n"
+
+
+def _html_as_before(text: str) -> str:
+    """ansi_to_html as it was written before it skipped work for printable text."""
+    out, open_span, pos = [], False, 0
+    for match in SEQUENCE.finditer(text):
+        out.append(escape(text[pos : match.start()].translate(VISIBLE)))
+        pos = match.end()
+        sgr = SGR.fullmatch(match.group())
+        if sgr is None:
+            continue
+        codes = (sgr.group(1) or "0").split(";")
+        classes = [COLOURS.get(c, "bold") for c in codes if c in COLOURS or c == "1"]
+        if open_span:
+            out.append("</span>")
+            open_span = False
+        if classes:
+            out.append(f'<span class="{" ".join(classes)}">')
+            open_span = True
+    out.append(escape(text[pos:].translate(VISIBLE)))
+    return "".join(out) + ("</span>" if open_span else "")
+
+
+def test_a_lines_html_is_as_before():
+    rng = random.Random(2026)
+    for _ in range(20_000):
+        text = "".join(
+            rng.choice([*PIECES, "<", "&", '"', "'", "\x1b[1;32;91m", "x"])
+            for _ in range(rng.randrange(0, 10))
+        )
+        assert ansi_to_html(text) == _html_as_before(text), text

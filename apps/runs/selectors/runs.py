@@ -56,11 +56,11 @@ def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
 def run_get(*, user, run_id: int) -> Run | None:
     """The run, or None when there is none; PermissionDenied (with the reason) when
     the user may not see it."""
+    # With what its page and each poll of an ended run show (Run again asks about its
+    # action; the facts name the schedule that launched it): no query of their own.
     run = (
         Run.objects.select_related(
-            # What its pages and the API show of it too: the schedule that launched it (a
-            # reverse relation: none read as none, without a query of its own).
-            "service", "environment", "playbook_version__source", "firing__schedule",
+            "service", "environment", "playbook_version__source", "action", "firing__schedule"
         )
         .filter(pk=run_id)
         .first()
