@@ -4,7 +4,7 @@ from django.shortcuts import render
 from apps.accounts.permissions import can_view, environment_filter
 from apps.catalog.selectors import service_page, service_search
 from apps.environments.models import Environment
-from apps.environments.selectors import active_locks, freeze_in_force
+from apps.environments.selectors import FreezeInForce, active_locks, freezes_in_force
 from apps.insights.catalog_views import catalog_query, filter_form
 from apps.runs.selectors.deployments import matrix
 from apps.workers.selectors import live_queues
@@ -57,20 +57,7 @@ def what_runs_where(request):
         request,
         "insights/matrix.html",
         {
-            "environments": [
-                {
-                    "environment": env,
-                    "locks": [
-                        lock
-                        for lock in active_locks(environment=env).select_related("service")
-                        if lock.service is None
-                        or can_view(request.user, service=lock.service, environment=env)
-                    ],
-                    "freeze": freeze_in_force(env),
-                    "no_worker": not queues.get(env.queue),
-                }
-                for env in environments
-            ],
+            "environments": _columns(request.user, environments, queues),
             "groups": groups,
             "count": page.paginator.count,
             "page": page,
@@ -80,3 +67,29 @@ def what_runs_where(request):
         },
         status=400 if form.errors else 200,
     )
+
+
+def _columns(user, environments, queues) -> list[dict]:
+    """Each environment's column head: its locks the user may see, the freeze in force
+    (the one that ends last), whether a live worker consumes its queue. Read for all the
+    columns at once."""
+    locks: dict[int, list] = {}
+    for lock in active_locks().filter(environment__in=environments):
+        if lock.service is None or can_view(
+            user, service=lock.service, environment=lock.environment
+        ):
+            locks.setdefault(lock.environment_id, []).append(lock)
+    freezes: dict[int, FreezeInForce] = {}
+    for freeze in freezes_in_force(environments=environments):
+        known = freezes.get(freeze.environment.pk)
+        if known is None or freeze.until > known.until:
+            freezes[freeze.environment.pk] = freeze
+    return [
+        {
+            "environment": env,
+            "locks": locks.get(env.pk, []),
+            "freeze": freezes.get(env.pk),
+            "no_worker": not queues.get(env.queue),
+        }
+        for env in environments
+    ]

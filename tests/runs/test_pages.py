@@ -16,6 +16,7 @@ from apps.environments.constants import WhenLocked
 from apps.runs import selectors
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
+from apps.runs.views.lists import RunPaginator
 from tests.clients import page_client
 from tests.factories import (
     PASSWORD,
@@ -534,6 +535,24 @@ def test_it_lists_runs_newest_first_25_a_page(demo):
     assert 'href="?page=2">Older' in first
     assert 'href="?page=1">← Newer' in second
     assert "Older" not in second
+
+
+def test_past_its_cap_the_list_counts_no_further_and_says_how_to_find_older_runs(
+    demo, monkeypatch
+):
+    runs = [_run(demo, version=f"1.0.{n}", status=RunStatus.SUCCESSFUL) for n in range(30)]
+    # The cap is 10,000 runs (400 pages); 25 (a page) stand for it here.
+    monkeypatch.setattr(RunPaginator, "CAP", 25)
+    client = page_client(demo.dev)
+
+    first = client.get("/runs/").content.decode()
+    past = client.get("/runs/?page=2").content.decode()  # past the cap: its last page
+
+    assert _run_ids(first) == [run.pk for run in reversed(runs)][:25]
+    assert "Page 1 of 1+" in first
+    assert "Older →" not in first
+    assert "narrow the list with the filters above" in first
+    assert _run_ids(past) == _run_ids(first)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.utils.functional import cached_property
 
 from apps.accounts.permissions import environment_filter, service_filter
 from apps.audit.constants import Via
@@ -15,6 +16,27 @@ from apps.catalog.models import Action, Service
 from apps.environments.models import Environment
 from apps.runs import selectors, services
 from apps.runs.constants import RunStatus
+
+
+class RunPaginator(Paginator):
+    """Counts the runs up to CAP only: past it the list says "of 400+" pages. Counting
+    every run a person may see is a pass over most of the table on each page (57 ms of
+    PostgreSQL's at 100,000 runs); beyond 10,000 runs the filters (dates, service,
+    commit) find a run sooner than paging does."""
+
+    CAP = 10_000
+
+    @cached_property
+    def _counted(self) -> int:
+        return self.object_list[: self.CAP + 1].count()
+
+    @property
+    def count(self) -> int:
+        return min(self._counted, self.CAP)
+
+    @property
+    def capped(self) -> bool:
+        return self._counted > self.CAP
 
 
 def _wanted_run(request, wanted: str, errors: dict):
@@ -105,7 +127,7 @@ def run_list(request):
             "mine": narrowed["mine"],
         },
     ).select_related("firing__schedule")  # the runs a schedule launched say so
-    page = Paginator(runs, 25).get_page(get.get("page"))
+    page = RunPaginator(runs, 25).get_page(get.get("page"))
     kept = {k: v for k, v in filters.items() if v}
     if narrowed["text"]:
         kept["q"] = narrowed["text"]
