@@ -368,7 +368,7 @@ def matrix(*, services, environments) -> dict[int, list[Cell]]:
         )
     )
     current = {(run.service_id, run.environment_id): run for run in current}
-    verified = Run.objects.in_bulk(
+    verified = Run.objects.defer(*_HEAVY).in_bulk(
         [run.verified_here_id for run in current.values() if run.verified_here_id]
     )
     rows: dict[int, list[Cell]] = {}
@@ -420,6 +420,7 @@ def promotion_candidates(*, services, environments) -> dict[tuple[int, int], Can
     )
     runs = (
         Run.objects.filter(pk__in=ids.values())
+        .defer(*_HEAVY)
         .annotate(replaced_at=Subquery(replaced))
         .annotate(stay_began=Subquery(began))
         .annotate(
@@ -443,7 +444,9 @@ def promotion_candidates(*, services, environments) -> dict[tuple[int, int], Can
             verified[key] = (run.version, None)
             if found is not None:
                 fallbacks[key] = found
-    found_runs = Run.objects.in_bulk([pk for _, pk in verified.values() if pk is not None])
+    found_runs = Run.objects.defer(*_HEAVY).in_bulk(
+        [pk for _, pk in verified.values() if pk is not None]
+    )
     candidates = {}
     for service in services:
         for env in environments:
