@@ -97,12 +97,16 @@ class LaunchPlan:
     waits: bool = False  # it joins the deploy queue: the lock is held, or others wait
 
 
+# A run holding a deploy lock (dry runs change nothing and never hold it), and one
+# waiting in line for it.
+_HOLDS_LOCK = Q(status__in=ACTIVE_STATUSES, check_mode=False)
+_IN_LINE = Q(status=RunStatus.WAITING)
+
+
 def lock_holder(service, environment) -> Run | None:
     """The run holding the deploy lock of `service` on `environment`, if one does."""
     return (
-        Run.objects.filter(
-            service=service, environment=environment, status__in=ACTIVE_STATUSES, check_mode=False
-        )
+        Run.objects.filter(_HOLDS_LOCK, service=service, environment=environment)
         .order_by("id")
         .first()
     )
@@ -121,9 +125,7 @@ def locked(holder: Run) -> LaunchRefused:
 
 def waiting_line(service, environment):
     """The runs waiting in the deploy queue of `service` on `environment`, first first."""
-    return Run.objects.filter(
-        service=service, environment=environment, status=RunStatus.WAITING
-    ).order_by("id")
+    return Run.objects.filter(_IN_LINE, service=service, environment=environment).order_by("id")
 
 
 def queues(req: "LaunchRequest") -> bool:
@@ -140,9 +142,7 @@ def _deploy_lock(req: "LaunchRequest") -> bool:
     Runs waiting in line keep their turn: a new request goes behind them even in the
     moment the lock is free between two runs. What the system starts for a run that
     just ended (its verification) is part of that run and does not queue behind."""
-    busy = Q(status__in=ACTIVE_STATUSES, check_mode=False)
-    if req.triggered_by is None:
-        busy |= Q(status=RunStatus.WAITING)
+    busy = _HOLDS_LOCK if req.triggered_by is not None else _HOLDS_LOCK | _IN_LINE
     if not Run.objects.filter(busy, service=req.service, environment=req.environment).exists():
         return False  # the lock free and nobody in line, the common case: one query
     holder = lock_holder(req.service, req.environment)
