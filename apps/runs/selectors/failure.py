@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from apps.catalog import git
+from apps.catalog.models import PlaybookVersion
 from apps.runs.ansi import event_lines, plain_text
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run, RunEvent
@@ -93,14 +94,23 @@ def _count_at(mirror: str, commit: str, path: str) -> int | None:
     return playbook_task_count(git.file_read(Path(mirror), commit, path))
 
 
+@lru_cache(maxsize=256)
+def _count_of(version_id: int, commit: str, path: str) -> int | None:
+    # The version's source only when the count is not known yet (a poll of a running
+    # run asks for it each time something new arrived).
+    version = PlaybookVersion.objects.select_related("source").filter(pk=version_id).first()
+    if version is None:
+        return None
+    return _count_at(str(version.source.mirror_path), commit, path)
+
+
 def run_task_total(*, run: Run) -> int | None:
     """The number of tasks the run's pinned playbook starts (see playbook_task_count);
     None when unknown. Read once per playbook version (cached in the process)."""
-    version = run.playbook_version
-    if version is None or not run.playbook_commit:
+    if run.playbook_version_id is None or not run.playbook_commit:
         return None
     try:
-        return _count_at(str(version.source.mirror_path), run.playbook_commit, run.playbook_path)
+        return _count_of(run.playbook_version_id, run.playbook_commit, run.playbook_path)
     except (git.GitError, OSError):
         return None
 
