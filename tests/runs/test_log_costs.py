@@ -285,6 +285,22 @@ def test_the_download_holds_every_line_once_in_order(run_with_log):
     assert text[-1].endswith(f"\tline {run.line_count}")
 
 
+def test_a_download_left_half_way_leaves_the_database_connection_usable(
+    run_with_log, monkeypatch
+):
+    """A reader who closes the download after its first piece: the rest is not sent
+    (on PostgreSQL the stream is stopped), and the next query on the connection works."""
+    run, _ = run_with_log
+    monkeypatch.setattr(selectors.log, "DOWNLOAD_EVENTS", 2)
+    pieces = selectors.run_log_text(run=run)
+    first = next(pieces)
+    pieces.close()
+
+    assert first.startswith("1\t")
+    assert Run.objects.get(pk=run.pk).line_count == run.line_count
+    assert "".join(selectors.run_log_text(run=run)).startswith(first)
+
+
 @pytest.mark.django_db
 def test_a_poll_sends_only_the_lines_its_progress_counts():
     """The run is read, then a batch (a task's start) commits, then the poll reads the

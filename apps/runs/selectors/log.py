@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain, islice, repeat
 
+import psycopg
+from django.db import connection
 from django.db.models import Func, TextField
 from django.utils import timezone
 
@@ -183,6 +185,20 @@ class UTCText(Func):
         return self.as_sql(compiler, connection, template=template, **extra)
 
 
+def _download_rows(rows) -> Iterator[tuple]:
+    """The rows of `rows`, DOWNLOAD_EVENTS at a time. On PostgreSQL, streamed (libpq's
+    chunked rows mode): the server sends the next rows while this process writes the
+    lines of those before them, where a server-side cursor's FETCH waited for each piece
+    in turn (the query was ~40% of a download's time, on the other core)."""
+    if connection.vendor != "postgresql" or psycopg.pq.version() < 170000:
+        yield from rows.iterator(DOWNLOAD_EVENTS)
+        return
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        # Plain columns (text, integers): nothing for Django to convert.
+        yield from cursor.cursor.stream(sql, params, size=DOWNLOAD_EVENTS)
+
+
 class _Stamps:
     """The download's timestamp of each event's UTC text, as _clock writes it: the
     conversion to the reader's time zone is done once per second of the log (the
@@ -231,11 +247,10 @@ def run_log_text(*, run: Run) -> Iterator[str]:
     """The whole log as plain text, one line at a time: number, timestamp, text, as the
     page shows them, without colour codes. Read as tuples in the events' order (the
     (run, counter) index), sent in pieces of DOWNLOAD_EVENTS events."""
-    rows = (
+    rows = _download_rows(
         RunEvent.objects.filter(run=run)
         .order_by("counter")
         .values_list("stdout", "start_line", "end_line", UTCText("created"))
-        .iterator(DOWNLOAD_EVENTS)
     )
     stamps = _Stamps()
     while piece := list(islice(rows, DOWNLOAD_EVENTS)):
