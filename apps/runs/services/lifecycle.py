@@ -61,8 +61,13 @@ def run_start(*, run_id: int, worker: str, pid: int) -> Run | None:
 
     A lock or a freeze that began while it waited is checked again here: the run
     then ends failed without starting (an emergency run passes a freeze)."""
-    # One table first: a message for a run that is gone (or not queued) costs one lookup.
-    queued = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).first()
+    # Read once, with what the worker needs of it (a message for a run that is gone or
+    # not queued any more costs this one lookup); the start is written onto it below.
+    queued = (
+        Run.objects.select_related("service", "environment", "playbook_version__source")
+        .filter(pk=run_id, status=RunStatus.QUEUED)
+        .first()
+    )
     if queued is None:
         return None
     if (
@@ -73,20 +78,20 @@ def run_start(*, run_id: int, worker: str, pid: int) -> Run | None:
         run_end(run=queued, status=RunStatus.FAILED, error=f"Not started: {block.reason}")
         return None
     now = timezone.now()
+    start = {
+        "status": RunStatus.RUNNING,
+        "started_at": now,
+        "heartbeat_at": now,
+        "worker": worker,
+        "worker_pid": pid,
+        "marker": f"{run_id}-{uuid.uuid4().hex}",
+    }
     with transaction.atomic():
-        started = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
-            worker=worker,
-            worker_pid=pid,
-            marker=f"{run_id}-{uuid.uuid4().hex}",
-        )
-        if not started:
+        if not Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(**start):
             return None
-        run = Run.objects.select_related("service", "environment", "playbook_version__source").get(
-            pk=run_id
-        )
+        run = queued
+        for name, value in start.items():
+            setattr(run, name, value)
         audit_record(
             actor=None,
             via=Via.SYSTEM,
