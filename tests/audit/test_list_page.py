@@ -80,3 +80,17 @@ def test_the_page_verifies_the_chain_with_a_button_not_a_command(auditor_client,
     html = _body(auditor_client.get("/audit/"))
     assert 'data-chain="intact"' in html
     assert "Chain intact" in html
+
+
+def test_the_scope_choices_are_each_service_and_environment_the_log_names_once():
+    """Read value after value from the columns' indexes (not the whole log): each one
+    once, sorted, the empty ones (sign-ins, catalog changes) left out."""
+    from apps.audit.selectors import audit_scope_choices
+
+    for service, environment in [
+        ("shop", "qa"), ("", ""), ("hello-web", "production"), ("shop", "qa"),
+        ("a-b", ""), ("shop", "test"), ("", "qa"),
+    ]:  # fmt: skip
+        record("run.requested", service=service, environment=environment)
+
+    assert audit_scope_choices() == (["a-b", "hello-web", "shop"], ["production", "qa", "test"])
