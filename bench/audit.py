@@ -1,5 +1,11 @@
 """The audit log at 1,000,000 rows on PostgreSQL: review pages, exports, verification.
 
+With `--sizes 1000000,10000000`, each size in a database of its own, the review pages only
+(the free-text searches among them; target < 50 ms at 10,000,000 rows), side by side.
+Past 1,000,000 rows the rows are copies of the first million, a year later per copy, so
+that 10,000,000 rows seed in minutes (the hash chain needs each row after the one before
+it): the same mix of rows and of matches per row, but no chain to verify.
+
 Seeds (or reuses) 1,000,000 audit rows with a valid hash chain, written with COPY
 (rows of a year of deploys: requests, starts, ends, refusals, catalog changes,
 sign-ins), then prints:
@@ -13,6 +19,7 @@ sign-ins), then prints:
   signed checkpoint of the head; target >= 100,000 rows/s.
 
     .venv/bin/python bench/audit.py [--rows 1000000] [--fresh] [--repeat 5]
+        [--only pages,exports,verify] [--sizes 1000000,10000000]
 
 PostgreSQL at BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/pushbutton_audit_bench).
 """
@@ -30,7 +37,11 @@ from pathlib import Path
 import benchlib
 
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/pushbutton_audit_bench"
+TEXT_INDEX = "audit_text_trgm"  # migration 0004
+# Rows seeded one by one with a valid hash chain; beyond them, copies (see _copy_rows).
+CHAINED = 1_000_000
 PAGE_TARGET_MS, EXPORT_TARGET, VERIFY_TARGET = 100, 50_000, 100_000
+TEXT_TARGET_MS = 50  # a free-text search at 10,000,000 rows
 SERVICES = [f"svc-{n}" for n in range(1, 41)]
 ENVIRONMENTS = ["test", "qa", "production"]
 ACTORS = [f"user-{n}" for n in range(1, 201)]
@@ -150,20 +161,53 @@ def seed(count: int) -> None:
 
     started = time.monotonic()
     with connection.cursor() as cursor:
+        # The text search's trigram index is built once after the rows, not row by row
+        # (at 10,000,000 rows, hours instead of minutes); the same index as migration 0004.
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [TEXT_INDEX])
+        text_index = cursor.fetchone()
+        if text_index:
+            cursor.execute(f"DROP INDEX {TEXT_INDEX}")
         copy_sql = f"COPY audit_auditevent ({', '.join(COLUMNS)}) FROM STDIN"
         with cursor.cursor.copy(copy_sql) as copy:
             last = None
-            for values, digest in _rows(count):
+            for values, digest in _rows(min(count, CHAINED)):
                 row = list(values)
                 row[13] = details_text(row[13])
                 copy.write_row((*row, digest))
                 last = (values[0], digest)
                 if values[0] % 100_000 == 0:
                     print(f"  seeded {values[0]:,} rows", flush=True)
+        for copy_number in range(1, -(-count // CHAINED)):
+            _copy_rows(cursor, copy_number, min(CHAINED, count - copy_number * CHAINED))
+            print(f"  seeded {copy_number * CHAINED + CHAINED:,} rows (copies)", flush=True)
     AuditHead.objects.update_or_create(id=1, defaults={"last_id": last[0], "last_hash": last[1]})
     with connection.cursor() as cursor:
+        if text_index:
+            print(
+                f"  rows in {time.monotonic() - started:.1f} s; building {TEXT_INDEX}", flush=True
+            )
+            cursor.execute("SET maintenance_work_mem = '1GB'")
+            cursor.execute(text_index[0])
         cursor.execute("ANALYZE audit_auditevent")
     print(f"Seeded {count:,} rows in {time.monotonic() - started:.1f} s.", flush=True)
+
+
+def _copy_rows(cursor, number: int, rows: int) -> None:
+    """Rows CHAINED * number + 1 on: a copy of the first `rows` chained rows, a year later
+    per copy, its runs numbered on (the same mix of verbs, texts and matches per row).
+    Their hashes are only unique, not a chain: verify is run at CHAINED rows or fewer."""
+    year = f"{number * 365} days"
+    cursor.execute(
+        f"INSERT INTO audit_auditevent ({', '.join(COLUMNS)}) "  # noqa: S608 (constants)
+        f"SELECT id + %(shift)s, created_at + %(year)s::interval, actor_id, actor_name, via, "
+        "ip, user_agent, verb, object_type, CASE WHEN object_type = 'runs.run' THEN "
+        "(object_id::bigint + %(runs)s)::text ELSE object_id END, object_repr, service, "
+        "environment, details, outcome, prev_hash, "
+        "encode(sha256(convert_to(hash || %(number)s::text, 'UTF8')), 'hex') "
+        "FROM audit_auditevent WHERE id <= %(rows)s ORDER BY id",
+        {"shift": number * CHAINED, "year": year, "runs": number * CHAINED, "rows": rows,
+         "number": number},
+    )  # fmt: skip
 
 
 # --- measuring -------------------------------------------------------------------------
@@ -300,17 +344,8 @@ def verify() -> list:
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--fresh", action="store_true", help="Drop the bench database first.")
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
-    _environment()
-    if args.fresh:
-        _drop_database()
-    benchlib.django_setup()
-
+def measure(args) -> dict:
+    """The figures of the bench database (seeded first when empty), printed as they come."""
     from django.test import Client
 
     from apps.accounts.models import Role, User
@@ -330,18 +365,87 @@ def main() -> None:
     load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
     machine = f"load average {load}, {os.cpu_count()} CPUs"
     print(f"\nThe audit log on PostgreSQL, {total:,} rows ({machine}).\n")
-    print(f"Filtered page (GET /audit/?..., median of {args.repeat}; target < {PAGE_TARGET_MS} ms)")
-    print(benchlib.table(["filter", "page", "rows", "ms", ""], pages(client, args.repeat)))
-    print(f"\nExport of every row (streamed; target >= {EXPORT_TARGET:,} rows/s)")
-    print(
-        benchlib.table(
-            ["format", "rows", "MiB", "s", "rows/s", "peak memory growth MiB", ""],
-            exports(client, total),
+    done = {"rows": total, "load": load}
+    if "pages" in args.only:
+        done["pages"] = pages(client, args.repeat)
+        print(
+            f"Filtered page (GET /audit/?..., median of {args.repeat}; "
+            f"target < {PAGE_TARGET_MS} ms)"
         )
+        print(benchlib.table(["filter", "page", "rows", "ms", ""], done["pages"]))
+    if "exports" in args.only:
+        print(f"\nExport of every row (streamed; target >= {EXPORT_TARGET:,} rows/s)")
+        print(
+            benchlib.table(
+                ["format", "rows", "MiB", "s", "rows/s", "peak memory growth MiB", ""],
+                exports(client, total),
+            )
+        )
+    if "verify" in args.only and total > CHAINED:
+        print(f"\nverify_audit: not run, rows past {CHAINED:,} are copies, not a chain.")
+    elif "verify" in args.only:
+        target = f"target >= {VERIFY_TARGET:,} rows/s"
+        print(f"\nverify_audit (every row, against a signed checkpoint; {target})")
+        print(benchlib.table(["rows", "s", "rows/s", "peak memory growth MiB", ""], [verify()]))
+    return done
+
+
+def scaling(args) -> None:
+    """Each size in a database (and a process) of its own, then the pages side by side."""
+    import json
+    import subprocess
+
+    results = []
+    for size in args.sizes:
+        env = {**os.environ, "BENCH_POSTGRES_URL": f"{POSTGRES_URL}_{size}"}
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            command = [
+                sys.executable, __file__, "--rows", str(size), "--repeat", str(args.repeat),
+                "--only", "pages", "--result", out.name,
+            ]  # fmt: skip
+            subprocess.run(command, env=env, check=True)
+            results.append(json.loads(Path(out.name).read_text()))
+    labels = [f"{r['rows']:,} rows (load {r['load'].split(',')[0]})" for r in results]
+    rows = []
+    for n, (label, page, *_rest) in enumerate(results[0]["pages"]):
+        cells = [f"{r['pages'][n][3]} ms ({r['pages'][n][2]} rows)" for r in results]
+        rows.append([label, "1" if page == "1" else "deep", *cells])
+    print(f"\nScaling: filtered pages, median of {args.repeat} (target < {PAGE_TARGET_MS} ms; text")
+    print(f"search < {TEXT_TARGET_MS} ms at 10,000,000 rows)")
+    print(benchlib.table(["filter", "page", *labels], rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="comma-separated row counts (e.g. 1000000,10000000): each in a database of its "
+        "own, the pages only, then a table of them side by side",
     )
-    target = f"target >= {VERIFY_TARGET:,} rows/s"
-    print(f"\nverify_audit (every row, against a signed checkpoint; {target})")
-    print(benchlib.table(["rows", "s", "rows/s", "peak memory growth MiB", ""], [verify()]))
+    parser.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        default={"pages", "exports", "verify"},
+        help="comma-separated: pages, exports, verify (default: all)",
+    )
+    parser.add_argument("--fresh", action="store_true", help="Drop the bench database first.")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sizes:
+        scaling(args)
+        return
+    _environment()
+    if args.fresh:
+        _drop_database()
+    benchlib.django_setup()
+    done = measure(args)
+    if args.result:
+        import json
+
+        Path(args.result).write_text(json.dumps(done))
 
 
 if __name__ == "__main__":
