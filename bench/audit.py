@@ -37,7 +37,7 @@ from pathlib import Path
 import benchlib
 
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/pushbutton_audit_bench"
-TEXT_INDEX = "audit_text_trgm"  # migration 0004
+TEXT_INDEX = "audit_text_words_trgm"  # migration 0008
 # Rows seeded one by one with a valid hash chain; beyond them, copies (see _copy_rows).
 CHAINED = 1_000_000
 PAGE_TARGET_MS, EXPORT_TARGET, VERIFY_TARGET = 100, 50_000, 100_000
@@ -162,7 +162,7 @@ def seed(count: int) -> None:
     started = time.monotonic()
     with connection.cursor() as cursor:
         # The text search's trigram index is built once after the rows, not row by row
-        # (at 10,000,000 rows, hours instead of minutes); the same index as migration 0004.
+        # (at 10,000,000 rows, hours instead of minutes); the same index as migration 0008.
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [TEXT_INDEX])
         text_index = cursor.fetchone()
         if text_index:

@@ -1,5 +1,6 @@
 """Reading the audit log: filters, keyset pages, single rows, what exports stream."""
 
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -43,7 +44,8 @@ def audit_event_filter(*, filters: dict) -> QuerySet[AuditEvent]:
 
 
 # The text free-text search looks in; on PostgreSQL a trigram index covers this very
-# expression (migration 0004), so a search does not read the whole log.
+# expression with its punctuation read as letters (migration 0008, see TextMatch), so a
+# search does not read the whole log.
 SEARCH_TEXT = (
     "(actor_name || ' ' || verb || ' ' || object_type || ' ' || object_id || ' ' || "
     "object_repr || ' ' || service || ' ' || environment || ' ' || details)"
@@ -57,6 +59,12 @@ FTS_TRIGGER = "audit_auditevent_text_insert"
 FTS_MATCH = "id IN (SELECT rowid FROM audit_auditevent_text WHERE audit_auditevent_text MATCH %s)"
 
 
+# The characters the words index reads as a letter (migration 0008's expression).
+WORD_PUNCTUATION = string.punctuation
+WORD_LETTERS = "q" * len(WORD_PUNCTUATION)
+_AS_LETTERS = str.maketrans(WORD_PUNCTUATION, WORD_LETTERS)
+
+
 class TextMatch(Func):
     """The row's text contains `text`, whatever the case (ASCII only on SQLite)."""
 
@@ -68,8 +76,15 @@ class TextMatch(Func):
         super().__init__(Value(f"%{escaped}%"))
 
     def as_postgresql(self, compiler, connection, **extra):
-        return self.as_sql(
+        sql, params = self.as_sql(
             compiler, connection, template=f"{SEARCH_TEXT} ILIKE %(expressions)s", **extra
+        )
+        # The words index first (migration 0008: punctuation read as letters, so "1.7.4"
+        # has trigrams of its own), then the text itself decides, as it did without.
+        words = f"%{self.text.translate(_AS_LETTERS)}%"  # no wildcard or escape is left
+        return (
+            f"(translate({SEARCH_TEXT}, %s, %s) ILIKE %s AND {sql})",
+            (WORD_PUNCTUATION, WORD_LETTERS, words, *params),
         )
 
     def as_sqlite(self, compiler, connection, **extra):
