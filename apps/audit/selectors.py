@@ -82,8 +82,10 @@ class TextMatch(Func):
         # The words index first (migration 0008: punctuation read as letters, so "1.7.4"
         # has trigrams of its own), then the text itself decides, as it did without.
         words = f"%{self.text.translate(_AS_LETTERS)}%"  # no wildcard or escape is left
+        # COALESCE keeps PostgreSQL from multiplying the two tests' selectivities (the
+        # second holds wherever the first does, nearly): it counts it as one in two.
         return (
-            f"(translate({SEARCH_TEXT}, %s, %s) ILIKE %s AND {sql})",
+            f"(translate({SEARCH_TEXT}, %s, %s) ILIKE %s AND COALESCE({sql}, false))",
             (WORD_PUNCTUATION, WORD_LETTERS, words, *params),
         )
 

@@ -49,6 +49,12 @@ def create(apps, schema_editor):
             f"USING gin ({WORDS_TEXT} gin_trgm_ops)"
         )
         cursor.execute("DROP INDEX CONCURRENTLY IF EXISTS audit_text_trgm")
+        # How often a search's words occur is read from a sample of the indexed text:
+        # 1,000 values, not 100, so that a term on 1 row in 100 is not taken for a rare
+        # one (the search then reads the index instead of the newest rows, 1.3 s instead
+        # of 17 ms at 1,000,000 rows).
+        cursor.execute("ALTER INDEX audit_text_words_trgm ALTER COLUMN 1 SET STATISTICS 1000")
+        cursor.execute("ANALYZE audit_auditevent")
 
 
 def drop(apps, schema_editor):
