@@ -180,6 +180,9 @@ def seed(count: int) -> None:
         for copy_number in range(1, -(-count // CHAINED)):
             _copy_rows(cursor, copy_number, min(CHAINED, count - copy_number * CHAINED))
             print(f"  seeded {copy_number * CHAINED + CHAINED:,} rows (copies)", flush=True)
+        if count > CHAINED:
+            cursor.execute("SELECT id, hash FROM audit_auditevent ORDER BY id DESC LIMIT 1")
+            last = cursor.fetchone()
     AuditHead.objects.update_or_create(id=1, defaults={"last_id": last[0], "last_hash": last[1]})
     with connection.cursor() as cursor:
         if text_index:
