@@ -19,7 +19,7 @@ from apps.accounts.permissions import (
 )
 from apps.catalog.constants import ActionKind
 from apps.catalog.filters import ServiceFilterForm
-from apps.catalog.selectors import service_list, service_page, service_search
+from apps.catalog.selectors import service_list, service_page, service_search, with_buttons
 from apps.environments.models import Environment
 from apps.runs.selectors.deployments import (
     current_versions,
@@ -120,7 +120,7 @@ def catalog(request):
     environments = [env for env in everywhere if filters["environment"] in (None, env)]
     page, groups = service_page(
         user=request.user,
-        services=service_search(user=request.user, **filters),
+        services=with_buttons(service_search(user=request.user, **filters)),
         number=request.GET.get("page"),
         size=CATALOG_PAGE_SIZE,
     )

@@ -31,6 +31,9 @@ CHANGE_KINDS = (ActionKind.DEPLOY, ActionKind.ROLLBACK)
 HISTORY_LENGTH = 20
 # What the lists of versions never show of a run: read only when asked for.
 _HEAVY = ("form", "inventory", "parameters", "host_summary", "progress", "credentials")
+# What the catalog shows of the run that put the version there now: its link, the
+# version, who and when (the other columns are many, with seven timestamps to decode).
+_VERSION_NOW = ("service", "environment", "version", "requested_by_name", "finished_at")
 # Before any run: "no change to another version before this one".
 _DAWN = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -82,13 +85,10 @@ def _latest_per_pair(
 
 def current_versions(*, services=None, environments=None) -> dict[tuple[int, int], Run]:
     """The run that put the current version on each (service, environment): one row per
-    pair, found by the (service, environment, finished_at) index."""
+    pair, found by the (service, environment, finished_at) index. Only what the catalog
+    shows of it is read (`_VERSION_NOW`): another column costs a query per run."""
     ids = _latest_per_pair(_changes(), services=services, environments=environments)
-    runs = (
-        Run.objects.filter(pk__in=ids.values())
-        .select_related("rollback_of", "promoted_from")
-        .defer(*_HEAVY)
-    )
+    runs = Run.objects.filter(pk__in=ids.values()).only(*_VERSION_NOW)
     return {(run.service_id, run.environment_id): run for run in runs}
 
 
@@ -420,7 +420,7 @@ def promotion_candidates(*, services, environments) -> dict[tuple[int, int], Can
     )
     runs = (
         Run.objects.filter(pk__in=ids.values())
-        .defer(*_HEAVY)
+        .only("service", "environment", "version", "finished_at")
         .annotate(replaced_at=Subquery(replaced))
         .annotate(stay_began=Subquery(began))
         .annotate(
@@ -444,7 +444,7 @@ def promotion_candidates(*, services, environments) -> dict[tuple[int, int], Can
             verified[key] = (run.version, None)
             if found is not None:
                 fallbacks[key] = found
-    found_runs = Run.objects.defer(*_HEAVY).in_bulk(
+    found_runs = Run.objects.only(*_VERSION_NOW).in_bulk(
         [pk for _, pk in verified.values() if pk is not None]
     )
     candidates = {}
