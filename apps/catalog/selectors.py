@@ -26,6 +26,17 @@ def service_list(*, user) -> QuerySet[Service]:
     )
 
 
+def with_buttons(services: QuerySet[Service]) -> QuerySet[Service]:
+    """`services` with what the catalog's buttons read of their actions, and no more: no
+    playbook version, form or description, and each action's environments by id only
+    (compared with the page's own environments, never shown)."""
+    environments = Action.environments.field.related_model.objects.only("pk")
+    actions = Action.objects.only(
+        "service", "slug", "label", "kind", "position", "version_field"
+    ).prefetch_related(Prefetch("environments", queryset=environments))
+    return services.prefetch_related(None).prefetch_related(Prefetch("actions", queryset=actions))
+
+
 def service_search(
     *, user, text: str = "", team: Team | None = None, environment=None, mine: bool = False
 ) -> QuerySet[Service]:

@@ -19,7 +19,7 @@ from apps.accounts.permissions import (
 )
 from apps.catalog.constants import ActionKind
 from apps.catalog.filters import ServiceFilterForm
-from apps.catalog.selectors import service_list, service_page, service_search
+from apps.catalog.selectors import service_list, service_page, service_search, with_buttons
 from apps.environments.models import Environment
 from apps.runs.selectors.deployments import (
     current_versions,
@@ -78,11 +78,14 @@ def _promotion(service, environment, buttons, current, candidates):
 
 def _rows(user, service, environments, versions, candidates, followers, queues) -> list[dict]:
     rows = []
+    actions = list(service.actions.all())
+    # Where each action is offered, read once for the service: not once per environment.
+    offered_on = {action.pk: {env.pk for env in action.environments.all()} for action in actions}
     for env in environments:
         # Only the environments the user may see, and only the buttons they may press.
         if not can_view(user, service=service, environment=env):
             continue
-        offered = [a for a in service.actions.all() if env in a.environments.all()]
+        offered = [a for a in actions if env.pk in offered_on[a.pk]]
         buttons = [a for a in offered if can_run(user, action=a, environment=env)]
         note = ""
         if offered and not buttons and env.require_mfa:
@@ -120,7 +123,7 @@ def catalog(request):
     environments = [env for env in everywhere if filters["environment"] in (None, env)]
     page, groups = service_page(
         user=request.user,
-        services=service_search(user=request.user, **filters),
+        services=with_buttons(service_search(user=request.user, **filters)),
         number=request.GET.get("page"),
         size=CATALOG_PAGE_SIZE,
     )

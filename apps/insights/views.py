@@ -33,7 +33,7 @@ def what_runs_where(request):
         size=MATRIX_PAGE_SIZE,
     )
     services = [service for group in groups for service in group.services]
-    cells = matrix(services=services, environments=environments)
+    cells = matrix(services=services, environments=environments, lean=True)
     queues = live_queues()
     groups = [
         {

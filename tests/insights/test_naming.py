@@ -6,6 +6,8 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.runs.templatetags.run_tags import duration
 from tests.clients import page_client
@@ -63,6 +65,32 @@ def test_what_runs_where_and_the_history_name_the_rollback(demo, history):
     service = client.get("/services/hello-web/").content.decode()
     history_row = re.search(rf'<tr class="is-rollback">\s*<td><a href="/runs/{back.pk}/"', service)
     assert history_row is not None
+
+
+def test_what_runs_where_names_the_rollback_and_the_promotion_in_the_same_queries(demo, history):
+    """The page reads of each run only what it shows: naming what a run rolled back, or
+    where it was promoted from, costs no query of its own."""
+    history.shipped("test", "1.0.0")
+    history.deploy("qa", "1.0.0")
+    client = page_client(demo.dev)
+
+    def page() -> tuple[str, int]:
+        client.get("/what-runs-where/")  # the session and the user's rights read once before
+        with CaptureQueriesContext(connection) as captured:
+            html = client.get("/what-runs-where/").content.decode()
+        return html, len(captured)
+
+    _, plain = page()
+    broken, _ = _rolled_back(history)
+    history.verify("test", "2.0.0")
+    history.deploy("qa", "2.0.0", promoted_from=demo.envs["test"])
+    html, named = page()
+
+    cells = dict(re.findall(r'<td data-environment="(\w+)"[^>]*>(.*?)</td>', html, re.S))
+    assert f'<span class="badge rollback">Rollback</span> of #{broken.pk} (2.1.0)' in cells["test"]
+    assert '<span class="badge promotion">Promotion</span> from Test' in cells["qa"]
+    assert '<time datetime="' in cells["qa"]
+    assert named == plain
 
 
 def test_the_runs_list_shows_the_duration_and_the_commit(demo, history):

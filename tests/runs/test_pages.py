@@ -537,9 +537,7 @@ def test_it_lists_runs_newest_first_25_a_page(demo):
     assert "Older" not in second
 
 
-def test_past_its_cap_the_list_counts_no_further_and_says_how_to_find_older_runs(
-    demo, monkeypatch
-):
+def test_past_its_cap_the_list_counts_no_further_and_says_how_to_find_older_runs(demo, monkeypatch):
     runs = [_run(demo, version=f"1.0.{n}", status=RunStatus.SUCCESSFUL) for n in range(30)]
     # The cap is 10,000 runs (400 pages); 25 (a page) stand for it here.
     monkeypatch.setattr(RunPaginator, "CAP", 25)

@@ -120,8 +120,13 @@ def _runs(access: Access, service_id, environment_id) -> bool:
 
 
 def _offered(action, environment) -> bool:
-    # .all() uses a prefetched list when the caller has one (the catalog does).
-    return any(env.pk == environment.pk for env in action.environments.all())
+    # The environments the caller prefetched when it did (the catalog does, and asks this
+    # for each of its buttons): read as they are, without a related manager and a
+    # queryset made for each question.
+    environments = getattr(action, "_prefetched_objects_cache", {}).get("environments")
+    if environments is None:
+        environments = action.environments.all()
+    return any(env.pk == environment.pk for env in environments)
 
 
 def _mfa_enabled(user) -> bool:

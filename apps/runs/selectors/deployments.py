@@ -31,6 +31,23 @@ CHANGE_KINDS = (ActionKind.DEPLOY, ActionKind.ROLLBACK)
 HISTORY_LENGTH = 20
 # What the lists of versions never show of a run: read only when asked for.
 _HEAVY = ("form", "inventory", "parameters", "host_summary", "progress", "credentials")
+# What the catalog shows of the run that put the version there now: its link, the
+# version, who and when (the other columns are many, with seven timestamps to decode).
+_VERSION_NOW = ("service", "environment", "version", "requested_by_name", "finished_at")
+# What what-runs-where shows of a run: its link, version, status, who and when, and what
+# its kind badge names (the run it rolled back, the environment it was promoted from).
+_SHOWN = (
+    "service",
+    "environment",
+    "version",
+    "status",
+    "requested_by_name",
+    "finished_at",
+    "action_kind",
+    "action_label",
+    "rollback_of__version",
+    "promoted_from__name",
+)
 # Before any run: "no change to another version before this one".
 _DAWN = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -82,13 +99,10 @@ def _latest_per_pair(
 
 def current_versions(*, services=None, environments=None) -> dict[tuple[int, int], Run]:
     """The run that put the current version on each (service, environment): one row per
-    pair, found by the (service, environment, finished_at) index."""
+    pair, found by the (service, environment, finished_at) index. Only what the catalog
+    shows of it is read (`_VERSION_NOW`): another column costs a query per run."""
     ids = _latest_per_pair(_changes(), services=services, environments=environments)
-    runs = (
-        Run.objects.filter(pk__in=ids.values())
-        .select_related("rollback_of", "promoted_from")
-        .defer(*_HEAVY)
-    )
+    runs = Run.objects.filter(pk__in=ids.values()).only(*_VERSION_NOW)
     return {(run.service_id, run.environment_id): run for run in runs}
 
 
@@ -100,16 +114,22 @@ def current_version(*, service, environment) -> Run | None:
     )
 
 
-def last_runs(*, services=None, environments=None) -> dict[tuple[int, int], Run]:
-    """The latest run (not a dry run) of any action on each (service, environment)."""
+def last_runs(
+    *, services=None, environments=None, lean: bool = False
+) -> dict[tuple[int, int], Run]:
+    """The latest run (not a dry run) of any action on each (service, environment).
+    `lean`: only what what-runs-where shows of it (`_SHOWN`); another column then costs a
+    query per run."""
     ids = _latest_per_pair(
         Q(check_mode=False), services=services, environments=environments, order=("-id",)
     )
-    runs = (
-        Run.objects.filter(pk__in=ids.values())
-        .select_related("service", "environment", "rollback_of", "promoted_from")
-        .defer(*_HEAVY)
-    )
+    runs = Run.objects.filter(pk__in=ids.values())
+    if lean:
+        runs = runs.select_related("rollback_of", "promoted_from").only(*_SHOWN)
+    else:
+        runs = runs.select_related("service", "environment", "rollback_of", "promoted_from").defer(
+            *_HEAVY
+        )
     return {(run.service_id, run.environment_id): run for run in runs}
 
 
@@ -118,6 +138,15 @@ def previous_environment(environment: Environment) -> Environment | None:
     return (
         Environment.objects.filter(order__lt=environment.order).order_by("-order", "-name").first()
     )
+
+
+def previous_environments(environments) -> dict[int, Environment | None]:
+    """`previous_environment` of each of `environments`, by id, from one query."""
+    everywhere = list(Environment.objects.order_by("order", "name"))
+    return {
+        env.pk: next((e for e in reversed(everywhere) if e.order < env.order), None)
+        for env in environments
+    }
 
 
 def next_environments(environment: Environment) -> list[Environment]:
@@ -339,36 +368,36 @@ def _verified_since(*, environment, since=None) -> QuerySet:
     ).order_by("-finished_at", "-id")
 
 
-def matrix(*, services, environments) -> dict[int, list[Cell]]:
+def matrix(*, services, environments, lean: bool = False) -> dict[int, list[Cell]]:
     """Per service id, one Cell per environment, in promotion order. A bounded number of
     queries whatever the number of services: what runs now and the last run per pair,
     then, on the runs that put the current versions, whether each was verified here and
-    on the environment before (the questions `verification` answers, as subqueries)."""
+    on the environment before (the questions `verification` answers, as subqueries).
+    `lean`: of each run, only what what-runs-where shows (`_SHOWN`; of the verifications,
+    when they started): the API and the service page read them whole."""
     services = list(services)
     environments = list(environments)
     current_ids = _latest_per_pair(_changes(), services=services, environments=environments)
-    last = last_runs(services=services, environments=environments)
-    previous = {env.pk: previous_environment(env) for env in environments}
+    last = last_runs(services=services, environments=environments, lean=lean)
+    previous = previous_environments(environments)
     # The environment before the outer run's, as a column (NULL for the first one).
     previous_of = Case(
         *[When(environment_id=eid, then=Value(env.pk)) for eid, env in previous.items() if env],
         default=Value(None),
         output_field=IntegerField(),
     )
-    current = (
-        Run.objects.filter(pk__in=current_ids.values())
-        .select_related("rollback_of", "promoted_from")
-        .defer(*_HEAVY)
-        .annotate(
-            verified_here_id=Subquery(
-                _verified_since(environment=OuterRef("environment")).values("pk")[:1]
-            ),
-            previous_env=previous_of,
-            verified_before=Exists(_verified_since(environment=OuterRef("previous_env"))),
-        )
+    current = Run.objects.filter(pk__in=current_ids.values()).select_related(
+        "rollback_of", "promoted_from"
+    )
+    current = (current.only(*_SHOWN) if lean else current.defer(*_HEAVY)).annotate(
+        verified_here_id=Subquery(
+            _verified_since(environment=OuterRef("environment")).values("pk")[:1]
+        ),
+        previous_env=previous_of,
+        verified_before=Exists(_verified_since(environment=OuterRef("previous_env"))),
     )
     current = {(run.service_id, run.environment_id): run for run in current}
-    verified = Run.objects.defer(*_HEAVY).in_bulk(
+    verified = (Run.objects.only("started_at") if lean else Run.objects.defer(*_HEAVY)).in_bulk(
         [run.verified_here_id for run in current.values() if run.verified_here_id]
     )
     rows: dict[int, list[Cell]] = {}
@@ -394,7 +423,7 @@ def promotion_candidates(*, services, environments) -> dict[tuple[int, int], Can
     (service id, environment id), in a bounded number of queries: the current version on
     each environment before, the start of its stay there (after the last change to
     another version) and its latest verification since, as subqueries."""
-    sources = {env.pk: previous_environment(env) for env in environments}
+    sources = previous_environments(environments)
     source_envs = {src.pk: src for src in sources.values() if src is not None}
     if not source_envs:
         return {}
@@ -420,7 +449,7 @@ def promotion_candidates(*, services, environments) -> dict[tuple[int, int], Can
     )
     runs = (
         Run.objects.filter(pk__in=ids.values())
-        .defer(*_HEAVY)
+        .only("service", "environment", "version", "finished_at")
         .annotate(replaced_at=Subquery(replaced))
         .annotate(stay_began=Subquery(began))
         .annotate(
@@ -444,7 +473,7 @@ def promotion_candidates(*, services, environments) -> dict[tuple[int, int], Can
             verified[key] = (run.version, None)
             if found is not None:
                 fallbacks[key] = found
-    found_runs = Run.objects.defer(*_HEAVY).in_bulk(
+    found_runs = Run.objects.only(*_VERSION_NOW).in_bulk(
         [pk for _, pk in verified.values() if pk is not None]
     )
     candidates = {}

@@ -1,5 +1,6 @@
 from django import template
-from django.utils.html import conditional_escape
+from django.urls import reverse
+from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from apps.accounts.permissions import can_view_run
@@ -14,11 +15,29 @@ def visible_to(runs, user) -> list:
     return [run for run in runs if can_view_run(user, run)]
 
 
-@register.inclusion_tag("runs/_kind.html")
-def run_kind(run, links: bool = True) -> dict:
+@register.simple_tag
+def run_kind(run, links: bool = True) -> SafeString:
     """What a run is, as every list names it: a *Rollback* badge (of which run), a
-    *Promotion* badge (from where), or the action's label. `links=False` inside a link."""
-    return {"run": run, "links": links}
+    *Promotion* badge (from where), or the action's label. `links=False` inside a link.
+    Written here rather than in a template of its own: what runs where and the runs list
+    name a run in each of their cells or rows."""
+    if run.is_rollback:
+        badge = mark_safe('<span class="badge rollback">Rollback</span>')
+        if not run.rollback_of_id:
+            return badge
+        number = f"#{run.rollback_of_id}"
+        if links:
+            url = reverse("runs:detail", args=[run.rollback_of_id])
+            number = format_html('<a href="{}">{}</a>', url, number)
+        version = run.rollback_of.version
+        return format_html(
+            "{} of {}{}", badge, number, format_html(" ({})", version) if version else ""
+        )
+    if run.is_promotion:
+        return format_html(
+            '<span class="badge promotion">Promotion</span> from {}', run.promoted_from.name
+        )
+    return conditional_escape(run.action_label)
 
 
 def duration_text(seconds: float | None) -> str:
