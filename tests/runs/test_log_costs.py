@@ -285,9 +285,7 @@ def test_the_download_holds_every_line_once_in_order(run_with_log):
     assert text[-1].endswith(f"\tline {run.line_count}")
 
 
-def test_a_download_left_half_way_leaves_the_database_connection_usable(
-    run_with_log, monkeypatch
-):
+def test_a_download_left_half_way_leaves_the_database_connection_usable(run_with_log, monkeypatch):
     """A reader who closes the download after its first piece: the rest is not sent
     (on PostgreSQL the stream is stopped), and the next query on the connection works."""
     run, _ = run_with_log
