@@ -53,18 +53,23 @@ def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
     return runs
 
 
-def run_get(*, user, run_id: int) -> Run | None:
-    """The run, or None when there is none; PermissionDenied (with the reason) when
-    the user may not see it."""
-    # With what its page and each poll of an ended run show (Run again asks about its
-    # action; the facts name the schedule that launched it): no query of their own.
-    run = (
-        Run.objects.select_related(
-            "service", "environment", "playbook_version__source", "action", "firing__schedule"
-        )
-        .filter(pk=run_id)
-        .first()
-    )  # fmt: skip
-    if run is not None and (reason := run_view_refusal(user, run)):
+# What a run's page reads with it, so that nothing on it asks again: Run again asks
+# about its action, the facts name its playbook's source and the schedule that launched it.
+PAGE_RELATED = ("service", "environment", "playbook_version__source", "action", "firing__schedule")
+# What the API's answer names (apps/runs/api/serializers.py, RunSerializer): the slugs of
+# its service and environments, the schedule that launched it. A reply polled every second
+# by `pushbutton wait`: 4 joins fewer than the page's is half the read's cost.
+API_RELATED = ("service", "environment", "promoted_from", "firing__schedule")
+
+
+def run_get(*, user, run_id: int, related: tuple[str, ...] = PAGE_RELATED) -> Run | None:
+    """The run, with the `related` rows (select_related), or None when there is none;
+    PermissionDenied (with the reason) when the user may not see it."""
+    try:
+        # get(), not first(): one row by its key needs no ORDER BY (nor its compiling).
+        run = Run.objects.select_related(*related).get(pk=run_id)
+    except Run.DoesNotExist:
+        return None
+    if reason := run_view_refusal(user, run):
         raise PermissionDenied(reason)
     return run
