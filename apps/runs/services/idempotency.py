@@ -100,17 +100,17 @@ def launch_key_replay(*, user, key: str, fingerprint: dict, via: str, request=No
     return run
 
 
-def launch_key_take(*, user, key: str, fingerprint: dict) -> LaunchKey:
-    """Hold `key` for `user`, in the transaction that creates the run (whose `run` the
-    caller sets). Raises IntegrityError when another launch holds it: one that committed,
-    or, on PostgreSQL, one still going, once it commits. An expired row of the same key
-    is forgotten first."""
+def launch_key_take(*, user, key: str, fingerprint: dict, run: Run) -> LaunchKey:
+    """Hold `key` for `user` and `run`, in the transaction that creates the run. Raises
+    IntegrityError when another launch holds it: one that committed, or, on PostgreSQL,
+    one still going, once it commits. An expired row of the same key is forgotten first."""
     now, digest = timezone.now(), key_hash(key)
     LaunchKey.objects.filter(user=user, key_hash=digest, expires_at__lte=now).delete()
     return LaunchKey.objects.create(
         user=user,
         key_hash=digest,
         fingerprint=fingerprint,
+        run=run,
         created_at=now,
         expires_at=now + KEY_LIFETIME,
     )
