@@ -505,9 +505,12 @@ def backend_main(args) -> None:
     url = f"http://127.0.0.1:{port}"
     reps = []
     try:
-        # Warm every worker (imports, first connections) before anything is timed.
-        warm = iter([("GET", "/api/v1/runs/?limit=1", None)] * args.workers * 20)
-        asyncio.run(drive(url, lambda: next(warm, None), keys, args.workers * 2))
+        # Warm every worker (imports, first connections) before anything is timed: every
+        # thread of each, as a worker starts its threads (and each its own database
+        # connection) only when the ones it has are busy.
+        threads = args.workers * args.threads
+        warm = iter([("GET", "/api/v1/runs/?limit=1", None)] * threads * 10)
+        asyncio.run(drive(url, lambda: next(warm, None), keys, threads * 2))
         for rep in range(1, args.repeat + 1):
             result = repeat_once(url, keys, slugs, args, environment, web)
             reps.append(result)

@@ -28,11 +28,12 @@ class TokenAuthentication(authentication.TokenAuthentication):
         return super().authenticate(request)
 
     def authenticate_credentials(self, key):
-        token = (
-            ApiToken.objects.select_related("user").filter(key_hash=ApiToken.hash_key(key)).first()
-        )
-        if token is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        try:
+            # get(), not first(): the hash is unique, and a lookup by it needs no ORDER BY
+            # (nor its compiling, on every API request).
+            token = ApiToken.objects.select_related("user").get(key_hash=ApiToken.hash_key(key))
+        except ApiToken.DoesNotExist:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.") from None
         if token.revoked_at is not None or token.is_expired:
             if token.revoked_at is not None:
                 reason = "Invalid or revoked token."

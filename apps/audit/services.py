@@ -85,8 +85,13 @@ def audit_record(
 
 def _chain_append(*, values: dict, details: dict, outcome: str) -> AuditEvent:
     """Write the next row of the chain: the head is locked while its id and previous hash
-    are taken and moved on, so concurrent writers never fork the chain."""
-    with transaction.atomic():
+    are taken and moved on, so concurrent writers never fork the chain.
+
+    Inside the caller's transaction no savepoint of its own (SAVEPOINT and RELEASE were
+    two of a launch's 23 statements): should a write fail, the caller's transaction is
+    spoiled whole, as it would be by the exception anyway; called outside one, this is
+    the transaction."""
+    with transaction.atomic(savepoint=False):
         head = AuditHead.objects.select_for_update().filter(id=1).first()
         if head is None:
             head, _ = AuditHead.objects.select_for_update().get_or_create(id=1)

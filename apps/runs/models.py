@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.catalog.constants import ActionKind
 from apps.runs.constants import ACTIVE_STATUSES, FINAL_STATUSES, VERSION_MAX_CHARS, RunStatus
 
 # The longest provenance a launch may carry (the columns' lengths).
@@ -253,6 +254,19 @@ class Run(models.Model):
             recent = self.finished_at and timezone.now() - self.finished_at < FOLLOW_UP_WAIT
             return not self.follow_up_done and bool(recent)
         return any(not child.is_final for child in children)
+
+    @property
+    def may_have_follow_ups(self) -> bool:
+        """Whether runs may have followed it up (services/follow_ups.py): the system
+        launches them only after a run that succeeded, and after a verification that
+        failed or timed out (its automatic rollback); never after any other run, nor
+        before it ended. Where it is False, `triggered` is empty without asking."""
+        if self.status == RunStatus.SUCCESSFUL:
+            return True
+        return self.action_kind == ActionKind.VERIFY and self.status in (
+            RunStatus.FAILED,
+            RunStatus.TIMED_OUT,
+        )
 
     @property
     def is_automatic(self) -> bool:

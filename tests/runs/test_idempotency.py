@@ -9,6 +9,7 @@ from unittest import mock
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
@@ -39,6 +40,27 @@ def _launch(client, key=KEY, **overrides):
 @pytest.fixture
 def api(demo):
     return api_client(demo.dev)
+
+
+@pytest.mark.django_db(transaction=True)  # its own transaction, not a test's savepoint
+def test_a_launch_writes_its_key_its_run_and_its_audit_row_once_each(api, demo):
+    api.get("/api/v1/catalog/")  # the token's first use noted (once a minute)
+    forget = mock.patch.object(idempotency, "launch_keys_forget_expired_now_and_then")
+    with queue_held(), forget, CaptureQueriesContext(connection) as queries:
+        response = _launch(api)
+
+    assert response.status_code == 201, response.content
+    writes = [q["sql"].split(" (")[0].split(" SET ")[0] for q in queries
+              if q["sql"].startswith(("INSERT", "UPDATE", "DELETE", "SAVEPOINT"))]  # fmt: skip
+    # The key is taken with its run (no UPDATE after); the audit row needs no savepoint.
+    assert writes == [
+        'INSERT INTO "runs_run"',
+        'DELETE FROM "runs_launchkey" WHERE',
+        'INSERT INTO "runs_launchkey"',
+        'INSERT INTO "audit_auditevent"',
+        'UPDATE "audit_audithead"',
+    ]
+    assert LaunchKey.objects.get().run_id == response.json()["id"]
 
 
 def test_a_launch_asked_again_answers_with_the_run_it_created(api, demo):

@@ -1,5 +1,6 @@
 """Runs through the API: launch one, list them, read one, its events, cancel it."""
 
+from django.db.models import prefetch_related_objects
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view
@@ -172,7 +173,13 @@ def _run_list(request) -> Response:
 
 def _run(request, run_id):
     """The run, if the user may see it; 404 alike for a hidden run and a missing one."""
-    run = services.run_for(user=request.user, run_id=run_id, request=request, via=Via.API)
+    run = services.run_for(
+        user=request.user,
+        run_id=run_id,
+        request=request,
+        via=Via.API,
+        related=selectors.API_RELATED,
+    )
     if run is None:
         raise NotFound("No such run.")
     return run
@@ -181,7 +188,12 @@ def _run(request, run_id):
 @extend_schema(responses=RunSerializer)
 @api_view(["GET"])
 def run_detail(request, run_id: int):
-    return Response(RunSerializer(_run(request, run_id)).data)
+    run = _run(request, run_id)
+    if run.may_have_follow_ups:
+        # What followed it up, with their environments, read once for the two fields
+        # that name them (follow_ups, awaits_follow_ups).
+        prefetch_related_objects([run], "triggered__environment")
+    return Response(RunSerializer(run).data)
 
 
 @extend_schema(responses={200: EventPageSerializer, 400: ErrorSerializer})

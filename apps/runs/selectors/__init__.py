@@ -24,11 +24,13 @@ from apps.runs.selectors.log import (
     run_log_window,
     run_progress,
 )
-from apps.runs.selectors.runs import run_get, run_list
+from apps.runs.selectors.runs import API_RELATED, PAGE_RELATED, run_get, run_list
 from apps.runs.selectors.search import SEARCH_HITS, LogSearch, run_log_search
 
 __all__ = [
+    "API_RELATED",
     "CHUNK_LINES",
+    "PAGE_RELATED",
     "SEARCH_HITS",
     "TAIL_LINES",
     "LogLine",

@@ -53,15 +53,26 @@ def run_list(*, user, filters: dict | None = None) -> QuerySet[Run]:
     return runs
 
 
-def run_get(*, user, run_id: int) -> Run | None:
-    """The run, or None when there is none; PermissionDenied (with the reason) when
-    the user may not see it."""
-    # With what every page and poll of it shows (Run again asks about its action). Not
-    # more: PostgreSQL plans each join of the query every time, and with the playbook's
-    # version and source and the schedule's firing (8 tables) planning took 3-16 ms
-    # where running it took 0.2. The few that need those (the facts of a scheduled run,
-    # a running run's task total) read them apart, by primary key.
-    run = Run.objects.select_related("service", "environment", "action").filter(pk=run_id).first()
-    if run is not None and (reason := run_view_refusal(user, run)):
+# What a run's page and each poll read with it (Run again asks about its action). Not
+# more: PostgreSQL plans each join of the query every time, and with the playbook's
+# version and source and the schedule's firing (8 tables) planning took 3-16 ms where
+# running it took 0.2. The few that need those (the facts of a scheduled run, a running
+# run's task total) read them apart, by primary key.
+PAGE_RELATED = ("service", "environment", "action")
+# What the API's answer names (apps/runs/api/serializers.py, RunSerializer): the slugs of
+# its service and environments, the schedule that launched it (a reply polled every second
+# by `pushbutton wait`; the page's eight-table join was half the read's cost).
+API_RELATED = ("service", "environment", "promoted_from", "firing__schedule")
+
+
+def run_get(*, user, run_id: int, related: tuple[str, ...] = PAGE_RELATED) -> Run | None:
+    """The run, with the `related` rows (select_related), or None when there is none;
+    PermissionDenied (with the reason) when the user may not see it."""
+    try:
+        # get(), not first(): one row by its key needs no ORDER BY (nor its compiling).
+        run = Run.objects.select_related(*related).get(pk=run_id)
+    except Run.DoesNotExist:
+        return None
+    if reason := run_view_refusal(user, run):
         raise PermissionDenied(reason)
     return run

@@ -66,18 +66,18 @@ def launch_key_replay(*, user, key: str, fingerprint: dict, via: str, request=No
     `replayed` set; None when the key is new (or expired). LaunchRefused (422, recorded
     in the audit log) when the key came with another request: it names the fields that
     differ and the run the key belongs to."""
-    row = (
-        LaunchKey.objects.filter(
-            user=user, key_hash=key_hash(key), expires_at__gt=timezone.now(), run__isnull=False
-        )
-        .only("fingerprint", "run_id")
-        .first()
-    )
-    if row is None:
+    # One row at most (the key is unique per user): get(), with no ORDER BY to compile
+    # on every launch that sends a key.
+    found = LaunchKey.objects.filter(
+        user=user, key_hash=key_hash(key), expires_at__gt=timezone.now(), run__isnull=False
+    ).values_list("fingerprint", "run_id")
+    try:
+        then, run_id = found.get()
+    except LaunchKey.DoesNotExist:
         return None
-    run = Run.objects.select_related("service", "environment", "promoted_from").get(pk=row.run_id)
-    names = fingerprint.keys() | row.fingerprint.keys()
-    differ = sorted(n for n in names if fingerprint.get(n) != row.fingerprint.get(n))
+    run = Run.objects.select_related("service", "environment", "promoted_from").get(pk=run_id)
+    names = fingerprint.keys() | then.keys()
+    differ = sorted(n for n in names if fingerprint.get(n) != then.get(n))
     if differ:
         reason = (
             f"This {HEADER} was used within the last {KEY_LIFETIME.days * 24} hours for "
@@ -100,17 +100,17 @@ def launch_key_replay(*, user, key: str, fingerprint: dict, via: str, request=No
     return run
 
 
-def launch_key_take(*, user, key: str, fingerprint: dict) -> LaunchKey:
-    """Hold `key` for `user`, in the transaction that creates the run (whose `run` the
-    caller sets). Raises IntegrityError when another launch holds it: one that committed,
-    or, on PostgreSQL, one still going, once it commits. An expired row of the same key
-    is forgotten first."""
+def launch_key_take(*, user, key: str, fingerprint: dict, run: Run) -> LaunchKey:
+    """Hold `key` for `user` and `run`, in the transaction that creates the run. Raises
+    IntegrityError when another launch holds it: one that committed, or, on PostgreSQL,
+    one still going, once it commits. An expired row of the same key is forgotten first."""
     now, digest = timezone.now(), key_hash(key)
     LaunchKey.objects.filter(user=user, key_hash=digest, expires_at__lte=now).delete()
     return LaunchKey.objects.create(
         user=user,
         key_hash=digest,
         fingerprint=fingerprint,
+        run=run,
         created_at=now,
         expires_at=now + KEY_LIFETIME,
     )

@@ -273,15 +273,13 @@ def _run_write(req: LaunchRequest, plan: LaunchPlan, enqueued: list[bool]) -> Ru
     """The key (if any), the run and its audit row, in one transaction; the enqueue
     after commit appends whether it reached the broker to `enqueued`."""
     with transaction.atomic():
-        key = None
-        if req.idempotency_key:
-            key = idempotency.launch_key_take(
-                user=req.user, key=req.idempotency_key, fingerprint=_fingerprint(req)
-            )
         run = _run_create(req, plan)
-        if key is not None:
-            key.run = run
-            key.save(update_fields=["run"])
+        if req.idempotency_key:
+            # Taken with its run (no UPDATE after): should a twin launch hold the key,
+            # the IntegrityError undoes the run with the rest of the transaction.
+            idempotency.launch_key_take(
+                user=req.user, key=req.idempotency_key, fingerprint=_fingerprint(req), run=run
+            )
         audit_record(
             actor=None if req.triggered_by is not None else req.user,
             via=req.via,

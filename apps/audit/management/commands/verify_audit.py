@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 
 from apps.audit.checkpoints import CheckpointError
 from apps.audit.constants import Via
@@ -65,18 +65,20 @@ class Command(BaseCommand):
     def _record(self, report: ChainReport) -> None:
         """The walk itself is a row of the log, when the log can still take one."""
         try:
-            audit_record(
-                actor=None,
-                via=Via.CLI,
-                verb="audit.verify",
-                outcome="success" if report.ok else "failure",
-                details={
-                    "rows": report.rows_checked,
-                    "last_sequence": report.last_sequence,
-                    "problem": str(report.problems[0]) if report.problems else "",
-                    "checkpoints": report.checkpoints_checked,
-                },
-            )
+            # A savepoint of its own: a log that cannot take the row spoils nothing after.
+            with transaction.atomic():
+                audit_record(
+                    actor=None,
+                    via=Via.CLI,
+                    verb="audit.verify",
+                    outcome="success" if report.ok else "failure",
+                    details={
+                        "rows": report.rows_checked,
+                        "last_sequence": report.last_sequence,
+                        "problem": str(report.problems[0]) if report.problems else "",
+                        "checkpoints": report.checkpoints_checked,
+                    },
+                )
         except DatabaseError as exc:
             report.notes.append(f"This verification could not be recorded in the log: {exc}")
 
