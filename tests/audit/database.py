@@ -5,8 +5,10 @@ table) and by the tests that tamper with the log to prove verify_audit notices.
 The portal itself has no such code path.
 """
 
+import time
 from contextlib import contextmanager
 
+from django.db import OperationalError
 from django.db import connection as default_connection
 from django.db import transaction
 
@@ -96,11 +98,32 @@ def chain_rewrite(first_id: int, *, service: str = "changed") -> str:
     return prev
 
 
+# How often the flush is tried when PostgreSQL chose it as a deadlock's victim.
+FLUSH_ATTEMPTS = 5
+
+
 def flush_past_audit_triggers(execute_sql_flush):
-    """Wrap DatabaseOperations.execute_sql_flush so the test flush may empty the audit log."""
+    """Wrap DatabaseOperations.execute_sql_flush so the test flush may empty the audit log.
+
+    On PostgreSQL the TRUNCATE takes its tables' locks one after the other while the
+    session's worker may still be finishing a run's follow-ups (a notification, the
+    deploy queue moving on) in a transaction of its own: when the two wait on each other,
+    PostgreSQL ends one, and when that is the flush, the next test would start on the
+    last one's rows. The flush is all or nothing, so it is tried again."""
 
     def wrapped(self, sql_list):
-        with audit_triggers_disabled(self.connection):
-            return execute_sql_flush(self, sql_list)
+        for attempt in range(1, FLUSH_ATTEMPTS + 1):
+            try:
+                with audit_triggers_disabled(self.connection):
+                    return execute_sql_flush(self, sql_list)
+            except OperationalError as exc:
+                if attempt == FLUSH_ATTEMPTS or not _deadlock(exc):
+                    raise
+                time.sleep(0.2 * attempt)
 
     return wrapped
+
+
+def _deadlock(exc: OperationalError) -> bool:
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) == "40P01"  # deadlock_detected
