@@ -61,6 +61,7 @@ def event_stdout(n: int, failed: bool) -> str:
 
 def fixtures(lines: int, *, fresh: bool):
     """An auditor, and a finished run with `lines` lines of output (reused when present)."""
+    from django.db import connection
     from django.utils import timezone
 
     from apps.accounts.models import Role, User
@@ -145,6 +146,12 @@ def fixtures(lines: int, *, fresh: bool):
             batch = []
     RunEvent.objects.bulk_create(batch)
     Run.objects.filter(pk=run.pk).update(event_count=events, line_count=events * LINES_PER_EVENT)
+    # What the database's own statistics would say within a minute of so many rows (the
+    # autovacuum's ANALYZE on PostgreSQL): without them, PostgreSQL guesses ~100 events
+    # for the run and reads all of them for a rare search term, in order, rather than
+    # asking the trigram index (1.4 s instead of 0.13 s at 1,000,000 lines).
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE runs_runevent")
     run.refresh_from_db()
     return reader, run, time.perf_counter() - started
 
