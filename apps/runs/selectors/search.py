@@ -71,19 +71,24 @@ def _fts_kept() -> bool:
 
 
 def _chunks(events, first_page: bool) -> Iterator[tuple]:
-    """The rows of `events` (ordered by counter). For a first page, in LIMITed queries,
-    each after the last counter read and larger than the one before: the database stops
-    at each one's end, and a reader that has enough stops asking. Else in one query."""
+    """The rows of `events` (ordered by counter). For a first page, in LIMITed queries of
+    READ_EVENTS each, after the last counter read: the database stops at each one's end,
+    and a reader that has enough stops asking. Else in one query.
+
+    The LIMIT stays small: PostgreSQL weighs reading the run's events in order until it
+    has that many matches against finding every match and sorting them, and with a LIMIT
+    near the matches it expects (a term in every event, taken for one in three) it
+    chose the sort: 180 ms, most of a 200,000-line log's first page, for 8 ms of work."""
     if not first_page:
         yield from events.values_list(*FIELDS).iterator(READ_EVENTS)
         return
-    last, size = -1, READ_EVENTS
+    last = -1
     while True:
-        rows = list(events.filter(counter__gt=last).values_list(*FIELDS)[:size])
+        rows = list(events.filter(counter__gt=last).values_list(*FIELDS)[:READ_EVENTS])
         yield from rows
-        if len(rows) < size:
+        if len(rows) < READ_EVENTS:
             return
-        last, size = rows[-1][0], size * 4
+        last = rows[-1][0]
 
 
 def _holding(run: Run, query: str, upto: int, first_page: bool) -> Iterator[tuple]:
