@@ -8,9 +8,8 @@ The portal itself has no such code path.
 import time
 from contextlib import contextmanager
 
-from django.db import OperationalError
+from django.db import OperationalError, transaction
 from django.db import connection as default_connection
-from django.db import transaction
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import audit_event_hash
