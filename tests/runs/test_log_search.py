@@ -151,3 +151,16 @@ def test_without_the_trigger_that_keeps_its_index_search_reads_the_log(run):
     log.lines(10, text="later {n}")
 
     assert selectors.run_log_search(run=run, query="later").hits == [(n, 1) for n in range(11, 21)]
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'")
+def test_a_first_page_of_a_short_run_reads_only_that_run(run):
+    # Another run holds the text in every event: the full-text table would give them all.
+    Log(RunFactory()).lines(300, text="changed {n}")
+    Log(run).lines(30, text="changed {n}")
+
+    with CaptureQueriesContext(connection) as queries:
+        found = selectors.run_log_search(run=run, query="changed", count=False)
+
+    assert found.hits == [(n, 1) for n in range(1, 31)]
+    assert not [q for q in queries.captured_queries if "MATCH" in q["sql"]]

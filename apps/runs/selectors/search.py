@@ -111,6 +111,11 @@ def _holding(run: Run, query: str, upto: int, first_page: bool) -> Iterator[tupl
                 window = events.filter(counter__gt=after, counter__lte=after + WALK_WINDOW)
                 yield from window.values_list(*FIELDS).iterator(READ_WINDOW)
                 after += WALK_WINDOW
+            if after >= (last or 0):
+                # The walk read the whole run: the full-text table would only give every
+                # other run's matches of the text to be left out one by one (a term in
+                # every event: 0.05 s alone, 0.3 s beside 1,250,000 lines of other runs).
+                return
         yield from _fts_events(run, phrase, upto, after)
         return
     yield from _chunks(events, first_page)
