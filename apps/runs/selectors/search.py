@@ -99,25 +99,26 @@ def _holding(run: Run, query: str, upto: int, first_page: bool) -> Iterator[tupl
     if part:
         events = events.filter(stdout__icontains=part)
     if connection.vendor == "sqlite" and len(part) >= 3 and _fts_kept():
+        last = Run.objects.filter(pk=run.pk).values_list("event_count", flat=True).first()
+        if last and last <= WALK_EVENTS:
+            # No more events than a first page walks: read in order, its count too. The
+            # full-text table would give every other run's matches of the text, to be
+            # left out one by one (a term in every event: 0.04 s alone, 0.28 s beside
+            # 1,250,000 lines of other runs). (A run stored before its last counter was
+            # kept says 0: its length is unknown.)
+            yield from _chunks(events, first_page)
+            return
         phrase = '"' + part.replace('"', '""') + '"'
         after = -1
-        last = Run.objects.filter(pk=run.pk).values_list("event_count", flat=True).first() or 0
-        # The full-text table gives its matches in no useful order: SQLite reads them
-        # all, then sorts them. A frequent text fills a first page from the first events
-        # of the log, read in order (through the run's counter index) a window at a
-        # time; the text index takes over for a rarer one. A run of no more events than
-        # that is read in order whole, for its count too: the full-text table would give
-        # every other run's matches of the text, to be left out one by one (a term in
-        # every event: 0.04 s alone, 0.28 s beside 1,250,000 lines of other runs).
-        # (A run stored before its last counter was kept says 0: its length is unknown.)
-        short = 0 < last <= WALK_EVENTS
-        walk_to = last if short else WALK_EVENTS if first_page else 0
-        while walk_to and after < walk_to:
-            window = events.filter(counter__gt=after, counter__lte=after + WALK_WINDOW)
-            yield from window.values_list(*FIELDS).iterator(READ_WINDOW)
-            after += WALK_WINDOW
-        if short:
-            return
+        if first_page:
+            # The full-text table gives its matches in no useful order: SQLite reads
+            # them all, then sorts them. A frequent text fills a first page from the
+            # first events of the log, read in order (through the run's counter index)
+            # a window at a time; the text index takes over for a rarer one.
+            while after < min(last or 0, WALK_EVENTS):
+                window = events.filter(counter__gt=after, counter__lte=after + WALK_WINDOW)
+                yield from window.values_list(*FIELDS).iterator(READ_WINDOW)
+                after += WALK_WINDOW
         yield from _fts_events(run, phrase, upto, after)
         return
     yield from _chunks(events, first_page)
