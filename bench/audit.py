@@ -37,8 +37,8 @@ from pathlib import Path
 import benchlib
 
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/pushbutton_audit_bench"
-TEXT_INDEX = "audit_text_words_trgm"  # migration 0008
-TEXT_STATISTICS = 1000  # the sample migration 0008 sets for that index's statistics
+TEXT_INDEX = "audit_text_words_replace_trgm"  # migration 0009
+TEXT_STATISTICS = 1000  # the sample migration 0009 sets for that index's statistics
 # Rows seeded one by one with a valid hash chain; beyond them, copies (see _copy_rows).
 CHAINED = 1_000_000
 PAGE_TARGET_MS, EXPORT_TARGET, VERIFY_TARGET = 100, 50_000, 100_000
@@ -163,7 +163,7 @@ def seed(count: int) -> None:
     started = time.monotonic()
     with connection.cursor() as cursor:
         # The text search's trigram index is built once after the rows, not row by row
-        # (at 10,000,000 rows, hours instead of minutes); the same index as migration 0008.
+        # (at 10,000,000 rows, hours instead of minutes); the same index as migration 0009.
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [TEXT_INDEX])
         text_index = cursor.fetchone()
         if text_index:
@@ -198,7 +198,7 @@ def seed(count: int) -> None:
 
 
 def _text_statistics(cursor) -> bool:
-    """Gives the text index the statistics migration 0008 gives it (a new index has the
+    """Gives the text index the statistics migration 0009 gives it (a new index has the
     default sample, and a search's plan depends on it). Whether it had to."""
     cursor.execute(
         "SELECT a.attstattarget FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "

@@ -44,8 +44,8 @@ def audit_event_filter(*, filters: dict) -> QuerySet[AuditEvent]:
 
 
 # The text free-text search looks in; on PostgreSQL a trigram index covers this very
-# expression with its punctuation read as letters (migration 0008, see TextMatch), so a
-# search does not read the whole log.
+# expression with its punctuation read as letters (migrations 0008 and 0009, see
+# TextMatch), so a search does not read the whole log.
 SEARCH_TEXT = (
     "(actor_name || ' ' || verb || ' ' || object_type || ' ' || object_id || ' ' || "
     "object_repr || ' ' || service || ' ' || environment || ' ' || details)"
@@ -59,10 +59,15 @@ FTS_TRIGGER = "audit_auditevent_text_insert"
 FTS_MATCH = "id IN (SELECT rowid FROM audit_auditevent_text WHERE audit_auditevent_text MATCH %s)"
 
 
-# The characters the words index reads as a letter (migration 0008's expression).
+# The characters the words index reads as a letter, each replaced by "q" in its turn,
+# then lower-cased (migration 0009's expression: `replace()` 32 times costs a fifth of one
+# `translate()`, and `LIKE` of lower-cased words plans quicker than `ILIKE`).
 WORD_PUNCTUATION = string.punctuation
-WORD_LETTERS = "q" * len(WORD_PUNCTUATION)
-_AS_LETTERS = str.maketrans(WORD_PUNCTUATION, WORD_LETTERS)
+_AS_LETTERS = str.maketrans(WORD_PUNCTUATION, "q" * len(WORD_PUNCTUATION))
+WORDS_TEXT = SEARCH_TEXT
+for _ in WORD_PUNCTUATION:
+    WORDS_TEXT = f"replace({WORDS_TEXT}, %s, 'q')"  # each character a parameter
+WORDS_TEXT = f"lower({WORDS_TEXT})"
 
 
 class TextMatch(Func):
@@ -79,14 +84,16 @@ class TextMatch(Func):
         sql, params = self.as_sql(
             compiler, connection, template=f"{SEARCH_TEXT} ILIKE %(expressions)s", **extra
         )
-        # The words index first (migration 0008: punctuation read as letters, so "1.7.4"
-        # has trigrams of its own), then the text itself decides, as it did without.
+        # The words index first (punctuation read as letters, so "1.7.4" has trigrams of
+        # its own), then the text itself decides, as it did without.
         words = f"%{self.text.translate(_AS_LETTERS)}%"  # no wildcard or escape is left
         # COALESCE keeps PostgreSQL from multiplying the two tests' selectivities (the
         # second holds wherever the first does, nearly): it counts it as one in two.
+        # `lower(%s)`: the pattern lower-cased as the words are (PostgreSQL folds it
+        # before planning).
         return (
-            f"(translate({SEARCH_TEXT}, %s, %s) ILIKE %s AND COALESCE({sql}, false))",
-            (WORD_PUNCTUATION, WORD_LETTERS, words, *params),
+            f"({WORDS_TEXT} LIKE lower(%s) AND COALESCE({sql}, false))",
+            (*WORD_PUNCTUATION, words, *params),
         )
 
     def as_sqlite(self, compiler, connection, **extra):
