@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import BooleanField, Func, QuerySet, TextField, Value
+from django.db.models import BooleanField, F, Func, QuerySet, TextField, Value
 from django.db.models.functions import Cast
 
 from apps.audit.chain import FIELDS
@@ -131,9 +131,13 @@ def audit_event_page(
     """One page of matching rows, newest first, found by keyset (sequence numbers), not
     by offset: any page costs what the first does."""
     events = audit_event_filter(filters=filters)
+    by_windows = bool(filters.get("q")) and connection.vendor == "postgresql"
     if after is not None:
         # Newer rows: the `size` just above `after`, walked upwards, shown newest first.
-        rows = list(events.filter(id__gt=after).order_by("id")[: size + 1])
+        if by_windows:
+            rows = _in_windows(events, after=after, limit=size + 1)
+        else:
+            rows = list(events.filter(id__gt=after).order_by("id")[: size + 1])
         more_newer = len(rows) > size
         rows = rows[:size][::-1]
         return AuditPage(
@@ -141,9 +145,10 @@ def audit_event_page(
             newer=rows[0].id if rows and more_newer else None,
             older=rows[-1].id if rows else after + 1,
         )
-    if before is not None:
-        events = events.filter(id__lt=before)
-    rows = list(events[: size + 1])
+    if by_windows:
+        rows = _in_windows(events, before=before, limit=size + 1)
+    else:
+        rows = list((events if before is None else events.filter(id__lt=before))[: size + 1])
     more_older = len(rows) > size
     rows = rows[:size]
     return AuditPage(
@@ -151,6 +156,67 @@ def audit_event_page(
         newer=rows[0].id if rows and before is not None else (before - 1 if before else None),
         older=rows[-1].id if rows and more_older else None,
     )
+
+
+# A text search on PostgreSQL reads the log by windows of sequence numbers from its
+# cursor on, nearest first, until it has a page: TEXT_WINDOW rows, then TEXT_WINDOW_GROWTH
+# times as many past them, and so on. The words index offers every row of the whole log
+# that may match, and each is read and checked; within a window, only those of the
+# window are (PostgreSQL ANDs the index's rows with the window's, read from the primary
+# key): a version offered on some 8,000 rows of 10,000,000 is checked on some hundred.
+#
+# The first window may be read along the primary key, nearest first, stopping at a
+# page, where PostgreSQL expects matches close by (a frequent term: a page is in the
+# newest rows): at worst, a window of rows checked. The next windows are asked in an
+# order no index gives, so PostgreSQL reads what the words index offers in them (or the
+# window, if it expects that to cost less): its estimate of the matches is a guess (the
+# words of "user_42" match every "user-42"), and reading millions of rows one by one
+# for a page that is not there must not follow from it.
+#
+# Each window reads the words index again; for some words (those of "Run #12345" are
+# in most rows) that costs 0.1 s at 10,000,000 rows, so the windows are few: at most
+# three there.
+TEXT_WINDOW, TEXT_WINDOW_GROWTH = 100_000, 10
+
+
+def _ordered(first: bool, *, descending: bool):
+    if first:
+        return "-id" if descending else "id"
+    unindexed = F("id") + 0
+    return unindexed.desc() if descending else unindexed.asc()
+
+
+def _in_windows(events, *, limit: int, before=None, after=None) -> list[AuditEvent]:
+    """Up to `limit` rows of `events` past a cursor, nearest first: newest first below
+    `before` (or from the head), oldest first above `after`."""
+    head = audit_head_sequence()
+    rows, width = [], TEXT_WINDOW
+    if after is not None:
+        low = after
+        while len(rows) < limit:
+            first = width == TEXT_WINDOW
+            window = events.filter(id__gt=low).order_by(_ordered(first, descending=False))
+            last = low + width >= head  # the last window is open: rows written since count
+            if not last:
+                window = window.filter(id__lte=low + width)
+            rows += window[: limit - len(rows)]
+            if last:
+                break
+            low, width = low + width, width * TEXT_WINDOW_GROWTH
+        return rows
+    high = before  # None: the first page, open above (rows written since count)
+    while len(rows) < limit:
+        top = head + 1 if high is None else high
+        window = events if high is None else events.filter(id__lt=high)
+        window = window.order_by(_ordered(width == TEXT_WINDOW, descending=True))
+        last = top - width <= 1
+        if not last:
+            window = window.filter(id__gte=top - width)
+        rows += window[: limit - len(rows)]
+        if last:
+            break
+        high, width = top - width, width * TEXT_WINDOW_GROWTH
+    return rows
 
 
 def audit_event_get(*, event_id: int) -> AuditEvent | None:

@@ -1,12 +1,14 @@
 """The audit log's free-text search through the database's index (PostgreSQL: pg_trgm
-over the text with punctuation read as letters, migration 0009; SQLite: an FTS5 table
-kept by a trigger, migration 0007): the rows a full read finds, newest first, a new row
-found at once; the chain still verifies."""
+over the text with punctuation read as letters, migration 0009, read by windows of
+sequence numbers; SQLite: an FTS5 table kept by a trigger, migration 0007): the rows a
+full read finds, newest first, page after page both ways, a new row found at once; the
+chain still verifies."""
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.audit import selectors
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import SEARCH_TEXT, audit_event_filter, audit_event_page
 from apps.audit.verification import audit_verify
@@ -49,6 +51,32 @@ def test_search_finds_what_reading_every_row_finds(rows):
         assert found == _read_every_row(query), query
 
 
+@pytest.mark.parametrize("window", [3, 50])
+def test_pages_of_a_search_hold_every_match_once_in_order_both_ways(rows, monkeypatch, window):
+    """Small windows (PostgreSQL reads a search window by window, growing): pages cross
+    them, some windows hold no match, and the last is open."""
+    monkeypatch.setattr(selectors, "TEXT_WINDOW", window)
+    monkeypatch.setattr(selectors, "TEXT_WINDOW_GROWTH", 2)
+    for query in ("shop", "no grant", "release-1.7", "1.7.4", "nothing like it"):
+        expected = _read_every_row(query)
+
+        older, page = [], audit_event_page(filters={"q": query}, size=4)
+        while True:
+            older += [row.id for row in page.events]
+            if page.older is None:
+                break
+            page = audit_event_page(filters={"q": query}, before=page.older, size=4)
+        assert older == expected, query
+
+        newer, page = [], audit_event_page(filters={"q": query}, after=0, size=4)
+        while True:
+            newer = [row.id for row in page.events] + newer
+            if page.newer is None:
+                break
+            page = audit_event_page(filters={"q": query}, after=page.newer, size=4)
+        assert newer == expected, query
+
+
 def test_a_new_row_is_found_at_once_and_the_chain_still_verifies(rows):
     assert not audit_event_page(filters={"q": "zebra-crossing"}).events
 
@@ -87,3 +115,28 @@ def test_on_postgresql_a_version_is_looked_up_in_the_words_index(rows):
         cursor.execute(f"EXPLAIN {search}")
         plan = "\n".join(line for (line,) in cursor.fetchall())
     assert "Bitmap Index Scan on audit_text_words_replace_trgm" in plan
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_on_postgresql_only_the_first_window_may_walk_the_primary_key(rows, monkeypatch):
+    """A wider window walked newest first along the primary key could check millions of
+    rows for a page that is not there; PostgreSQL must be left no such plan."""
+    monkeypatch.setattr(selectors, "TEXT_WINDOW", 3)
+    monkeypatch.setattr(selectors, "TEXT_WINDOW_GROWTH", 2)
+    with CaptureQueriesContext(connection) as queries:
+        audit_event_page(filters={"q": "nothing like it"})
+    windows = [q["sql"] for q in queries.captured_queries if "LIKE" in q["sql"]]
+    assert len(windows) > 2
+
+    plans = []
+    with connection.cursor() as cursor:
+        # What is left when PostgreSQL may only walk an index, not read the table.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        for sql in windows:
+            cursor.execute(f"EXPLAIN {sql}")
+            plans.append("\n".join(line for (line,) in cursor.fetchall()))
+    assert "Index Scan Backward using audit_auditevent_pkey" in plans[0]
+    for plan in plans[1:]:
+        assert "Index Scan Backward" not in plan, plan
+        assert "Sort" in plan, plan
