@@ -174,9 +174,10 @@ def audit_event_page(
 # for a page that is not there must not follow from it.
 #
 # Each window reads the words index again; for some words (those of "Run #12345" are
-# in most rows) that costs 0.1 s at 10,000,000 rows, so the windows are few: at most
-# three there.
-TEXT_WINDOW, TEXT_WINDOW_GROWTH = 100_000, 10
+# in most rows) that costs 0.1 s at 10,000,000 rows, so the windows are few: two there
+# (a window 100 times as wide as the last, rather than 10: 0.23 s instead of 0.34 for
+# "Run #12345", and as quick for a version, a commit or a name).
+TEXT_WINDOW, TEXT_WINDOW_GROWTH = 100_000, 100
 
 
 def _ordered(first: bool, *, descending: bool):
