@@ -121,8 +121,10 @@ class AuditFilterForm(forms.Form):
 class CursorForm(forms.Form):
     """Keyset pagination: rows older than `before`, or newer than `after` (sequence numbers)."""
 
-    before = forms.IntegerField(min_value=1, required=False)
-    after = forms.IntegerField(min_value=0, required=False)
+    # Sequence numbers are PostgreSQL bigints: past the largest, a clear error, not a
+    # page the database cannot look up.
+    before = forms.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+    after = forms.IntegerField(min_value=0, max_value=2**63 - 1, required=False)
     limit = forms.IntegerField(min_value=1, max_value=500, required=False)
 
     def clean(self):

@@ -1,5 +1,6 @@
 """Reading the audit log: filters, keyset pages, single rows, what exports stream."""
 
+import re
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -131,7 +132,7 @@ def audit_event_page(
     """One page of matching rows, newest first, found by keyset (sequence numbers), not
     by offset: any page costs what the first does."""
     events = audit_event_filter(filters=filters)
-    by_windows = bool(filters.get("q")) and connection.vendor == "postgresql"
+    by_windows = _words_narrow(filters.get("q"))
     if after is not None:
         # Newer rows: the `size` just above `after`, walked upwards, shown newest first.
         if by_windows:
@@ -180,6 +181,29 @@ def audit_event_page(
 TEXT_WINDOW, TEXT_WINDOW_GROWTH = 100_000, 100
 
 
+# The words index of migration 0009; PostgreSQL leaves one that a concurrent build did
+# not finish in place, invalid, and reads the log without it.
+WORDS_INDEX = "audit_text_words_replace_trgm"
+
+
+def _words_narrow(text: str | None) -> bool:
+    """Whether a search for `text` is read by windows: on PostgreSQL, where the words
+    index can narrow it (the words hold a trigram, three letters or digits in a row, and
+    the index is there). Else no window can be read from the index, and the search is one
+    walk of the log, newest first, stopping at a page, as any other filter's."""
+    if not text or connection.vendor != "postgresql":
+        return False
+    if not re.search(r"[^\W_]{3}", text.translate(_AS_LETTERS)):
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = %s AND i.indisvalid",
+            [WORDS_INDEX],
+        )
+        return cursor.fetchone() is not None
+
+
 def _ordered(first: bool, *, descending: bool):
     if first:
         return "-id" if descending else "id"
@@ -207,7 +231,8 @@ def _in_windows(events, *, limit: int, before=None, after=None) -> list[AuditEve
         return rows
     high = before  # None: the first page, open above (rows written since count)
     while len(rows) < limit:
-        top = head + 1 if high is None else high
+        # From the head at most: a cursor past it starts where the rows are.
+        top = head + 1 if high is None else min(high, head + 1)
         window = events if high is None else events.filter(id__lt=high)
         window = window.order_by(_ordered(width == TEXT_WINDOW, descending=True))
         last = top - width <= 1

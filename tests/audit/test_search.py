@@ -53,8 +53,9 @@ def test_search_finds_what_reading_every_row_finds(rows):
 
 @pytest.mark.parametrize("window", [3, 50])
 def test_pages_of_a_search_hold_every_match_once_in_order_both_ways(rows, monkeypatch, window):
-    """Small windows (PostgreSQL reads a search window by window, growing): pages cross
-    them, some windows hold no match, and the last is open."""
+    """Small windows (PostgreSQL reads a search window by window, growing; on SQLite the
+    search is one walk and the windows are not used): pages cross them, some windows hold
+    no match, and the last is open."""
     monkeypatch.setattr(selectors, "TEXT_WINDOW", window)
     monkeypatch.setattr(selectors, "TEXT_WINDOW_GROWTH", 2)
     for query in ("shop", "no grant", "release-1.7", "1.7.4", "nothing like it"):
@@ -75,6 +76,24 @@ def test_pages_of_a_search_hold_every_match_once_in_order_both_ways(rows, monkey
                 break
             page = audit_event_page(filters={"q": query}, after=page.newer, size=4)
         assert newer == expected, query
+
+
+@pytest.mark.parametrize("window", [3, 100_000])
+def test_a_cursor_past_the_head_pages_from_the_newest_row(rows, monkeypatch, window):
+    monkeypatch.setattr(selectors, "TEXT_WINDOW", window)
+    expected = _read_every_row("shop")
+    head = AuditEvent.objects.order_by("-id").first().id
+
+    with CaptureQueriesContext(connection) as first:
+        audit_event_page(filters={"q": "shop"}, size=4)
+    for before in (head + 1, head + 10**6, 2**63 - 1):
+        with CaptureQueriesContext(connection) as queries:
+            page = audit_event_page(filters={"q": "shop"}, before=before, size=4)
+        assert [row.id for row in page.events] == expected[:4], before
+        # As many windows as from the head: none is spent on the ids past it.
+        assert len(queries.captured_queries) == len(first.captured_queries), before
+    for after in (head, head + 10**6):
+        assert audit_event_page(filters={"q": "shop"}, after=after, size=4).events == []
 
 
 def test_a_new_row_is_found_at_once_and_the_chain_still_verifies(rows):
@@ -115,6 +134,33 @@ def test_on_postgresql_a_version_is_looked_up_in_the_words_index(rows):
         cursor.execute(f"EXPLAIN {search}")
         plan = "\n".join(line for (line,) in cursor.fetchall())
     assert "Bitmap Index Scan on audit_text_words_replace_trgm" in plan
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.parametrize("query", ["ab", "a b c", "z", "é"])
+def test_words_the_index_cannot_narrow_are_one_walk_of_the_log(rows, monkeypatch, query):
+    """No trigram in the words: no window could be read from the index, and a window read
+    in an order no index gives would be read whole."""
+    monkeypatch.setattr(selectors, "TEXT_WINDOW", 3)
+    with CaptureQueriesContext(connection) as queries:
+        found = audit_event_page(filters={"q": query}, size=100).events
+    assert [row.id for row in found] == _read_every_row(query)
+    assert not any("+ 0" in q["sql"] for q in queries.captured_queries)
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_on_postgresql_without_a_valid_words_index_a_search_is_one_walk(rows, monkeypatch):
+    """A concurrent build cut short leaves the index invalid: PostgreSQL does not read it."""
+    monkeypatch.setattr(selectors, "TEXT_WINDOW", 3)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass",
+            [selectors.WORDS_INDEX],
+        )
+    with CaptureQueriesContext(connection) as queries:
+        found = audit_event_page(filters={"q": "shop"}, size=100).events
+    assert [row.id for row in found] == _read_every_row("shop")
+    assert not any("+ 0" in q["sql"] for q in queries.captured_queries)
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
