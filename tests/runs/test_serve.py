@@ -22,6 +22,7 @@ from django.utils import timezone
 from apps.accounts.services import token_create
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
+from apps.workers.selectors import live_queues
 from tests.conftest import BASE, _database_url, free_port, wait_for
 from tests.factories import ActionFactory, RunFactory
 from tests.runs.helpers import wait_final
@@ -68,10 +69,12 @@ def serve(local_env, tmp_path):
         assert process.poll() is None, f"serve exited:\n{served.output()}"
         return bool(
             _signin_page(served) == 200
-            and "ready." in served.output()
             and _child(process, "worker")
             and _child(process, "housekeeping")
             and _child(process, "beat")
+            # What a launch asks: the runs' worker has announced its queue (its
+            # "ready." alone may come first, or be the housekeeping worker's).
+            and live_queues().get(queue)
         )
 
     try:
