@@ -141,6 +141,12 @@ def _shown(portal, run: Run) -> dict:
     return answer.json()
 
 
+def _log_tail(run: Run, lines: int = 20) -> str:
+    """The end of a run's log, to say why it failed."""
+    events = run.events.order_by("-counter")[:lines]
+    return "\n".join(event.stdout for event in reversed(events))
+
+
 def _sleeping(seconds: int) -> list[psutil.Process]:
     return [
         p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", str(seconds)]
@@ -151,9 +157,9 @@ def test_each_environment_s_runs_execute_only_on_its_host(hosts, portal):
     runs = {env: _launch(portal, portal.echo, env) for env in ("production", "test", "qa")}
 
     for env, run in runs.items():
-        wait_final(run, timeout=90)
+        ended = wait_final(run, timeout=90)
         shown = _shown(portal, run)
-        assert shown["status"] == RunStatus.SUCCESSFUL, shown
+        assert shown["status"] == RunStatus.SUCCESSFUL, (env, ended.error, _log_tail(ended))
         expected = NODES["host-b"] if env == "production" else NODES["host-a"]
         assert shown["worker"] == expected, f"the {env} run ran on {shown['worker']}"
 
