@@ -1,10 +1,15 @@
 """The few git operations the portal needs, on a bare mirror of each source."""
 
+import fcntl
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import tarfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -63,15 +68,41 @@ def mirror_dir(url: str, mirrors: Path) -> Path:
     return Path(mirrors) / f"{hashlib.sha256(url.encode()).hexdigest()[:20]}.git"
 
 
+@contextmanager
+def _mirror_lock(mirror: Path) -> Iterator[None]:
+    """One writer of `mirror` at a time on this host (a lock file beside it): the runs of
+    a worker, and the admin, may need the same mirror at the same moment."""
+    mirror.parent.mkdir(parents=True, exist_ok=True)
+    with open(mirror.parent / f"{mirror.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def mirror_update(url: str, mirror: Path) -> None:
     """Clone the repository as a bare mirror, or fetch what is new."""
     if url.startswith("-"):
         raise GitError("A repository URL cannot start with '-'.")
+    with _mirror_lock(mirror):
+        _mirror_update(url, mirror)
+
+
+def _mirror_update(url: str, mirror: Path) -> None:
     if (mirror / "HEAD").exists():
         _git("remote", "update", "--prune", git_dir=mirror)
-    else:
-        mirror.parent.mkdir(parents=True, exist_ok=True)
-        _git("clone", "--quiet", "--mirror", "--", url, str(mirror))
+        return
+    # Cloned beside it, then put in its place whole: a clone cut short (a worker killed)
+    # leaves no half mirror that every later clone would refuse to write over.
+    partial = mirror.parent / f".{mirror.name}.clone-{uuid.uuid4().hex}"
+    try:
+        _git("clone", "--quiet", "--mirror", "--", url, str(partial))
+        if mirror.exists():  # a half mirror left by an older portal
+            shutil.rmtree(mirror)
+        partial.rename(mirror)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 # Transports a form's choice source may name: never ext:: (a command line) nor fd::.
@@ -118,7 +149,16 @@ def commit_fetch(url: str, mirror: Path, ref: str) -> str:
             return commit_resolve(mirror, ref)
         except GitError:
             pass
-    mirror_update(url, mirror)
+    if url.startswith("-"):
+        raise GitError("A repository URL cannot start with '-'.")
+    with _mirror_lock(mirror):
+        # Another run may have fetched it while this one waited.
+        if (mirror / "HEAD").exists():
+            try:
+                return commit_resolve(mirror, ref)
+            except GitError:
+                pass
+        _mirror_update(url, mirror)
     return commit_resolve(mirror, ref)
 
 

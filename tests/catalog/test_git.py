@@ -2,6 +2,8 @@
 
 import os
 import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -249,3 +251,25 @@ def test_tree_hash_changes_when_a_file_becomes_executable(tmp_path):
     before = git.tree_hash(tmp_path)
     (tmp_path / "deploy.sh").chmod(0o755)
     assert git.tree_hash(tmp_path) != before
+
+
+# --- mirrors shared by a worker's runs ------------------------------------------------
+def test_runs_that_need_the_same_missing_mirror_at_once_all_get_their_commit(tmp_path):
+    """A new worker host starts two runs of one source at the same moment: both find no
+    mirror and clone it. One clone, into the mirror's place once whole; the other waits
+    for it and reads the commit there."""
+    repo = git_repo(tmp_path / "repo", {"site.yml": PLAY})
+    sha = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    mirror = tmp_path / "sources" / "mirror.git"
+    barrier = threading.Barrier(6)
+
+    def fetch(_):
+        barrier.wait()
+        return git.commit_fetch(str(repo), mirror, sha)
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(fetch, range(6))) == [sha] * 6
+    assert _head(mirror) == sha
+    assert sorted(p.name for p in mirror.parent.iterdir()) == ["mirror.git", "mirror.git.lock"]
