@@ -83,13 +83,13 @@ def _mirror_lock(mirror: Path) -> Iterator[None]:
 
 def mirror_update(url: str, mirror: Path) -> None:
     """Clone the repository as a bare mirror, or fetch what is new."""
-    if url.startswith("-"):
-        raise GitError("A repository URL cannot start with '-'.")
     with _mirror_lock(mirror):
         _mirror_update(url, mirror)
 
 
 def _mirror_update(url: str, mirror: Path) -> None:
+    if url.startswith("-"):
+        raise GitError("A repository URL cannot start with '-'.")
     if (mirror / "HEAD").exists():
         _git("remote", "update", "--prune", git_dir=mirror)
         return
@@ -142,22 +142,24 @@ def commit_resolve(mirror: Path, ref: str) -> str:
     return out.decode().strip()
 
 
+def _resolved(mirror: Path, ref: str) -> str | None:
+    """`commit_resolve`, or None when there is no mirror yet or it lacks `ref`."""
+    if not (mirror / "HEAD").exists():
+        return None
+    try:
+        return commit_resolve(mirror, ref)
+    except GitError:
+        return None
+
+
 def commit_fetch(url: str, mirror: Path, ref: str) -> str:
     """`commit_resolve`, fetching the repository first when the mirror lacks `ref`."""
-    if (mirror / "HEAD").exists():
-        try:
-            return commit_resolve(mirror, ref)
-        except GitError:
-            pass
-    if url.startswith("-"):
-        raise GitError("A repository URL cannot start with '-'.")
+    if sha := _resolved(mirror, ref):
+        return sha
     with _mirror_lock(mirror):
         # Another run may have fetched it while this one waited.
-        if (mirror / "HEAD").exists():
-            try:
-                return commit_resolve(mirror, ref)
-            except GitError:
-                pass
+        if sha := _resolved(mirror, ref):
+            return sha
         _mirror_update(url, mirror)
     return commit_resolve(mirror, ref)
 
