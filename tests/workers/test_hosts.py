@@ -19,6 +19,7 @@ from django.test import override_settings
 from apps.accounts.models import Right, Role
 from apps.runs.constants import RunStatus
 from apps.runs.models import Run
+from apps.runs.selectors import run_log_text
 from apps.workers.selectors import live_queues
 from tests.clients import api_client, api_launch
 from tests.conftest import wait_for
@@ -141,12 +142,6 @@ def _shown(portal, run: Run) -> dict:
     return answer.json()
 
 
-def _log_tail(run: Run, lines: int = 20) -> str:
-    """The end of a run's log, to say why it failed."""
-    events = run.events.order_by("-counter")[:lines]
-    return "\n".join(event.stdout for event in reversed(events))
-
-
 def _sleeping(seconds: int) -> list[psutil.Process]:
     return [
         p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", str(seconds)]
@@ -159,7 +154,9 @@ def test_each_environment_s_runs_execute_only_on_its_host(hosts, portal):
     for env, run in runs.items():
         ended = wait_final(run, timeout=90)
         shown = _shown(portal, run)
-        assert shown["status"] == RunStatus.SUCCESSFUL, (env, ended.error, _log_tail(ended))
+        # When not, why: its error and the end of its log.
+        log = "".join(run_log_text(run=ended)).splitlines()[-20:]
+        assert shown["status"] == RunStatus.SUCCESSFUL, (env, ended.error, log)
         expected = NODES["host-b"] if env == "production" else NODES["host-a"]
         assert shown["worker"] == expected, f"the {env} run ran on {shown['worker']}"
 
