@@ -219,8 +219,8 @@ def _in_windows(events, *, limit: int, before=None, after=None) -> list[AuditEve
     if after is not None:
         low = after
         while len(rows) < limit:
-            first = width == TEXT_WINDOW
-            window = events.filter(id__gt=low).order_by(_ordered(first, descending=False))
+            window = events.filter(id__gt=low)
+            window = window.order_by(_ordered(width == TEXT_WINDOW, descending=False))
             last = low + width >= head  # the last window is open: rows written since count
             if not last:
                 window = window.filter(id__lte=low + width)
